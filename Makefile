@@ -1,0 +1,39 @@
+# segflow: `make run` (whole pipeline on the default dataset) and `make test` (test suite).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+
+.PHONY: help venv run test test-fast lint bench clean-run
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+venv: $(STAMP)  ## create .venv and install pinned dependencies
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: venv  ## run the whole pipeline on the default synthetic dataset (dvc repro) and print a summary
+	bash infra/local/run.sh
+
+test: venv  ## run the test suite (what CI runs)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: venv  ## unit tests only (skip slow ones)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: venv  ## ruff
+	$(BIN)/ruff check components flows tests bench
+	$(BIN)/ruff format --check components flows tests bench
+
+bench: venv  ## run benchmarks (JSON under bench/results/)
+	$(BIN)/python bench/metrics_speed.py

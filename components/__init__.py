@@ -1,0 +1,1 @@
+"""segflow components: plain-Python building blocks (never import prefect here)."""

@@ -1,0 +1,220 @@
+"""params.yaml -> typed, frozen config objects.
+
+One section per stage. Unknown keys and bad values are errors that name the params key, so a
+typo in params.yaml (or in a ``dvc exp run -S`` override) never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, unreadable or holds an invalid value."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Named(_Frozen):
+    """A registry choice: a short registered name plus keyword arguments."""
+
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossTerm(Named):
+    """One weighted term of a (compound) loss."""
+
+    weight: float = 1.0
+
+
+class SyntheticConfig(_Frozen):
+    """Default dataset: deterministic multi-class phantoms."""
+
+    n_cases: int = Field(60, ge=8)
+    size: int = Field(96, ge=32)
+    seed: int = 0
+    n_patients: int | None = None
+
+
+class DataConfig(_Frozen):
+    """Where the dataset lives and what its labels mean."""
+
+    dir: str = "data/raw"
+    classes: dict[str, int]
+    channels: Literal[1, 3] = 1
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_ok(cls, v: dict[str, int]) -> dict[str, int]:
+        values = list(v.values())
+        if len(values) < 2:
+            raise ValueError("declare at least two classes (background and one foreground)")
+        if sorted(values) != list(range(len(values))):
+            raise ValueError(f"class values must be 0..{len(values) - 1} without gaps, got {sorted(values)}")
+        return v
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names ordered by class value."""
+        return [n for n, _ in sorted(self.classes.items(), key=lambda kv: kv[1])]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including background."""
+        return len(self.classes)
+
+
+class IntensityConfig(_Frozen):
+    """Intensity normalisation (see components.preprocessing.intensity)."""
+
+    method: Literal["zscore", "minmax", "ct_window", "dtype"] = "zscore"
+    kwargs: dict[str, float] = Field(default_factory=dict)
+
+
+class SplitConfig(_Frozen):
+    """Held-out test set and k folds."""
+
+    n_folds: int = Field(5, ge=2)
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    seed: int = 0
+
+
+class PreprocessConfig(_Frozen):
+    """Spatial size, resize mode and intensity normalisation."""
+
+    size: tuple[int, int] = (96, 96)
+    spatial_mode: Literal["resize", "pad", "letterbox"] = "resize"
+    intensity: IntensityConfig = IntensityConfig()
+    splits: SplitConfig = SplitConfig()
+
+
+class AugmentConfig(_Frozen):
+    """albumentations pipeline by transform name + kwargs."""
+
+    seed: int = 0
+    transforms: list[Named] = Field(default_factory=list)
+
+
+class EarlyStoppingConfig(_Frozen):
+    """Stop a fold when ``monitor`` has not improved for ``patience`` epochs (0 = off)."""
+
+    monitor: str = "val_dice"
+    mode: Literal["max", "min"] = "max"
+    patience: int = Field(0, ge=0)
+    min_delta: float = 0.0
+
+
+class TrainConfig(_Frozen):
+    """Model, loss, optimisation and loop settings for every fold."""
+
+    model: Named
+    loss: list[LossTerm]
+    optimizer: Named
+    scheduler: Named = Named(name="none")
+    augment: AugmentConfig = AugmentConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    grad_accum: int = Field(1, ge=1)
+    class_aware_sampling: bool = False
+    folds: list[int] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_non_empty(cls, v: list[LossTerm]) -> list[LossTerm]:
+        if not v:
+            raise ValueError("give at least one loss term, e.g. [{name: dice}, {name: ce}]")
+        return v
+
+
+class EvaluateConfig(_Frozen):
+    """Fold evaluation settings."""
+
+    connectivity: int = Field(1, ge=1, le=3)
+    surface_tolerance: float = Field(1.0, ge=0)
+    spacing: tuple[float, float] | None = None
+    worst_cases: int = Field(6, ge=0)
+
+
+class EnsembleConfig(_Frozen):
+    """Fold ensembling, TTA and the promotion gate."""
+
+    tta: bool = True
+    registered_model: str = "segflow"
+    gate_metric: Literal["dice"] = "dice"
+
+
+class TrackingConfig(_Frozen):
+    """MLflow experiment (one per dataset). The tracking URI comes from MLFLOW_TRACKING_URI."""
+
+    experiment: str = "segflow"
+
+
+class Params(_Frozen):
+    """The whole params.yaml."""
+
+    data: DataConfig
+    preprocess: PreprocessConfig = PreprocessConfig()
+    train: TrainConfig
+    evaluate: EvaluateConfig = EvaluateConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _folds_in_range(self) -> Params:
+        k = self.preprocess.splits.n_folds
+        bad = [f for f in (self.train.folds or []) if not 0 <= f < k]
+        if bad:
+            raise ValueError(f"train.folds {bad} out of range for preprocess.splits.n_folds={k}")
+        return self
+
+    @property
+    def folds(self) -> list[int]:
+        """Fold indices to train/evaluate."""
+        return self.train.folds if self.train.folds is not None else list(range(self.preprocess.splits.n_folds))
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (check spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate a params mapping.
+
+    Raises:
+        ConfigError: Lists every offending key with what was expected.
+    """
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: not found; run from the project root or pass --params")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    return parse_params(raw, str(p))
