@@ -1,0 +1,192 @@
+"""The dataset checks: each one GX expectation over the metadata table, with a user-facing fix.
+
+Every check names the path column(s) that identify an offending row, so that a failure can
+list the files, and an ``observe`` function that says what was found in one offending row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named dataset rule.
+
+    Attributes:
+        name: Stable short name, stored in the expectation's ``meta['check']``.
+        column: Metadata column the expectation reads ("" for table-level checks).
+        description: What must hold, in words (also shown in Data Docs).
+        fix: How the user repairs the data.
+        path_columns: Columns naming the offending files (``image_path`` and/or ``mask_path``).
+        observe: What one offending row shows (e.g. ``"labels 0,1,7"``).
+        expectation: The GX expectation implementing the rule.
+    """
+
+    name: str
+    column: str
+    description: str
+    fix: str
+    path_columns: tuple[str, ...]
+    observe: Callable[[Row], str]
+    expectation: Expectation
+
+
+def majority_channels(meta: pd.DataFrame) -> int | None:
+    """Most common image channel count among readable images (ties -> the smaller), or None."""
+    counts = meta["channels"].dropna().value_counts()
+    if counts.empty:
+        return None
+    top = counts[counts == counts.max()].index
+    return int(min(top))
+
+
+def _size(row: Row, prefix: str) -> str:
+    depth = row.get(f"{prefix}depth")
+    hw = f"{row.get(f'{prefix}height')}x{row.get(f'{prefix}width')}"
+    return hw if depth in (None, 1) or pd.isna(depth) else f"{depth}x{hw}"
+
+
+def build_checks(
+    meta: pd.DataFrame, class_values: Sequence[int], expected_channels: int | None = None
+) -> list[Check]:
+    """Build the dataset checks for one metadata table.
+
+    Args:
+        meta: Output of ``build_metadata`` (used only to pick the majority channel count).
+        class_values: Declared mask pixel values.
+        expected_channels: Required image channel count; None = all images like the majority.
+    """
+    import great_expectations.expectations as gxe
+
+    allowed = ",".join(str(v) for v in class_values)
+
+    def in_set(name: str, column: str, values: list[Any], description: str) -> Expectation:
+        return gxe.ExpectColumnValuesToBeInSet(
+            column=column, value_set=values, description=description, meta={"check": name}
+        )
+
+    specs: list[tuple[str, str, str, str, tuple[str, ...], Callable[[Row], str], Any]] = [
+        (
+            "has_mask",
+            "has_mask",
+            "Every image has a mask with the same file stem",
+            "add masks/<stem>.png (same stem as the image) or remove the image",
+            ("image_path",),
+            lambda r: "no mask",
+            [True],
+        ),
+        (
+            "has_image",
+            "has_image",
+            "Every mask has an image with the same file stem",
+            "add the image images/<stem>.<ext> or remove the mask",
+            ("mask_path",),
+            lambda r: "no image",
+            [True],
+        ),
+        (
+            "image_readable",
+            "image_readable",
+            "Every image file can be decoded",
+            "re-export the image as PNG/TIFF (or remove the case); the file may be truncated or not an image",
+            ("image_path",),
+            lambda r: str(r.get("read_error") or "unreadable"),
+            [True],
+        ),
+        (
+            "mask_readable",
+            "mask_readable",
+            "Every mask file can be decoded",
+            "re-export the mask as a single-channel PNG (or remove the case)",
+            ("mask_path",),
+            lambda r: str(r.get("read_error") or "unreadable"),
+            [True],
+        ),
+        (
+            "size_match",
+            "size_match",
+            "Image and mask have the same height and width",
+            "save the mask at the image's size (resize masks only with nearest-neighbour)",
+            ("image_path", "mask_path"),
+            lambda r: f"image {_size(r, '')}, mask {_size(r, 'mask_')}",
+            [True],
+        ),
+        (
+            "mask_single_channel",
+            "mask_channels",
+            "Masks are single-channel class-index images",
+            "save masks as one-channel class-index images (PIL mode L or P), not RGB colour masks",
+            ("mask_path",),
+            lambda r: f"{r.get('mask_channels')} channels",
+            [1],
+        ),
+        (
+            "mask_labels_declared",
+            "labels_ok",
+            f"Mask values are among the declared class values {{{allowed}}}",
+            f"fix the mask or declare the value in the class values (now {allowed})",
+            ("mask_path",),
+            lambda r: f"values {r.get('labels_present')}",
+            [True],
+        ),
+    ]
+    checks = [Check(n, c, d, f, p, o, in_set(n, c, v, d)) for n, c, d, f, p, o, v in specs]
+
+    target = expected_channels if expected_channels is not None else majority_channels(meta)
+    if target is not None:
+        how = "as configured" if expected_channels is not None else "as the majority of images"
+        desc = f"All images have {target} channel(s) ({how})"
+        fix = f"convert the images to {target} channel(s)" + (
+            "" if expected_channels is not None else " or set the expected channel count"
+        )
+        checks.append(
+            Check(
+                "channels_consistent",
+                "channels",
+                desc,
+                fix,
+                ("image_path",),
+                lambda r: f"{r.get('channels')} channels",
+                in_set("channels_consistent", "channels", [target], desc),
+            )
+        )
+
+    desc = "No duplicate images (pixel content hash is unique)"
+    checks.append(
+        Check(
+            "no_duplicate_images",
+            "content_hash",
+            desc,
+            "remove the duplicated cases; a duplicate can land in both train and test and inflate scores",
+            ("image_path",),
+            lambda r: f"sha256 {str(r.get('content_hash'))[:12]}",
+            gxe.ExpectColumnValuesToBeUnique(
+                column="content_hash", description=desc, meta={"check": "no_duplicate_images"}
+            ),
+        )
+    )
+    desc = "The dataset is not empty"
+    checks.append(
+        Check(
+            "dataset_not_empty",
+            "",
+            desc,
+            "put images in images/ and masks in masks/, paired by file stem",
+            (),
+            lambda r: "",
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=1, description=desc, meta={"check": "dataset_not_empty"}
+            ),
+        )
+    )
+    return checks

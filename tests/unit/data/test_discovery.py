@@ -1,0 +1,113 @@
+"""discover(): pairing images/ with masks/ by stem, cases.csv patient ids, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.data.discovery import CasePair, DiscoveryError, discover
+
+
+def _touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")  # discovery never decodes files
+
+
+def test_pairs_by_stem_with_mixed_suffixes(tmp_path: Path) -> None:
+    _touch(
+        tmp_path,
+        "images/c.jpg", "masks/c.png",
+        "images/a.tif", "masks/a.tiff",
+        "images/b.nii.gz", "masks/b.nii.gz",
+        "images/case.1.PNG", "masks/case.1.png",
+        "images/d.jpeg", "masks/d.tif",
+    )  # fmt: skip
+    disc = discover(tmp_path)
+    assert [p.case_id for p in disc.pairs] == ["a", "b", "c", "case.1", "d"]
+    assert disc.pairs[1] == CasePair("b", tmp_path / "images/b.nii.gz", tmp_path / "masks/b.nii.gz", "b")
+    assert all(p.patient_id == p.case_id for p in disc.pairs)
+    assert disc.unpaired_images == [] and disc.unpaired_masks == [] and disc.ignored == []
+
+
+def test_unpaired_and_ignored_files_are_reported_sorted(tmp_path: Path) -> None:
+    _touch(
+        tmp_path,
+        "images/z.png", "images/y.png", "masks/y.png", "masks/x.png", "masks/w.png",
+        "images/.hidden.png", "masks/.DS_Store", "images/notes.txt", "masks/v.jpg",
+    )  # fmt: skip
+    (tmp_path / "images" / "sub").mkdir()
+    disc = discover(tmp_path)
+    assert [p.case_id for p in disc.pairs] == ["y"]
+    assert disc.unpaired_images == [tmp_path / "images/z.png"]
+    assert disc.unpaired_masks == [tmp_path / "masks/w.png", tmp_path / "masks/x.png"]
+    # hidden files, folders, non-image suffixes and JPEG masks (lossy, not a class-index format)
+    assert [p.relative_to(tmp_path).as_posix() for p in disc.ignored] == [
+        "images/.hidden.png",
+        "images/notes.txt",
+        "images/sub",
+        "masks/.DS_Store",
+        "masks/v.jpg",
+    ]
+
+
+def test_order_is_deterministic(tmp_path: Path) -> None:
+    names = [f"{i:03d}" for i in (5, 1, 12, 3)]
+    for n in names:
+        _touch(tmp_path, f"images/{n}.png", f"masks/{n}.png")
+    assert [p.case_id for p in discover(tmp_path).pairs] == sorted(names)
+    assert discover(tmp_path) == discover(tmp_path)
+
+
+def test_cases_csv_sets_patient_ids(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id\na,P1\nb, P1 \nextra,P9\n")
+    disc = discover(tmp_path)
+    assert [(p.case_id, p.patient_id) for p in disc.pairs] == [("a", "P1"), ("b", "P1")]
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("case,patient\na,P1\n", r"cases\.csv.*expected columns case_id, patient_id"),
+        ("case_id\na\n", r"cases\.csv.*missing: patient_id"),
+        ("", r"cases\.csv.*no header"),
+        ("case_id,patient_id\na,P1\na,P2\n", r"cases\.csv, line 3.*'a' is listed twice"),
+        ("case_id,patient_id\na,\n", r"cases\.csv, line 2.*must both be set"),
+        ("case_id,patient_id\nzz,P1\n", r"cases\.csv: no patient_id for 1 case\(s\): a"),
+    ],
+)
+def test_bad_cases_csv_is_an_error_naming_it(tmp_path: Path, content: str, match: str) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    (tmp_path / "cases.csv").write_text(content)
+    with pytest.raises(DiscoveryError, match=match):
+        discover(tmp_path)
+
+
+def test_two_images_with_the_same_stem_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "images/a.tif", "masks/a.png")
+    with pytest.raises(DiscoveryError) as info:
+        discover(tmp_path)
+    assert "a.png" in str(info.value) and "a.tif" in str(info.value) and "'a'" in str(info.value)
+
+
+def test_two_masks_with_the_same_stem_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "masks/a.nii.gz")
+    with pytest.raises(DiscoveryError, match=r"a\.nii\.gz"):
+        discover(tmp_path)
+
+
+@pytest.mark.parametrize("missing", ["images", "masks"])
+def test_missing_folder_is_an_error(tmp_path: Path, missing: str) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    for p in (tmp_path / missing).iterdir():
+        p.unlink()
+    (tmp_path / missing).rmdir()
+    with pytest.raises(DiscoveryError, match=rf"{missing}: .*folder not found"):
+        discover(tmp_path)
+
+
+def test_discovery_error_is_a_value_error() -> None:
+    assert issubclass(DiscoveryError, ValueError)
