@@ -87,12 +87,20 @@ class SplitConfig(_Frozen):
     seed: int = 0
 
 
+class ClaheConfig(_Frozen):
+    """Contrast-limited adaptive histogram equalisation applied after intensity normalisation."""
+
+    clip_limit: float = Field(2.0, gt=0)
+    tile_grid: int = Field(8, ge=1)
+
+
 class PreprocessConfig(_Frozen):
     """Spatial size, resize mode and intensity normalisation."""
 
     size: tuple[int, int] = (96, 96)
     spatial_mode: Literal["resize", "pad", "letterbox"] = "resize"
     intensity: IntensityConfig = IntensityConfig()
+    clahe: ClaheConfig | None = None
     splits: SplitConfig = SplitConfig()
 
 
@@ -184,7 +192,9 @@ class Params(_Frozen):
     @property
     def folds(self) -> list[int]:
         """Fold indices to train/evaluate."""
-        return self.train.folds if self.train.folds is not None else list(range(self.preprocess.splits.n_folds))
+        return (
+            self.train.folds if self.train.folds is not None else list(range(self.preprocess.splits.n_folds))
+        )
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

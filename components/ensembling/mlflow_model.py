@@ -1,0 +1,53 @@
+"""The packaged fold ensemble, as an MLflow "model from code".
+
+MLflow executes this file when the model is loaded; ``code_paths`` ships the ``components``
+package with the model, so loading needs no pickled classes. Input: raw images as a float32
+array ``(N, H, W, C)`` (also accepted: one ``(H, W)`` image or ``(N, H, W)`` grayscale);
+output: label maps ``(N, H, W)`` or, with ``params={"output": "probabilities"}``, class
+probabilities ``(N, K, H, W)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+
+class FoldEnsembleModel(PythonModel):
+    """Preprocessing + fold networks + TTA behind one ``predict``."""
+
+    def load_context(self, context: Any) -> None:
+        """Rebuild the fold networks from their checkpoints."""
+        from components.ensembling.predictor import Predictor
+        from components.training.checkpoint import load_checkpoint
+
+        with open(context.artifacts["ensemble_config"]) as fh:
+            cfg = json.load(fh)
+        keys = sorted(k for k in context.artifacts if k.startswith("fold_"))
+        loaded = [load_checkpoint(context.artifacts[k]) for k in keys]
+        self.predictor = Predictor([m for m, _, _ in loaded], loaded[0][2], tta=bool(cfg["tta"]))
+        self.class_names: list[str] = cfg["class_names"]
+
+    # No type hints on predict: MLflow would try to derive a schema from them; the signature is explicit.
+    def predict(self, context, model_input, params=None):
+        """Segment a batch of raw images of one size.
+
+        Shape:
+            model_input: (N, H, W, C), (N, H, W) or (H, W) -> (N, H, W) labels or (N, K, H, W) probabilities
+        """
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.ndim == 2:  # one grayscale image
+            x = x[None, ..., None]
+        elif x.ndim == 3:  # a batch of grayscale images
+            x = x[..., None]
+        probs = np.stack([self.predictor.predict_proba(img) for img in x])
+        if (params or {}).get("output", "labels") == "probabilities":
+            return probs
+        return probs.argmax(1).astype(np.int64)
+
+
+mlflow.models.set_model(FoldEnsembleModel())

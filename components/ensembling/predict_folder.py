@@ -1,0 +1,61 @@
+"""Segment a folder of new images with a packaged model (``segflow predict``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from components.evaluation.overlay import overlay
+from components.io import IMAGE_SUFFIXES, file_stem, is_nifti, read_image, write_mask
+
+
+def list_images(folder: Path) -> list[Path]:
+    """2D image files in ``folder`` (sorted; hidden files skipped)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--input {folder}: not a folder")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.lower().endswith(IMAGE_SUFFIXES)
+        and not is_nifti(p)
+    )
+    if not files:
+        raise FileNotFoundError(f"--input {folder}: no PNG/JPG/TIFF images found")
+    return files
+
+
+def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: bool = True) -> int:
+    """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``.
+
+    Args:
+        model_uri: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/...`` or a
+            local model folder.
+        input_dir: Images of any size (gray or RGB).
+        output_dir: Created if missing.
+        overlays: Also write colour overlays of the prediction on the image.
+
+    Returns:
+        Number of images segmented.
+    """
+    import mlflow.pyfunc
+
+    files = list_images(input_dir)
+    model = mlflow.pyfunc.load_model(model_uri)
+    num_classes = len(model.unwrap_python_model().class_names)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for path in tqdm(files, desc="predict", unit="image"):
+        image = read_image(path)
+        x = (image[..., None] if image.ndim == 2 else image)[None].astype(np.float32)
+        labels = np.asarray(model.predict(x))[0].astype(np.uint8)
+        write_mask(output_dir / f"{file_stem(path)}.png", labels)
+        if overlays:
+            (output_dir / "overlays").mkdir(exist_ok=True)
+            Image.fromarray(overlay(image, labels, num_classes)).save(
+                output_dir / "overlays" / f"{file_stem(path)}.png"
+            )
+    return len(files)

@@ -1,0 +1,79 @@
+"""Raw image -> class probabilities at the original resolution, for one model or a fold ensemble.
+
+The same predictor scores fold validation cases, the ensemble's test cases and new images in
+the packaged MLflow model, so evaluation measures exactly what users get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from components.preprocessing.pipeline import PreprocessSpec, to_network_input, to_unit_image
+from components.preprocessing.spatial import restore
+
+
+def _softmax(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
+    """Softmax of one model, averaged with its horizontally flipped prediction when ``tta``.
+
+    Shape:
+        x: (N, C_in, h, w) -> (N, K, h, w)
+    """
+    probs = model(x).float().softmax(1)
+    if tta:
+        flipped = model(torch.flip(x, dims=[-1])).float().softmax(1)
+        probs = (probs + torch.flip(flipped, dims=[-1])) / 2
+    return probs
+
+
+class Predictor:
+    """Averages the softmax probabilities of ``models`` (a fold ensemble or a single model).
+
+    Args:
+        models: Trained networks (eval mode is set here).
+        spec: Preprocessing applied to raw images before the networks.
+        tta: Average with the horizontal-flip prediction.
+        device: Where to run.
+    """
+
+    def __init__(
+        self, models: Sequence[nn.Module], spec: PreprocessSpec, tta: bool = False, device: str = "cpu"
+    ) -> None:
+        if not models:
+            raise ValueError("Predictor needs at least one model")
+        self.device = torch.device(device)
+        self.models = [m.to(self.device).eval() for m in models]
+        self.spec = spec
+        self.tta = tta
+
+    @torch.no_grad()
+    def predict_network(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities at network size.
+
+        Shape:
+            x: (N, C_in, h, w) float32 -> (N, K, h, w) float32
+        """
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        total = sum(_softmax(m, xt, self.tta) for m in self.models)
+        return (total / len(self.models)).cpu().numpy()
+
+    def predict_proba(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities for one raw image at its original size.
+
+        Shape:
+            image: (H, W) or (H, W, C), any dtype -> (K, H, W) float32
+        """
+        unit, _, sp = to_unit_image(image, None, self.spec)
+        probs = self.predict_network(to_network_input(unit, self.spec)[None])[0]
+        return restore(probs, sp).astype(np.float32)
+
+    def predict_labels(self, image: np.ndarray) -> np.ndarray:
+        """Label map for one raw image at its original size.
+
+        Shape:
+            image: (H, W) or (H, W, C) -> (H, W) uint8
+        """
+        return self.predict_proba(image).argmax(0).astype(np.uint8)

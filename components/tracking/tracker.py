@@ -1,0 +1,98 @@
+"""A thin MLflow tracker that addresses runs by id.
+
+Runs are created and written through ``MlflowClient`` with explicit run ids instead of the
+thread-local "active run", so fold runs created inside Prefect worker threads keep their parent
+(see STACK_NOTES §2) and stages in separate processes can log to the same runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else a SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> ``{"a.b.c": "value"}`` strings (lists as JSON)."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list | tuple) else str(v)
+    return out
+
+
+class Tracker:
+    """Create runs in one experiment and log to them by id.
+
+    Args:
+        experiment: Experiment name (created when missing).
+        uri: Tracking URI; default :func:`tracking_uri`.
+    """
+
+    def __init__(self, experiment: str, uri: str | None = None) -> None:
+        self.uri = uri or tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+
+    def start_run(
+        self, name: str, parent_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a run (a child of ``parent_id`` when given) and return its id."""
+        all_tags = {"mlflow.runName": name, **(tags or {})}
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        return self.client.create_run(self.experiment_id, tags=all_tags, run_name=name).info.run_id
+
+    def end_run(self, run_id: str, ok: bool = True) -> None:
+        """Mark a run finished (or failed)."""
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log (nested) params, flattened to dotted keys."""
+        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log finite metrics in one batch (NaN/inf are skipped: MLflow charts cannot show them)."""
+        ts = int(time.time() * 1000)
+        items = [
+            Metric(k.replace("±", "+-"), float(v), ts, step or 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set string tags."""
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder."""
+        if Path(path).is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], name: str) -> None:
+        """Store a mapping as a JSON/YAML artifact named ``name``."""
+        self.client.log_dict(run_id, dict(data), name)

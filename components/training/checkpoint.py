@@ -1,0 +1,68 @@
+"""Self-contained checkpoints: weights plus everything needed to rebuild the model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from components.models import build_model
+from components.preprocessing.pipeline import PreprocessSpec
+
+if TYPE_CHECKING:
+    from components.config import Params
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to rebuild a model: registry name, kwargs, channels, classes."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        """Instantiate the architecture (random weights)."""
+        kwargs = {k: v for k, v in self.kwargs.items() if k != "encoder_weights"}
+        return build_model(self.name, self.in_channels, self.num_classes, encoder_weights=None, **kwargs)
+
+
+def model_spec_from_params(params: Params) -> ModelSpec:
+    """The model spec that params.yaml describes."""
+    m = params.train.model
+    return ModelSpec(m.name, params.data.channels, params.data.num_classes, dict(m.kwargs))
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, model_spec: ModelSpec, preprocess: PreprocessSpec, extra: dict[str, Any]
+) -> None:
+    """Write a checkpoint atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(
+        {
+            "state_dict": state,
+            "model": asdict(model_spec),
+            "preprocess": preprocess.to_dict(),
+            "extra": extra,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelSpec, PreprocessSpec]:
+    """Rebuild the model from a checkpoint, in eval mode on ``device``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ModelSpec(**ckpt["model"])
+    model = spec.build()
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), spec, PreprocessSpec.from_dict(ckpt["preprocess"])

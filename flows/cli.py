@@ -1,0 +1,142 @@
+"""The ``segflow`` command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="segflow",
+    help="Reproducible medical image segmentation: validate, preprocess, k-fold train, evaluate, "
+    "ensemble and register, as one DVC + Prefect + MLflow pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _defaults_env() -> None:
+    """Quiet, offline-safe defaults for the libraries (the Makefile sets the same)."""
+    for key, value in {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+@app.callback()
+def _main() -> None:
+    _defaults_env()
+
+
+@app.command()
+def run(
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset folder with images/ and masks/ (sets data.dir).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a params key, e.g. --set train.epochs=20 (repeatable)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Re-run every stage even when DVC finds it up to date.")
+    ] = False,
+    params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
+) -> None:
+    """Run the whole pipeline (dvc repro inside a Prefect flow) and print the summary."""
+    from components.config import ConfigError
+    from components.config_edit import parse_assignment
+    from flows.pipeline import pipeline
+
+    try:
+        overrides = dict(parse_assignment(s) for s in set_ or [])
+        pipeline(
+            data_dir=str(data) if data else None, overrides=overrides, force=force, params_path=str(params)
+        )
+    except ConfigError as exc:
+        typer.secho(f"segflow: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except RuntimeError as exc:
+        typer.secho(f"segflow: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Output folder (images/, masks/, cases.csv).")] = Path("data/raw"),
+    params: Annotated[Path, typer.Option(help="params file (data.synthetic section)")] = Path("params.yaml"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
+) -> None:
+    """Write the default synthetic phantom dataset (deterministic for the configured seed)."""
+    import shutil
+
+    from components.config import load_params
+    from components.data.synthetic import generate_phantoms
+
+    syn = load_params(params).data.synthetic
+    if out.exists():
+        if not overwrite:
+            typer.echo(f"{out} exists; keeping it (use --overwrite to regenerate)")
+            return
+        shutil.rmtree(out)
+    generate_phantoms(out, n_cases=syn.n_cases, size=syn.size, seed=syn.seed, n_patients=syn.n_patients)
+    typer.echo(f"wrote {syn.n_cases} synthetic cases to {out}")
+
+
+@app.command()
+def summary(root: Annotated[Path, typer.Option(help="project root")] = Path()) -> None:
+    """Print the last run's CV and test Dice per class and the registered model version and alias."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from components.evaluation.summary import run_summary, run_summary_markdown
+
+    Console().print(Markdown(run_summary_markdown(run_summary(root))))
+
+
+@app.command()
+def predict(
+    model: Annotated[
+        str, typer.Option(help="MLflow model URI, e.g. models:/segflow-synthetic@champion, or a folder.")
+    ],
+    input: Annotated[Path, typer.Option("--input", help="Folder of images (PNG/JPG/TIFF).")],
+    output: Annotated[Path, typer.Option(help="Output folder: <stem>.png label masks and overlays/.")],
+    overlays: Annotated[bool, typer.Option(help="Also write colour overlays.")] = True,
+) -> None:
+    """Segment new images with a registered (packaged) model."""
+    from components.ensembling.predict_folder import predict_folder
+
+    n = predict_folder(model, input, output, overlays=overlays)
+    typer.echo(
+        f"wrote {n} label masks to {output}" + (f" and overlays to {output / 'overlays'}" if overlays else "")
+    )
+
+
+def _register_component_commands() -> None:
+    """Commands whose bodies live beside their components (metrics, model zoo)."""
+    try:
+        from flows.commands.metrics import metrics_command
+
+        app.command(
+            "metrics", help="Score a folder of predicted masks against references (full metric panel)."
+        )(metrics_command)
+    except ImportError:  # pragma: no cover - only while a component is missing
+        pass
+    try:
+        from flows.commands.zoo import augment_preview_command, list_command
+
+        app.command("list", help="List registered models, losses, optimizers, schedulers or augmentations.")(
+            list_command
+        )
+        app.command("augment-preview", help="Render a grid of augmented samples with their masks.")(
+            augment_preview_command
+        )
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_register_component_commands()

@@ -1,0 +1,79 @@
+"""train stage: all k folds, one MLflow child run each under one parent run -> models/folds/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from components.config import load_params
+from components.preprocessing.prepare import load_splits
+from components.tracking.lineage import lineage_tags
+from components.tracking.run_record import RunRecord
+from components.tracking.tracker import Tracker
+from components.training.loop import train_fold
+from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
+
+PREPARED = Path("data/prepared")
+FOLDS_DIR = Path("models/folds")
+RUN_RECORD = FOLDS_DIR / "run.json"
+
+
+@task(cache_policy=NO_CACHE)
+def train_one_fold(params_path: str, fold: int, experiment: str, parent_run_id: str) -> dict[str, float]:
+    """Train fold ``fold`` in its own MLflow child run; return its best validation Dice."""
+    params = load_params(params_path)
+    tracker = Tracker(experiment)
+    run_id = tracker.start_run(f"fold-{fold}", parent_id=parent_run_id, tags={"segflow.fold": str(fold)})
+    tracker.log_params(run_id, {"fold": fold, **params.train.model_dump(mode="json")})
+    out_dir = FOLDS_DIR / f"fold_{fold}"
+    try:
+        res = train_fold(
+            params,
+            fold,
+            load_splits(PREPARED),
+            PREPARED,
+            out_dir,
+            log_metrics=lambda m, step: tracker.log_metrics(run_id, m, step),
+        )
+    except BaseException:
+        tracker.end_run(run_id, ok=False)
+        raise
+    tracker.log_metrics(
+        run_id,
+        {
+            "best_val_dice": res.best_val_dice,
+            "best_epoch": res.best_epoch,
+            "train_images_per_s": res.train_images_per_s,
+        },
+    )
+    tracker.log_artifact(run_id, res.history)
+    tracker.log_artifact(run_id, res.best_checkpoint, "checkpoint")
+    tracker.end_run(run_id)
+    print(
+        f"fold {fold}: best val Dice {res.best_val_dice:.4f} at epoch {res.best_epoch}, "
+        f"{res.train_images_per_s:.1f} train images/s"
+    )
+    return {"fold": fold, "run_id": run_id, "best_val_dice": res.best_val_dice}  # type: ignore[dict-item]
+
+
+@flow(name="train", log_prints=True)
+def train_flow(params_path: str = "params.yaml") -> str:
+    """Train every fold named by params.yaml (train.folds, default all)."""
+    params = load_params(params_path)
+    tracker = Tracker(params.tracking.experiment)
+    tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
+    parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+    tracker.log_params(parent, params.model_dump(mode="json"))
+    results = [train_one_fold(params_path, k, params.tracking.experiment, parent) for k in params.folds]
+    RunRecord(
+        tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
+    ).save(RUN_RECORD)
+    tracker.end_run(parent)  # later stages (evaluate, ensemble) still log to it by id
+    return str(FOLDS_DIR)
+
+
+if __name__ == "__main__":
+    main(train_flow)
