@@ -1,58 +1,75 @@
-"""Colour overlays of label maps on images (prediction previews, galleries)."""
+"""Colour overlays of label maps on images: one palette and one blend for every picture segflow draws
+(prediction overlays, the worst-case gallery, the augmentation preview, plot legends)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-# Colour-blind-friendly qualitative palette (Okabe–Ito), background transparent.
-_PALETTE = np.array(
-    [
-        [0, 0, 0],
-        [230, 159, 0],
-        [86, 180, 233],
-        [0, 158, 115],
-        [240, 228, 66],
-        [0, 114, 178],
-        [213, 94, 0],
-        [204, 121, 167],
-    ],
-    dtype=np.float32,
+# Okabe–Ito colour-blind-safe palette; class c >= 1 uses PALETTE[(c - 1) % len(PALETTE)].
+PALETTE: tuple[str, ...] = (
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
+    "#999999",
 )
 
 
-def class_colors(num_classes: int) -> np.ndarray:
-    """RGB colour per class (uint8), class 0 black; cycles past the palette size.
+def class_color(c: int) -> str:
+    """Hex colour of foreground class ``c`` (>= 1)."""
+    return PALETTE[(int(c) - 1) % len(PALETTE)]
+
+
+def _rgb_table(n: int) -> np.ndarray:
+    """Float RGB in [0, 1] for classes 0..n-1 (row 0 unused). Shape: -> (n, 3)."""
+    table = np.zeros((max(n, 1), 3), dtype=np.float32)
+    for c in range(1, n):
+        h = class_color(c).lstrip("#")
+        table[c] = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    return table
+
+
+def to_gray_unit(image: np.ndarray) -> np.ndarray:
+    """Any image -> 2D float in [0, 1], contrast-stretched to its 1st-99th percentile (RGB averaged).
 
     Shape:
-        -> (num_classes, 3)
+        image: (H, W) or (H, W, C) -> (H, W)
     """
-    idx = [0] + [1 + (c - 1) % (len(_PALETTE) - 1) for c in range(1, num_classes)]
-    return _PALETTE[idx].astype(np.uint8)
-
-
-def to_display(image: np.ndarray) -> np.ndarray:
-    """Any image -> uint8 RGB, contrast-stretched to its 1st-99th percentile.
-
-    Shape:
-        image: (H, W) or (H, W, C) -> (H, W, 3)
-    """
-    img = image.astype(np.float32)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        img = img.mean(axis=-1)
     lo, hi = np.percentile(img, [1, 99]) if img.size else (0.0, 1.0)
-    unit = np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1)
-    rgb = np.repeat(unit[..., None], 3, -1) if unit.ndim == 2 else unit[..., :3]
-    return (rgb * 255).astype(np.uint8)
+    return np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = 0.45) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, stretch: bool = True) -> np.ndarray:
     """Blend class colours over the image where ``labels`` > 0.
 
+    Args:
+        image: Gray or RGB image, any range (contrast-stretched when ``stretch``; else taken as [0, 1]).
+        labels: Class-index map.
+        alpha: Opacity of the class colour.
+        stretch: Stretch intensities to the 1st-99th percentile first.
+
     Shape:
-        image: (H, W) or (H, W, C); labels: (H, W) -> (H, W, 3) uint8
+        image: (H, W) or (H, W, C); labels: (H, W) -> (H, W, 3) float in [0, 1]
     """
-    base = to_display(image).astype(np.float32)
-    colors = class_colors(max(num_classes, int(labels.max(initial=0)) + 1)).astype(np.float32)
-    fg = labels > 0
-    base[fg] = (1 - alpha) * base[fg] + alpha * colors[labels[fg]]
-    return base.astype(np.uint8)
+    if stretch or image.ndim == 2 or image.shape[-1] == 1:
+        base = image if not stretch else to_gray_unit(image)
+        base = np.squeeze(base, -1) if base.ndim == 3 else base
+        rgb = np.repeat(np.clip(base, 0, 1)[..., None], 3, axis=-1).astype(np.float32)
+    else:
+        rgb = np.clip(image[..., :3], 0, 1).astype(np.float32)
+    lab = np.asarray(labels).astype(np.int64)
+    colors = _rgb_table(int(lab.max(initial=0)) + 1)
+    fg = lab > 0
+    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colors[lab[fg]]
+    return rgb
+
+
+def overlay_uint8(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """:func:`overlay` as an 8-bit RGB picture (for PNG files). Shape: -> (H, W, 3) uint8."""
+    return (overlay(image, labels, alpha) * 255).round().astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``segflow`` CLI that are not pipeline stages (thin wrappers over components)."""

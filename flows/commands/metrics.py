@@ -1,0 +1,93 @@
+"""``segflow metrics``: evaluate a folder of predicted masks against reference masks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "ravd")
+
+
+def _numbers(text: str | None, kind: type, option: str) -> list | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of {kind.__name__}s, "
+            f"e.g. {'1,2' if kind is int else '0.7,0.7'}",
+            param_hint=option,
+        ) from None
+
+
+def metrics_command(
+    pred: Annotated[
+        Path, typer.Option("--pred", help="Folder of predicted class-index masks (PNG, TIFF or NIfTI).")
+    ],
+    ref: Annotated[
+        Path, typer.Option("--ref", help="Folder of reference masks, paired with --pred by file stem.")
+    ],
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Classes to evaluate, e.g. 1,2 (default: every non-zero label in the references)."),
+    ] = None,
+    spacing: Annotated[
+        str | None,
+        typer.Option(
+            help="Voxel size per array axis, e.g. 0.7,0.7 or 2.5,0.7,0.7 (Z,Y,X); default: NIfTI header or 1."
+        ),
+    ] = None,
+    connectivity: Annotated[
+        int,
+        typer.Option(help="Border neighbourhood for surface distances: 1 (faces) .. ndim (all neighbours)."),
+    ] = 1,
+    tolerance: Annotated[float, typer.Option(help="Surface Dice tolerance in physical units (mm).")] = 1.0,
+    out: Annotated[Path, typer.Option(help="Per-case CSV to write (one row per case and class).")] = Path(
+        "per_case.csv"
+    ),
+) -> None:
+    """Compute the metric panel for every case and class, write a CSV and print a summary table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.evaluation.folder import FolderEvaluationError, evaluate_folders
+    from components.evaluation.statistics import summarize
+    from components.io import ImageReadError
+
+    class_list = _numbers(classes, int, "--classes")
+    spacing_list = _numbers(spacing, float, "--spacing")
+    try:
+        df = evaluate_folders(pred, ref, class_list, spacing_list, connectivity, tolerance)
+    except (FolderEvaluationError, ImageReadError, ValueError) as exc:
+        typer.secho(f"segflow metrics: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+
+    summary = summarize(df, SUMMARY_METRICS, by_fold=False)["per_class"]
+    table = Table(title=f"{df['case_id'].nunique()} cases: mean ± sd [95% bootstrap CI of the mean]")
+    table.add_column("class")
+    table.add_column("n", justify="right")
+    for m in SUMMARY_METRICS:
+        table.add_column(m, justify="right")
+    table.add_column("empty (ref/pred/both)", justify="right")
+    for name, stats in summary.items():
+        sub = df[df["class_name"] == name]
+        cells = []
+        for m in SUMMARY_METRICS:
+            s = stats[m]
+            cells.append(
+                "—"
+                if s["mean"] is None
+                else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}\n[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+            )
+        empty = "/".join(str(int((sub["empty"] == k).sum())) for k in ("ref", "pred", "both"))
+        table.add_row(name, str(len(sub)), *cells, empty)
+    Console().print(table)
+    typer.echo(f"wrote {out} ({len(df)} rows); NaN (see the empty-mask policy) is excluded from the summary")

@@ -1,0 +1,148 @@
+"""evaluate_folders on real files in tmp_path (PNG, TIFF, NIfTI) and a few real CT masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+from medpy.metric import binary as mb
+from PIL import Image
+from scipy import ndimage as ndi
+
+from components.evaluation.folder import FolderEvaluationError, evaluate_folders
+from components.metrics import METRIC_NAMES
+
+COVID_MASKS = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "covid_ct_infnet" / "masks"
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+def _nifti(path: Path, vol_zyx: np.ndarray, spacing_zyx: tuple[float, float, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = nib.Nifti1Image(np.transpose(vol_zyx, (2, 1, 0)).astype(np.uint8), np.eye(4))
+    img.header.set_zooms(spacing_zyx[::-1])
+    nib.save(img, path)
+
+
+def _labels(shift: int = 0) -> np.ndarray:
+    lab = np.zeros((40, 48), np.uint8)
+    lab[5 + shift : 20 + shift, 6:30] = 1
+    lab[25:35, 30:44] = 2
+    return lab
+
+
+def test_png_and_tiff_pairs(tmp_path: Path) -> None:
+    _png(tmp_path / "ref" / "a.png", _labels())
+    _png(tmp_path / "ref" / "b.png", _labels())
+    _png(tmp_path / "pred" / "a.png", _labels(shift=2))
+    (tmp_path / "pred").mkdir(exist_ok=True)
+    tifffile.imwrite(tmp_path / "pred" / "b.tif", _labels() * (_labels() != 2))  # class 2 missed
+    (tmp_path / "pred" / "notes.txt").write_text("ignored")
+    df = evaluate_folders(tmp_path / "pred", tmp_path / "ref", spacing=(0.7, 0.7))
+    assert list(df[["case_id", "class"]].itertuples(index=False, name=None)) == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 2),
+    ]
+    assert set(METRIC_NAMES) <= set(df.columns)
+    a1 = df.iloc[0]
+    assert a1["dice"] == pytest.approx(mb.dc(_labels(2) == 1, _labels() == 1))
+    assert a1["hd95"] == pytest.approx(mb.hd95(_labels(2) == 1, _labels() == 1, (0.7, 0.7)))
+    assert a1["spacing"] == "0.7x0.7"
+    assert df.iloc[3]["empty"] == "pred" and df.iloc[3]["dice"] == 0.0
+    only1 = evaluate_folders(tmp_path / "pred", tmp_path / "ref", classes=[1])
+    assert list(only1["class"]) == [1, 1] and only1.iloc[0]["pred_volume"] == 15 * 24
+
+
+def test_nifti_spacing_from_header_or_override(tmp_path: Path) -> None:
+    ref = np.zeros((6, 20, 22), np.uint8)
+    ref[1:5, 4:15, 5:16] = 1
+    pred = np.roll(ref, 2, axis=2)
+    _nifti(tmp_path / "ref" / "vol.nii.gz", ref, (3.0, 0.8, 0.6))
+    _nifti(tmp_path / "pred" / "vol.nii.gz", pred, (3.0, 0.8, 0.6))
+    row = evaluate_folders(tmp_path / "pred", tmp_path / "ref").iloc[0]
+    assert row["spacing"] == "3x0.8x0.6"
+    assert row["hd"] == pytest.approx(mb.hd(pred, ref, (3.0, 0.8, 0.6)))
+    assert row["ref_volume"] == pytest.approx(ref.sum() * 3.0 * 0.8 * 0.6)
+    over = evaluate_folders(tmp_path / "pred", tmp_path / "ref", spacing=(1.0, 1.0, 1.0)).iloc[0]
+    assert over["hd"] == pytest.approx(2.0)
+    with pytest.raises(FolderEvaluationError, match="3D"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref", spacing=(1.0, 1.0))
+    _nifti(tmp_path / "pred" / "vol.nii.gz", pred, (3.0, 0.8, 0.9))
+    with pytest.raises(FolderEvaluationError, match="spacing"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+
+
+def test_clear_errors(tmp_path: Path) -> None:
+    _png(tmp_path / "ref" / "a.png", _labels())
+    _png(tmp_path / "ref" / "b.png", _labels())
+    _png(tmp_path / "pred" / "a.png", _labels())
+    _png(tmp_path / "pred" / "c.png", _labels())
+    with pytest.raises(FolderEvaluationError, match=r"reference case\(s\): b.*predicted case\(s\): c"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+    (tmp_path / "pred" / "c.png").rename(tmp_path / "pred" / "b.png")
+    _png(tmp_path / "pred" / "b.png", _labels()[:30])
+    with pytest.raises(FolderEvaluationError, match=r"'b'.*shape \(30, 48\).*\(40, 48\)"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "pred" / "b.png")
+    with pytest.raises(FolderEvaluationError, match="3 channels"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+    with pytest.raises(FolderEvaluationError, match="does not exist"):
+        evaluate_folders(tmp_path / "nope", tmp_path / "ref")
+    _png(tmp_path / "pred" / "b.png", _labels())
+    tifffile.imwrite(tmp_path / "pred" / "b.tif", _labels())
+    with pytest.raises(FolderEvaluationError, match="share the stem"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+
+
+@pytest.mark.skipif(not COVID_MASKS.is_dir(), reason="shared COVID CT dataset not present")
+def test_real_covid_masks(tmp_path: Path) -> None:
+    names = sorted(p.name for p in COVID_MASKS.glob("*.png"))[:3]
+    for name in names:
+        ref = np.asarray(Image.open(COVID_MASKS / name))
+        pred = ref.copy()
+        pred[ndi.binary_erosion(ref > 0, iterations=2) == 0] = 0  # shrunken prediction
+        _png(tmp_path / "ref" / name, ref)
+        _png(tmp_path / "pred" / name, pred)
+    df = evaluate_folders(tmp_path / "pred", tmp_path / "ref", progress=False)
+    assert set(df["class"]) <= {1, 2} and len(df) == 3 * df["class"].nunique()
+    for row in df.to_dict("records"):
+        ref = np.asarray(Image.open(row["ref_path"])) == row["class"]
+        pred = np.asarray(Image.open(row["pred_path"])) == row["class"]
+        if ref.any() and pred.any():
+            assert row["dice"] == pytest.approx(mb.dc(pred, ref))
+            assert row["assd"] == pytest.approx(mb.assd(pred, ref))
+
+
+def test_metrics_command_writes_csv_and_table(tmp_path: Path) -> None:
+    import pandas as pd
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.commands.metrics import metrics_command
+
+    app = typer.Typer()
+    app.command("metrics")(metrics_command)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the "metrics" sub-command name
+    _png(tmp_path / "ref" / "a.png", _labels())
+    _png(tmp_path / "pred" / "a.png", _labels(shift=1))
+    out = tmp_path / "out" / "per_case.csv"
+    args = ["metrics", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--classes", "1,2", "--spacing", "0.5,0.5"])
+    assert result.exit_code == 0, result.output
+    assert "dice" in result.output and "hd95" in result.output
+    df = pd.read_csv(out)
+    assert len(df) == 2 and df["spacing"].tolist() == ["0.5x0.5"] * 2
+    bad = CliRunner().invoke(app, [*args, "--classes", "1,x"])
+    assert bad.exit_code != 0 and "comma-separated" in bad.output
+    missing = CliRunner().invoke(
+        app, ["metrics", "--pred", str(tmp_path / "nope"), "--ref", str(tmp_path / "ref")]
+    )
+    assert missing.exit_code == 1 and "does not exist" in missing.output
