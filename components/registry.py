@@ -42,9 +42,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(
-        self, name: str, description: str = ""
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, description: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering ``factory`` under ``name``.
 
         Raises:

@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from flows.commands.metrics import metrics_command
+from flows.commands.zoo import augment_preview_command, list_command
+
 app = typer.Typer(
     name="segflow",
     help="Reproducible medical image segmentation: validate, preprocess, k-fold train, evaluate, "
@@ -116,27 +119,12 @@ def predict(
     )
 
 
-def _register_component_commands() -> None:
-    """Commands whose bodies live beside their components (metrics, model zoo)."""
-    try:
-        from flows.commands.metrics import metrics_command
-
-        app.command(
-            "metrics", help="Score a folder of predicted masks against references (full metric panel)."
-        )(metrics_command)
-    except ImportError:  # pragma: no cover - only while a component is missing
-        pass
-    try:
-        from flows.commands.zoo import augment_preview_command, list_command
-
-        app.command("list", help="List registered models, losses, optimizers, schedulers or augmentations.")(
-            list_command
-        )
-        app.command("augment-preview", help="Render a grid of augmented samples with their masks.")(
-            augment_preview_command
-        )
-    except ImportError:  # pragma: no cover
-        pass
-
-
-_register_component_commands()
+app.command("metrics", help="Score a folder of predicted masks against references (full metric panel).")(
+    metrics_command
+)
+app.command("list", help="List registered models, losses, optimizers, schedulers or augmentations.")(
+    list_command
+)
+app.command("augment-preview", help="Render a grid of augmented samples with their masks.")(
+    augment_preview_command
+)

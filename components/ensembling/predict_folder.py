@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from components.evaluation.overlay import overlay
+from components.evaluation.overlay import overlay_uint8
 from components.io import IMAGE_SUFFIXES, file_stem, is_nifti, read_image, write_mask
 
 
@@ -46,7 +46,6 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
 
     files = list_images(input_dir)
     model = mlflow.pyfunc.load_model(model_uri)
-    num_classes = len(model.unwrap_python_model().class_names)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict", unit="image"):
         image = read_image(path)
@@ -55,7 +54,7 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
         write_mask(output_dir / f"{file_stem(path)}.png", labels)
         if overlays:
             (output_dir / "overlays").mkdir(exist_ok=True)
-            Image.fromarray(overlay(image, labels, num_classes)).save(
+            Image.fromarray(overlay_uint8(image, labels)).save(
                 output_dir / "overlays" / f"{file_stem(path)}.png"
             )
     return len(files)

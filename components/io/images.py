@@ -70,10 +70,7 @@ def read_with_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
             if arr.ndim == 3:  # nibabel gives (X, Y, Z); use (Z, Y, X)
                 return np.ascontiguousarray(np.transpose(arr, (2, 1, 0))), zooms[::-1]
             return arr, zooms
-        if p.suffix.lower() in (".tif", ".tiff"):
-            arr = _read_tiff(p)
-        else:
-            arr = _read_pil(p)
+        arr = _read_tiff(p) if p.suffix.lower() in (".tif", ".tiff") else _read_pil(p)
     except Exception as exc:  # decoding libraries raise many unrelated types
         raise ImageReadError(f"{p}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     if arr.size == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ def _loader(ds: SegmentationDataset, params: Params, shuffle: bool, gen: torch.G
         sampler=sampler,
         num_workers=tc.num_workers,
         generator=gen,
-        drop_last=shuffle and len(ds) > tc.batch_size,
+        drop_last=shuffle and len(ds) > tc.batch_size,  # BatchNorm layers fail on a batch of 1
     )
 
 
@@ -123,7 +124,7 @@ def train_fold(
         [t.model_dump() for t in tc.loss], params.data.num_classes, class_frequencies=freqs
     )
     optimizer = build_optimizer(tc.optimizer.name, model.parameters(), **tc.optimizer.kwargs)
-    steps = max(1, len(train_dl) // tc.grad_accum)
+    steps = max(1, math.ceil(len(train_dl) / tc.grad_accum))  # optimiser steps per epoch
     scheduler = build_scheduler(
         tc.scheduler.name, optimizer, epochs=tc.epochs, steps_per_epoch=steps, **tc.scheduler.kwargs
     )

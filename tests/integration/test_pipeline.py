@@ -14,14 +14,14 @@ from tests.integration.conftest import BIN, run
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "data.synthetic.n_cases": 30,
+    "data.synthetic.n_cases": 36,
     "data.synthetic.size": 64,
-    "data.synthetic.n_patients": 30,
+    "data.synthetic.n_patients": 36,
     "preprocess.size": [48, 48],
     "preprocess.splits.n_folds": 2,
     "preprocess.splits.test_fraction": 0.2,
-    "train.epochs": 8,
-    "train.batch_size": 6,
+    "train.epochs": 15,
+    "train.batch_size": 4,
     "ensemble.registered_model": "segflow-it",
     "tracking.experiment": "segflow-it",
     "evaluate.worst_cases": 3,
