@@ -22,11 +22,15 @@ RUN_RECORD = FOLDS_DIR / "run.json"
 
 
 @task(cache_policy=NO_CACHE)
-def train_one_fold(params_path: str, fold: int, experiment: str, parent_run_id: str) -> dict[str, float]:
+def train_one_fold(
+    params_path: str, fold: int, experiment: str, parent_run_id: str, tags: dict[str, str]
+) -> dict[str, float]:
     """Train fold ``fold`` in its own MLflow child run; return its best validation Dice."""
     params = load_params(params_path)
     tracker = Tracker(experiment)
-    run_id = tracker.start_run(f"fold-{fold}", parent_id=parent_run_id, tags={"segflow.fold": str(fold)})
+    run_id = tracker.start_run(
+        f"fold-{fold}", parent_id=parent_run_id, tags={**tags, "segflow.fold": str(fold)}
+    )
     tracker.log_params(run_id, {"fold": fold, **params.train.model_dump(mode="json")})
     out_dir = FOLDS_DIR / f"fold_{fold}"
     try:
@@ -67,7 +71,7 @@ def train_flow(params_path: str = "params.yaml") -> str:
     tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
     parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
     tracker.log_params(parent, params.model_dump(mode="json"))
-    results = [train_one_fold(params_path, k, params.tracking.experiment, parent) for k in params.folds]
+    results = [train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds]
     RunRecord(
         tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
     ).save(RUN_RECORD)

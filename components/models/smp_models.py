@@ -63,7 +63,14 @@ def accepted_default(arch: type[nn.Module], param: str, fallback: int) -> int:
 
 
 def _register(name: str, arch: type[nn.Module], encoder: str, description: str, **fixed: Any) -> None:
+    named_encoder = name.startswith("unet_")  # the encoder is part of the name: do not let kwargs change it
+
     def factory(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
+        if named_encoder and kwargs.get("encoder_name", encoder) != encoder:
+            raise ValueError(
+                f"model '{name}' always uses the {encoder} encoder, got "
+                f"encoder_name={kwargs['encoder_name']!r}; use name 'unet' with encoder_name to choose one"
+            )
         kwargs.setdefault("encoder_name", encoder)
         for key, value in fixed.items():
             kwargs.setdefault(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,6 +24,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a service like Ctrl-C would (Prefect servers and runners ignore SIGTERM), then kill."""
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +64,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.kill()
         pytest.fail("prefect server did not become healthy in 120 s")
     yield url
-    proc.send_signal(2)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _interrupt(proc)
     log.close()
 
 
@@ -115,3 +121,26 @@ def project(
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):  # settings are read at prefect import
         yield root, env
+
+
+@contextlib.contextmanager
+def served_pipeline(root: Path, env: dict[str, str]) -> Iterator[None]:
+    """``python -m flows.pipeline`` serves the pipeline deployment (``segflow-pipeline/segflow-local``)."""
+    log = (root / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "python"), "-m", "flows.pipeline"],
+        cwd=root,
+        env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "segflow-local" not in run([str(BIN / "prefect"), "deployment", "ls"], root, env).stdout:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"serving the pipeline failed: {(root / 'serve.log').read_text()[-3000:]}")
+            time.sleep(1)
+        yield
+    finally:
+        _interrupt(proc)
+        log.close()

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.integration.conftest import BIN, run
+from components.evaluation.summary import run_summary
+from tests.integration.conftest import BIN, run, served_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +102,12 @@ def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
         if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id
     }
     assert children == {"fold-0", "fold-1", "ensemble"}
+    for r in runs:  # every run carries the lineage tags
+        for tag in ("segflow.git_commit", "segflow.data_dvc_md5", "segflow.params_sha256"):
+            assert r.data.tags.get(tag) not in (None, "", "unknown"), (r.data.tags["mlflow.runName"], tag)
+    fold0 = next(r for r in runs if r.data.tags["mlflow.runName"] == "fold-0")
+    assert len(client.get_metric_history(fold0.info.run_id, "val_dice")) == TINY["train.epochs"]
+    assert "checkpoint" in {a.path for a in client.list_artifacts(fold0.info.run_id)}
 
     # DVC: up to date, a no-op repro, metrics visible.
     assert "up to date" in _dvc(root, env, "status").stdout
@@ -116,8 +123,27 @@ def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
     lock1 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     manifest_mtime = (root / "data/manifest.parquet").stat().st_mtime_ns
 
-    # Re-run: a second version, gated against the champion on the same test split.
-    summary2 = pipeline()
+    # Re-run through the served Prefect deployment, with the param given at trigger time:
+    # a second version, gated against the champion on the same test split.
+    with served_pipeline(root, env):
+        trig = run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "segflow-pipeline/segflow-local",
+                "-p",
+                'overrides={"train.epochs": 2}',
+                "--watch",
+                "--watch-timeout",
+                "900",
+            ],
+            root,
+            env,
+        )
+    assert "Completed" in trig.stdout, trig.stdout[-3000:]
+    assert "up to date" in _dvc(root, env, "status").stdout
+    summary2 = run_summary(root)
     lock2 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     rerun = {stage for stage in lock1 if lock1[stage] != lock2[stage]}
     assert rerun == {"train", "evaluate", "ensemble"}, rerun
