@@ -136,7 +136,8 @@ def served_pipeline(root: Path, env: dict[str, str]) -> Iterator[None]:
     )
     try:
         deadline = time.monotonic() + 120
-        while "segflow-local" not in run([str(BIN / "prefect"), "deployment", "ls"], root, env).stdout:
+        inspect = [str(BIN / "prefect"), "deployment", "inspect", "segflow-pipeline/segflow-local"]
+        while run(inspect, root, env, check=False).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"serving the pipeline failed: {(root / 'serve.log').read_text()[-3000:]}")
             time.sleep(1)
