@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from flows.commands.compare import compare_command
 from flows.commands.metrics import metrics_command
 from flows.commands.zoo import augment_preview_command, list_command
 
@@ -121,6 +122,9 @@ def predict(
 
 app.command("metrics", help="Score a folder of predicted masks against references (full metric panel).")(
     metrics_command
+)
+app.command("compare", help="Paired statistics of two per-case result tables (e.g. challenger vs champion).")(
+    compare_command
 )
 app.command("list", help="List registered models, losses, optimizers, schedulers or augmentations.")(
     list_command

@@ -15,10 +15,16 @@ from components.ensembling.package import fold_ensemble, mean_foreground_dice, s
 from components.evaluation.folds import fold_checkpoint
 from components.evaluation.report import write_report
 from components.evaluation.scoring import score_cases
+from components.evaluation.statistics import compare_paired
 from components.evaluation.summary import summary_markdown, summary_metrics
 from components.preprocessing.prepare import load_splits, split_sha
 from components.tracking.lineage import lineage_tags
-from components.tracking.registry import log_ensemble_model, register_and_gate, save_ensemble_model
+from components.tracking.registry import (
+    champion_per_case,
+    log_ensemble_model,
+    register_and_gate,
+    save_ensemble_model,
+)
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
@@ -52,6 +58,20 @@ def test_ensemble(params_path: str) -> dict:
     return {"summary": summary, "test_dice": mean_foreground_dice(scored)}
 
 
+def compare_with_champion(tracker: Tracker, run_id: str, name: str, split: str) -> None:
+    """Paired tests (Wilcoxon, t-test, mean difference CI) of this ensemble against the champion."""
+    champion = champion_per_case(tracker, name, split)
+    path = ENSEMBLE_DIR / "comparison_with_champion.json"
+    if champion is None:
+        path.write_text(json.dumps({"note": "no champion tested on this test split"}))
+        return
+    result = compare_paired(champion, pd.read_csv(REPORT_DIR / "per_case.csv"), metrics=("dice", "hd95"))
+    path.write_text(json.dumps({"a": "champion", "b": "this ensemble", **result}, indent=2))
+    tracker.log_artifact(run_id, path)
+    diff = result["all"]["dice"]
+    print(f"vs champion: mean Dice difference {diff['mean_diff']:+.4f} (Wilcoxon p={diff['wilcoxon_p']})")
+
+
 @task(cache_policy=NO_CACHE)
 def package_and_register(params_path: str, result: dict) -> dict:
     """Package preprocessing + fold models + TTA as one pyfunc model, register it, apply the gate."""
@@ -68,6 +88,7 @@ def package_and_register(params_path: str, result: dict) -> dict:
     save_ensemble_model(ENSEMBLE_DIR / "model", *args)
     uri = log_ensemble_model(tracker, run_id, *args)
     cases, test_ids = _test_cases()
+    compare_with_champion(tracker, run_id, params.ensemble.registered_model, split_sha(test_ids))
     reg = register_and_gate(
         tracker,
         uri,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
@@ -110,6 +111,20 @@ def _champion_dice(
     if champ.tags.get(TAG_SPLIT) == split_sha and TAG_TEST_DICE in champ.tags:
         return float(champ.tags[TAG_TEST_DICE]), champ.version
     return score_uri(f"models:/{name}@{CHAMPION}"), champ.version
+
+
+def champion_per_case(tracker: Tracker, name: str, split_sha: str) -> pd.DataFrame | None:
+    """The current champion's per-case test table, when it was tested on this same split."""
+    try:
+        champ = tracker.client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    run_id = champ.tags.get("mlflow_run_id")
+    if champ.tags.get(TAG_SPLIT) != split_sha or not run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracker.client.download_artifacts(run_id, "reports/test/per_case.csv", tmp)
+        return pd.read_csv(path)
 
 
 def register_and_gate(

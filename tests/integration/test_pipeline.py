@@ -144,6 +144,8 @@ def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
     assert "Completed" in trig.stdout, trig.stdout[-3000:]
     assert "up to date" in _dvc(root, env, "status").stdout
     summary2 = run_summary(root)
+    comparison = json.loads((root / "models/ensemble/comparison_with_champion.json").read_text())
+    assert comparison["all"]["dice"]["n"] > 0 and comparison["a"] == "champion", comparison
     lock2 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     rerun = {stage for stage in lock1 if lock1[stage] != lock2[stage]}
     assert rerun == {"train", "evaluate", "ensemble"}, rerun
