@@ -54,6 +54,7 @@ def train_one_fold(
         },
     )
     tracker.log_artifact(run_id, res.history)
+    tracker.log_dict(run_id, res.augmentation, "augmentation.json")
     tracker.log_artifact(run_id, res.best_checkpoint, "checkpoint")
     tracker.end_run(run_id)
     print(

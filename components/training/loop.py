@@ -21,7 +21,7 @@ from components.data.splits import Splits
 from components.losses import build_loss
 from components.metrics import case_metrics
 from components.models import build_model
-from components.preprocessing.augment import build_augmentation
+from components.preprocessing.augment import build_augmentation, describe_augmentation
 from components.preprocessing.pipeline import spec_from_params
 from components.training.checkpoint import model_spec_from_params, save_checkpoint
 from components.training.device import autocast, resolve_device, seed_everything
@@ -44,6 +44,7 @@ class FoldResult:
     last_checkpoint: Path
     history: Path
     train_images_per_s: float
+    augmentation: dict  # resolved albumentations pipeline + seed (logged with the fold's run)
 
 
 def _val_scores(
@@ -180,5 +181,13 @@ def train_fold(
         writer.writeheader()
         writer.writerows(history)
     return FoldResult(
-        fold, best_epoch, best_dice, len(history), best_path, last_path, hist_path, seen / max(busy, 1e-9)
+        fold,
+        best_epoch,
+        best_dice,
+        len(history),
+        best_path,
+        last_path,
+        hist_path,
+        seen / max(busy, 1e-9),
+        describe_augmentation(aug),
     )
