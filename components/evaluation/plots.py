@@ -132,7 +132,11 @@ def roc_plot(
 
 
 def bland_altman_plot(
-    pred_vol: Sequence[float], ref_vol: Sequence[float], out_png: str | Path, unit: str = "mm³"
+    pred_vol: Sequence[float],
+    ref_vol: Sequence[float],
+    out_png: str | Path,
+    unit: str = "mm³",
+    label: str = "",
 ) -> Path:
     """Bland–Altman plot of predicted vs reference volumes (or areas): bias and 95% limits.
 
@@ -140,9 +144,13 @@ def bland_altman_plot(
         pred_vol: Predicted volume per case.
         ref_vol: Reference volume per case.
         out_png: Output path.
-        unit: Unit of the volumes for the axis labels (e.g. ``"mm³"``, ``"px²"``).
+        unit: Unit of the volumes for the axis labels (e.g. ``"mm³"``, ``"px²"``); a squared unit
+            is labelled "area", a cubed one "volume".
+        label: What is measured (e.g. the class name), shown in the title.
     """
     from components.evaluation.statistics import area_agreement
+
+    kind = "area" if unit.endswith("²") else "volume"
 
     p, r = np.asarray(pred_vol, float), np.asarray(ref_vol, float)
     ok = ~(np.isnan(p) | np.isnan(r))
@@ -161,10 +169,11 @@ def bland_altman_plot(
             ax.annotate(f"{text}: {agg[key]:.3g}", xy=(1.0, agg[key]), xycoords=("axes fraction", "data"),
                         xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=8)  # fmt: skip
     ax.axhline(0, color="grey", lw=0.8, alpha=0.6)
-    ax.set_xlabel(f"mean of predicted and reference volume [{unit}]")
-    ax.set_ylabel(f"predicted - reference volume [{unit}]")
+    ax.set_xlabel(f"mean of predicted and reference {kind} [{unit}]")
+    ax.set_ylabel(f"predicted - reference {kind} [{unit}]")
     r_txt = f", Pearson r = {agg['pearson_r']:.3f}" if agg["pearson_r"] is not None else ""
-    ax.set_title(f"Bland–Altman: volume agreement (n = {agg['n']}{r_txt})")
+    what = f"{label} {kind}" if label else kind
+    ax.set_title(f"Bland–Altman: {what} agreement (n = {agg['n']}{r_txt})")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, out_png)

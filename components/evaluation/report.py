@@ -99,10 +99,8 @@ def write_report(
     plots.roc_plot(curves, aucs, list(class_names), pdir / "roc.png")
     for name, sub in df.groupby("class_name"):
         if len(sub) > 2:
-            area = f"{unit}²"
-            plots.bland_altman_plot(
-                sub["pred_volume"], sub["ref_volume"], pdir / f"bland_altman_{name}.png", area
-            )
+            png = pdir / f"bland_altman_{name}.png"
+            plots.bland_altman_plot(sub["pred_volume"], sub["ref_volume"], png, f"{unit}²", label=str(name))
     if scored.worst:
         plots.worst_cases_gallery(scored.worst, list(class_names), pdir / "worst_cases.png")
     return summary
