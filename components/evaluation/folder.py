@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.evaluation.statistics import regional_breakdown
 from components.io import MASK_SUFFIXES, file_stem, is_nifti, read_with_spacing
 from components.metrics import METRIC_NAMES, case_metrics
 
@@ -95,6 +96,7 @@ def evaluate_folders(
     connectivity: int = 1,
     tolerance: float = 1.0,
     progress: bool = True,
+    regions: bool = False,
 ) -> pd.DataFrame:
     """Metric panel for every case and class of two folders of masks.
 
@@ -107,9 +109,12 @@ def evaluate_folders(
         connectivity: Border neighbourhood for surface metrics, 1..ndim.
         tolerance: Surface Dice tolerance in physical units.
         progress: Show a tqdm progress bar (for more than a few files).
+        regions: For 3D cases, add rows per third of the reference extent along the slice axis
+            (``region`` = base / middle / apex, as cardiac studies report); whole-case rows have
+            ``region`` = "all".
 
     Returns:
-        One row per case and class: ``case_id, class, class_name, <METRIC_NAMES>, empty,
+        One row per case and class: ``case_id, class, class_name, region, <METRIC_NAMES>, empty,
         spacing, pred_path, ref_path``.
 
     Raises:
@@ -153,12 +158,19 @@ def evaluate_folders(
                     "(header); resample the prediction or pass spacing explicitly"
                 )
             case_spacing = ref_spacing
-        for row in case_metrics(pred, ref, classes, case_spacing, connectivity, True, tolerance):
+        case_rows = [
+            {**row, "region": "all"}
+            for row in case_metrics(pred, ref, classes, case_spacing, connectivity, True, tolerance)
+        ]
+        if regions and ref.ndim == 3:
+            case_rows += regional_breakdown(pred, ref, classes, case_spacing)
+        for row in case_rows:
             rows.append(
                 {
                     "case_id": case_id,
                     "class": row["class"],
                     "class_name": str(row["class"]),
+                    "region": row["region"],
                     **{m: row[m] for m in METRIC_NAMES},
                     "empty": row["empty"],
                     "spacing": "x".join(f"{s:g}" for s in case_spacing),

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
 
 SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "ravd")
 
@@ -49,19 +53,23 @@ def metrics_command(
     out: Annotated[Path, typer.Option(help="Per-case CSV to write (one row per case and class).")] = Path(
         "per_case.csv"
     ),
+    regions: Annotated[
+        bool,
+        typer.Option(
+            help="3D: also score base / middle / apex thirds of the reference along the slice axis."
+        ),
+    ] = False,
 ) -> None:
     """Compute the metric panel for every case and class, write a CSV and print a summary table."""
     from rich.console import Console
-    from rich.table import Table
 
     from components.evaluation.folder import FolderEvaluationError, evaluate_folders
-    from components.evaluation.statistics import summarize
     from components.io import ImageReadError
 
     class_list = _numbers(classes, int, "--classes")
     spacing_list = _numbers(spacing, float, "--spacing")
     try:
-        df = evaluate_folders(pred, ref, class_list, spacing_list, connectivity, tolerance)
+        df = evaluate_folders(pred, ref, class_list, spacing_list, connectivity, tolerance, regions=regions)
     except (FolderEvaluationError, ImageReadError, ValueError) as exc:
         typer.secho(f"segflow metrics: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -70,8 +78,22 @@ def metrics_command(
     df.to_csv(tmp, index=False)
     os.replace(tmp, out)
 
+    whole = df[df["region"] == "all"]
+    Console().print(_summary_table(whole, f"{whole['case_id'].nunique()} cases"))
+    if regions and (df["region"] != "all").any():
+        for region in ("base", "middle", "apex"):
+            Console().print(_summary_table(df[df["region"] == region], f"{region} third of each reference"))
+    typer.echo(f"wrote {out} ({len(df)} rows); NaN (see the empty-mask policy) is excluded from the summary")
+
+
+def _summary_table(df: pd.DataFrame, what: str) -> Table:
+    """Per class: mean ± sd and the 95% bootstrap CI of each summary metric, and empty-mask counts."""
+    from rich.table import Table
+
+    from components.evaluation.statistics import summarize
+
     summary = summarize(df, SUMMARY_METRICS, by_fold=False)["per_class"]
-    table = Table(title=f"{df['case_id'].nunique()} cases: mean ± sd [95% bootstrap CI of the mean]")
+    table = Table(title=f"{what}: mean ± sd [95% bootstrap CI of the mean]")
     table.add_column("class")
     table.add_column("n", justify="right")
     for m in SUMMARY_METRICS:
@@ -89,5 +111,4 @@ def metrics_command(
             )
         empty = "/".join(str(int((sub["empty"] == k).sum())) for k in ("ref", "pred", "both"))
         table.add_row(name, str(len(sub)), *cells, empty)
-    Console().print(table)
-    typer.echo(f"wrote {out} ({len(df)} rows); NaN (see the empty-mask policy) is excluded from the summary")
+    return table
