@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from components.ensembling.predictor import Predictor
+from components.evaluation.roc import StreamingROC
 from components.evaluation.scoring import ScoredCases, ScoringOptions, score_cases
-from components.evaluation.statistics import StreamingROC
 from components.training.checkpoint import load_checkpoint
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from components.evaluation.statistics import StreamingROC
+from components.evaluation.roc import StreamingROC
 from components.io import read_image, read_mask
 from components.metrics import case_metrics
 

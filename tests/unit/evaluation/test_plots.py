@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from components.evaluation.plots import bland_altman_plot, boxplot_by_fold, roc_plot, worst_cases_gallery
-from components.evaluation.statistics import StreamingROC
+from components.evaluation.roc import StreamingROC
 
 
 def _check_png(path: Path) -> None:

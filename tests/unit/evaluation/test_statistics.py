@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from components.evaluation.roc import StreamingROC
 from components.evaluation.statistics import (
-    StreamingROC,
     area_agreement,
     compare_paired,
     describe,
