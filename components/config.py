@@ -6,6 +6,7 @@ typo in params.yaml (or in a ``dvc exp run -S`` override) never silently falls b
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 class ConfigError(ValueError):
     """params.yaml is missing, unreadable or holds an invalid value."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but exponent floats without a dot (``1e-4``) are floats.
+
+    YAML 1.1 (PyYAML) reads ``1e-4`` as the string "1e-4", while YAML 1.2 (ruamel.yaml, which
+    writes overrides into params.yaml, and DVC) reads a float; ruamel also writes small floats
+    such as 1e-05 in that form. Without this, ``--set train.optimizer.kwargs.lr=1e-4`` passed a
+    string to the optimiser.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text like :func:`yaml.safe_load`, with YAML 1.2 exponent floats (``1e-4``)."""
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader subclass
 
 
 class _Frozen(BaseModel):
@@ -224,7 +247,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not p.is_file():
         raise ConfigError(f"{p}: not found; run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        raw = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
     return parse_params(raw, str(p))

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 
-from components.config import ConfigError, Params, parse_params
+from components.config import ConfigError, Params, load_yaml, parse_params
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -24,7 +23,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}': expected KEY=VALUE, e.g. train.epochs=20")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    return key.strip(), load_yaml(raw) if raw.strip() else None
 
 
 def _set(tree: Any, dotted: str, value: Any) -> None:
@@ -56,7 +55,7 @@ def apply_overrides(path: Path, overrides: Mapping[str, Any]) -> Params:
     buf = io.StringIO()
     ry.dump(doc, buf)
     text = buf.getvalue()
-    params = parse_params(yaml.safe_load(text), f"{path} with overrides {dict(overrides)}")
+    params = parse_params(load_yaml(text), f"{path} with overrides {dict(overrides)}")
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -37,6 +37,12 @@ def _main() -> None:
     _defaults_env()
 
 
+def _fail(command: str, exc: BaseException) -> typer.Exit:
+    """Print a user error (no traceback) and return the exit to raise."""
+    typer.secho(f"segflow {command}: {exc}", fg="red", err=True)
+    return typer.Exit(1)
+
+
 @app.command()
 def run(
     data: Annotated[
@@ -61,12 +67,8 @@ def run(
         pipeline(
             data_dir=str(data) if data else None, overrides=overrides, force=force, params_path=str(params)
         )
-    except ConfigError as exc:
-        typer.secho(f"segflow: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    except RuntimeError as exc:
-        typer.secho(f"segflow: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    except (ConfigError, RuntimeError) as exc:
+        raise _fail("run", exc) from None
 
 
 @app.command()
@@ -78,10 +80,13 @@ def generate(
     """Write the default synthetic phantom dataset (deterministic for the configured seed)."""
     import shutil
 
-    from components.config import load_params
+    from components.config import ConfigError, load_params
     from components.data.synthetic import generate_phantoms
 
-    syn = load_params(params).data.synthetic
+    try:
+        syn = load_params(params).data.synthetic
+    except ConfigError as exc:
+        raise _fail("generate", exc) from None
     if out.exists():
         if not overwrite:
             typer.echo(f"{out} exists; keeping it (use --overwrite to regenerate)")
@@ -113,8 +118,12 @@ def predict(
 ) -> None:
     """Segment new images with a registered (packaged) model."""
     from components.ensembling.predict_folder import predict_folder
+    from components.io import ImageReadError
 
-    n = predict_folder(model, input, output, overlays=overlays)
+    try:
+        n = predict_folder(model, input, output, overlays=overlays)
+    except (FileNotFoundError, ImageReadError) as exc:  # no folder, no images, unreadable image
+        raise _fail("predict", exc) from None
     typer.echo(
         f"wrote {n} label masks to {output}" + (f" and overlays to {output / 'overlays'}" if overlays else "")
     )

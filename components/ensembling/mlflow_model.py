@@ -1,10 +1,13 @@
 """The packaged fold ensemble, as an MLflow "model from code".
 
 MLflow executes this file when the model is loaded; ``code_paths`` ships the ``components``
-package with the model, so loading needs no pickled classes. Input: raw images as a float32
-array ``(N, H, W, C)`` (also accepted: one ``(H, W)`` image or ``(N, H, W)`` grayscale);
-output: label maps ``(N, H, W)`` or, with ``params={"output": "probabilities"}``, class
-probabilities ``(N, K, H, W)``.
+package with the model, so loading needs no pickled classes.
+
+Input: raw images as a float32 array ``(N, H, W, C)`` of one size, gray (C = 1) or RGB (C = 3)
+whatever the training channels (converted like the training data). Params: ``output`` =
+``"labels"`` (default; ``(N, H, W)`` int64) or ``"probabilities"`` (``(N, K, H, W)`` float32);
+``input_dtype`` = the images' stored dtype (e.g. ``"uint8"``, ``"uint16"``) so that intensity
+normalisation by dtype range sees the original integers (the float32 transport hides them).
 """
 
 from __future__ import annotations
@@ -39,13 +42,16 @@ class FoldEnsembleModel(PythonModel):
         Shape:
             model_input: (N, H, W, C), (N, H, W) or (H, W) -> (N, H, W) labels or (N, K, H, W) probabilities
         """
+        params = params or {}
         x = np.asarray(model_input, dtype=np.float32)
-        if x.ndim == 2:  # one grayscale image
-            x = x[None, ..., None]
-        elif x.ndim == 3:  # a batch of grayscale images
-            x = x[..., None]
-        probs = np.stack([self.predictor.predict_proba(img) for img in x])
-        if (params or {}).get("output", "labels") == "probabilities":
+        dtype = params.get("input_dtype") or None
+        if dtype is None and self.predictor.spec.intensity_method == "dtype" and x.size and x.max() > 1:
+            raise ValueError(
+                "this model normalises intensities by the images' dtype range; pass "
+                "params={'input_dtype': 'uint8'} (or 'uint16', ...) with the original pixel values"
+            )
+        probs = np.stack([self.predictor.predict_proba(img.astype(dtype) if dtype else img) for img in x])
+        if params.get("output", "labels") == "probabilities":
             return probs
         return probs.argmax(1).astype(np.int64)
 

@@ -29,9 +29,8 @@ class PyfuncPredictor:
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """Shape: image (H, W[, C]) -> (K, H, W)."""
         x = image[..., None] if image.ndim == 2 else image
-        return np.asarray(self.model.predict(x[None].astype(np.float32), params={"output": "probabilities"}))[
-            0
-        ]
+        params = {"output": "probabilities", "input_dtype": str(image.dtype)}
+        return np.asarray(self.model.predict(x[None].astype(np.float32), params=params))[0]
 
 
 def mean_foreground_dice(scored: ScoredCases) -> float:

@@ -50,7 +50,7 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
     for path in tqdm(files, desc="predict", unit="image"):
         image = read_image(path)
         x = (image[..., None] if image.ndim == 2 else image)[None].astype(np.float32)
-        labels = np.asarray(model.predict(x))[0].astype(np.uint8)
+        labels = np.asarray(model.predict(x, params={"input_dtype": str(image.dtype)}))[0].astype(np.uint8)
         write_mask(output_dir / f"{file_stem(path)}.png", labels)
         if overlays:
             (output_dir / "overlays").mkdir(exist_ok=True)

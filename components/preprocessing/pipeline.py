@@ -58,6 +58,8 @@ class PreprocessSpec:
 def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """Convert ``image`` to ``channels`` channels (RGB -> gray by luminance, gray -> RGB by copying).
 
+    Integer images keep their dtype (the luminance is rounded); an alpha channel is dropped.
+
     Shape:
         image: (H, W) or (H, W, C) -> (H, W, channels)
     """
@@ -69,6 +71,9 @@ def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         weights = np.array([0.299, 0.587, 0.114], dtype=np.float64)
         gray = (img[..., :3].astype(np.float64) * weights).sum(-1)
+        if np.issubdtype(image.dtype, np.integer):  # keep the dtype: intensity method "dtype" needs it
+            info = np.iinfo(image.dtype)
+            return np.clip(np.round(gray), info.min, info.max).astype(image.dtype)[..., None]
         return gray.astype(image.dtype if np.issubdtype(image.dtype, np.floating) else np.float32)[..., None]
     return np.repeat(img[..., :1], channels, axis=-1)
 

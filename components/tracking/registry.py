@@ -64,8 +64,8 @@ def _pyfunc_kwargs(
     cfg.write_text(json.dumps({"tta": tta, "class_names": class_names}))
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
     sig = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, channels))]),
-        params=ParamSchema([ParamSpec("output", "string", "labels")]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]),  # N, H, W, gray or RGB
+        params=ParamSchema([ParamSpec("output", "string", "labels"), ParamSpec("input_dtype", "string", "")]),
     )
     return {
         "python_model": str(MODEL_FILE),

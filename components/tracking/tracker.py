@@ -72,10 +72,13 @@ class Tracker:
             self.client.log_batch(run_id, params=items[i : i + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log finite metrics in one batch (NaN/inf are skipped: MLflow charts cannot show them)."""
+        """Log finite metrics in one batch (NaN/inf are skipped: MLflow charts cannot show them).
+
+        A "±" in a key becomes "_pm_": MLflow metric names allow only letters, digits and ``_-. :/``.
+        """
         ts = int(time.time() * 1000)
         items = [
-            Metric(k.replace("±", "+-"), float(v), ts, step or 0)
+            Metric(k.replace("±", "_pm_"), float(v), ts, step or 0)
             for k, v in metrics.items()
             if v is not None and math.isfinite(float(v))
         ]

@@ -1,0 +1,45 @@
+"""Shared fixtures of this test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from components.tracking.tracker import Tracker
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread than on two competing with other processes."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="package")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow SQLite store in a temporary folder, for this whole test folder.
+
+    The working directory moves there (MLflow puts artifacts under ``./mlruns``), and the process-wide
+    MLflow URIs that ``register_and_gate`` / ``log_ensemble_model`` set are restored afterwards.
+    """
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_REGISTRY_URI", uri)
+        mp.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+        mp.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+        yield uri
+
+
+@pytest.fixture(scope="package")
+def tracker(store: str) -> Tracker:
+    return Tracker("segflow-unit", uri=store)

@@ -1,0 +1,88 @@
+"""Lineage tags: params hash, DVC data hash from dvc.lock, git commit outside a repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.tracking.lineage import (
+    TAG_DATA,
+    TAG_FLOW_RUN,
+    TAG_GIT,
+    TAG_PARAMS,
+    TAG_PIPELINE_FLOW_RUN,
+    data_dvc_hash,
+    git_commit,
+    lineage_tags,
+    params_hash,
+)
+
+PARAMS_A = """# segflow parameters
+train:
+  epochs: 3        # short run
+  lr: 0.1
+data:
+  dir: data/raw
+"""
+PARAMS_B = """data: {dir: data/raw}
+# the same values, other order, other comments
+train: {lr: 0.1, epochs: 3}
+"""
+LOCK = {
+    "schema": "2.0",
+    "stages": {
+        "validate": {
+            "cmd": "python -m flows.validate",
+            "deps": [
+                {"path": "components/validation", "md5": "111.dir"},
+                {"path": "data/raw", "md5": "abc123.dir", "size": 10, "nfiles": 2},
+            ],
+        },
+        "train": {"cmd": "python -m flows.train", "deps": [{"path": "data/raw", "md5": "other.dir"}]},
+    },
+}
+
+
+def test_params_hash_ignores_key_order_and_comments(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    a.write_text(PARAMS_A)
+    b.write_text(PARAMS_B)
+    c.write_text(PARAMS_A.replace("epochs: 3", "epochs: 4"))
+    assert params_hash(a) == params_hash(b)
+    assert params_hash(a) != params_hash(c)
+    assert len(params_hash(a)) == 64 and int(params_hash(a), 16) >= 0
+
+
+def test_data_dvc_hash_reads_the_stage_dependency(tmp_path: Path) -> None:
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(yaml.safe_dump(LOCK))
+    assert data_dvc_hash("data/raw", lock) == "abc123.dir"
+    assert data_dvc_hash("data/raw/", lock) == "abc123.dir"
+    assert data_dvc_hash("./data/raw", lock) == "abc123.dir"
+    assert data_dvc_hash("data/raw", lock, stage="train") == "other.dir"
+    assert data_dvc_hash("data/other", lock) == "unknown"
+    assert data_dvc_hash("data/raw", lock, stage="evaluate") == "unknown"
+    assert data_dvc_hash("data/raw", tmp_path / "missing.lock") == "unknown"
+    (tmp_path / "empty.lock").write_text("")
+    assert data_dvc_hash("data/raw", tmp_path / "empty.lock") == "unknown"
+
+
+def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:
+    assert git_commit(tmp_path) == "unknown"
+
+
+def test_lineage_tags_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(PARAMS_A)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(LOCK))
+    tags = lineage_tags("data/raw", "flow-1", None)
+    assert tags == {
+        TAG_GIT: "unknown",
+        TAG_DATA: "abc123.dir",
+        TAG_PARAMS: params_hash(tmp_path / "params.yaml"),
+        TAG_FLOW_RUN: "flow-1",
+    }
+    tags = lineage_tags("data/raw", None, "pipeline-7")
+    assert tags[TAG_FLOW_RUN] == "none" and tags[TAG_PIPELINE_FLOW_RUN] == "pipeline-7"
