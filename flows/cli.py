@@ -28,6 +28,7 @@ def _defaults_env() -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
         "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }.items():
         os.environ.setdefault(key, value)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pandas as pd
 
 from components.evaluation import plots
 from components.evaluation.scoring import ScoredCases
-from components.evaluation.statistics import area_agreement, summarize
+from components.evaluation.statistics import area_agreement, json_safe, summarize
 
 REPORT_METRICS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "assd")
 SUMMARY_FILE, STATS_FILE, PER_CASE_FILE, ROC_FILE = (
@@ -22,19 +21,6 @@ SUMMARY_FILE, STATS_FILE, PER_CASE_FILE, ROC_FILE = (
     "per_case.csv",
     "roc.csv",
 )
-
-
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def compact_summary(per_case: pd.DataFrame, class_names: Sequence[str], by_fold: bool) -> dict[str, Any]:
@@ -51,7 +37,7 @@ def compact_summary(per_case: pd.DataFrame, class_names: Sequence[str], by_fold:
             }
     fg = per_case.groupby("class_name")["dice"].mean()
     out["mean_foreground_dice"] = float(fg.mean()) if len(fg) else None
-    return _clean(out)
+    return json_safe(out)
 
 
 def write_report(
@@ -83,7 +69,7 @@ def write_report(
         for name, sub in df.groupby("class_name")
         if len(sub) > 2
     }
-    (out_dir / STATS_FILE).write_text(json.dumps(_clean(stats), indent=2))
+    (out_dir / STATS_FILE).write_text(json.dumps(json_safe(stats), indent=2))
     roc_rows = [
         {"class_name": class_names[c], "fpr": float(f), "tpr": float(t)}
         for c, (fpr, tpr) in curves.items()

@@ -19,12 +19,12 @@ from scipy import stats
 from components.metrics import case_metrics
 
 
-def _clean(x: Any) -> Any:
-    """Python scalars for JSON; NaN/inf -> None (recursively)."""
+def json_safe(x: Any) -> Any:
+    """Python scalars for strict JSON; NaN/inf -> None; keys as strings (recursively)."""
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {str(k) if not isinstance(k, int) else k: json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, float | np.floating):
@@ -121,7 +121,7 @@ def summarize(per_case: pd.DataFrame, metrics: Sequence[str], by_fold: bool = Tr
             out["fold_mean_sd"][name] = {
                 m: {"mean": float(group[m].mean()), "sd": float(group[m].std(ddof=1))} for m in metrics
             }
-    return _clean(out)
+    return json_safe(out)
 
 
 def _paired(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
@@ -176,7 +176,7 @@ def compare_paired(
         for name in names.unique():
             sel = ok & (names == name).to_numpy()
             out["per_class"].setdefault(name, {})[m] = _paired(pairs[sel, 0], pairs[sel, 1], n_boot, seed)
-    return _clean(out)
+    return json_safe(out)
 
 
 def area_agreement(pred_volumes: Sequence[float], ref_volumes: Sequence[float]) -> dict:
@@ -214,7 +214,7 @@ def area_agreement(pred_volumes: Sequence[float], ref_volumes: Sequence[float]) 
             if sd > 0:
                 t = stats.ttest_rel(p, r)
                 out.update(ttest_stat=float(t.statistic), ttest_p=float(t.pvalue))
-    return _clean(out)
+    return json_safe(out)
 
 
 REGIONS = ("base", "middle", "apex")
