@@ -49,6 +49,6 @@ def test_every_component_named_in_params_yaml_builds_and_trains_one_step() -> No
     loss.backward()
     opt.step()
     sched.step_batch()
-    sched.step_epoch({"val_dice": 0.5, "val_loss": float(loss)})
+    sched.step_epoch({"val_dice": 0.5, "val_loss": float(loss.detach())})
     assert torch.isfinite(loss)
     assert stopper.update({tc.early_stopping.monitor: 0.5}) is False
