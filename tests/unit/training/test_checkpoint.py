@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ MSPEC = ModelSpec("unet", 1, 3, {"base_channels": 8, "depth": 2})
 PSPEC = PreprocessSpec((32, 32), "letterbox", "zscore", {}, 1, (2.0, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models run faster on one thread than on two competing with other processes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trained_model() -> torch.nn.Module:
