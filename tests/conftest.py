@@ -1,0 +1,12 @@
+"""Test-session settings shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+# CI runs the property tests on a fixed example sequence, so a landing never depends on luck;
+# locally hypothesis keeps exploring new examples (and stores failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
