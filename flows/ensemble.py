@@ -14,7 +14,7 @@ from components.config import load_params
 from components.ensembling.package import fold_ensemble, mean_foreground_dice, score_model_uri
 from components.evaluation.folds import fold_checkpoint
 from components.evaluation.report import write_report
-from components.evaluation.scoring import score_cases
+from components.evaluation.scoring import distance_unit, score_cases, scoring_options
 from components.evaluation.statistics import compare_paired
 from components.evaluation.summary import summary_markdown, summary_metrics
 from components.preprocessing.prepare import load_splits, split_sha
@@ -28,7 +28,6 @@ from components.tracking.registry import (
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
-from flows.evaluate import distance_unit, scoring_options
 from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
 
 REPORT_DIR = Path("reports/test")
@@ -50,10 +49,10 @@ def test_ensemble(params_path: str) -> dict:
     cases, _ = _test_cases()
     predictor = fold_ensemble([fold_checkpoint(FOLDS_DIR, k) for k in params.folds], params.ensemble.tta)
     scored = score_cases(
-        predictor, cases, Path(params.data.dir), scoring_options(params_path), desc="test ensemble"
+        predictor, cases, Path(params.data.dir), scoring_options(params), desc="test ensemble"
     )
     summary = write_report(
-        scored, REPORT_DIR, params.data.class_names, by_fold=False, unit=distance_unit(params_path)
+        scored, REPORT_DIR, params.data.class_names, by_fold=False, unit=distance_unit(params)
     )
     return {"summary": summary, "test_dice": mean_foreground_dice(scored)}
 
@@ -96,7 +95,7 @@ def package_and_register(params_path: str, result: dict) -> dict:
         result["test_dice"],
         split_sha(test_ids),
         {**tags, "mlflow_run_id": run_id},
-        score_uri=lambda u: score_model_uri(u, cases, Path(params.data.dir), scoring_options(params_path)),
+        score_uri=lambda u: score_model_uri(u, cases, Path(params.data.dir), scoring_options(params)),
     )
     record = {
         "registered_model": reg.name,

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from components.config import load_params
 from components.evaluation.folds import evaluate_folds
 from components.evaluation.report import write_report
-from components.evaluation.scoring import ScoringOptions
+from components.evaluation.scoring import distance_unit, scoring_options
 from components.evaluation.summary import fold_metric_means, summary_markdown, summary_metrics
 from components.preprocessing.prepare import load_splits
 from components.tracking.run_record import RunRecord
@@ -21,20 +21,6 @@ from components.validation import read_manifest
 from flows.stage import main
 
 REPORT_DIR = Path("reports/cv")
-
-
-def scoring_options(params_path: str) -> ScoringOptions:
-    """Scoring options from params.yaml (shared with the ensemble stage)."""
-    p = load_params(params_path)
-    ev = p.evaluate
-    return ScoringOptions(
-        p.data.class_names, ev.spacing, ev.connectivity, ev.surface_tolerance, ev.worst_cases
-    )
-
-
-def distance_unit(params_path: str) -> str:
-    """Millimetres when evaluate.spacing is given, else pixels."""
-    return "mm" if load_params(params_path).evaluate.spacing else "px"
 
 
 @task(cache_policy=NO_CACHE)
@@ -48,11 +34,9 @@ def evaluate_all_folds(params_path: str) -> dict:
         read_manifest(Path("data/manifest.parquet")),
         Path(params.data.dir),
         Path("models/folds"),
-        scoring_options(params_path),
+        scoring_options(params),
     )
-    return write_report(
-        scored, REPORT_DIR, params.data.class_names, by_fold=True, unit=distance_unit(params_path)
-    )
+    return write_report(scored, REPORT_DIR, params.data.class_names, by_fold=True, unit=distance_unit(params))
 
 
 @task(cache_policy=NO_CACHE)

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from tqdm.auto import tqdm
 from components.evaluation.roc import StreamingROC
 from components.io import read_image, read_mask
 from components.metrics import case_metrics
+
+if TYPE_CHECKING:
+    from components.config import Params
 
 
 class ProbabilityModel(Protocol):
@@ -43,6 +46,19 @@ class ScoringOptions:
     connectivity: int = 1
     surface_tolerance: float = 1.0
     worst_cases: int = 6
+
+
+def scoring_options(params: Params) -> ScoringOptions:
+    """Scoring options from params.yaml (fold evaluation and the ensemble's test report)."""
+    ev = params.evaluate
+    return ScoringOptions(
+        params.data.class_names, ev.spacing, ev.connectivity, ev.surface_tolerance, ev.worst_cases
+    )
+
+
+def distance_unit(params: Params) -> str:
+    """Millimetres when evaluate.spacing is given, else pixels."""
+    return "mm" if params.evaluate.spacing else "px"
 
 
 def score_cases(
