@@ -6,15 +6,20 @@ typo in params.yaml (or in a ``dvc exp run -S`` override) never silently falls b
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from components.errors import UserError
+from components.params_keys import DVC_RESERVED_KEYS, reserved_key_paths
+from components.params_reads import PARAMS_READS_ENV, record_reads
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """params.yaml is missing, unreadable or holds an invalid value."""
 
 
@@ -60,8 +65,8 @@ class LossTerm(Named):
 class SyntheticConfig(_Frozen):
     """Default dataset: deterministic multi-class phantoms."""
 
-    n_cases: int = Field(60, ge=8)
-    size: int = Field(96, ge=32)
+    n_cases: int = Field(default=60, ge=8)
+    image_size: int = Field(default=96, ge=32)
     seed: int = 0
     n_patients: int | None = None
 
@@ -105,22 +110,22 @@ class IntensityConfig(_Frozen):
 class SplitConfig(_Frozen):
     """Held-out test set and k folds."""
 
-    n_folds: int = Field(5, ge=2)
-    test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    n_folds: int = Field(default=5, ge=2)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 0
 
 
 class ClaheConfig(_Frozen):
     """Contrast-limited adaptive histogram equalisation applied after intensity normalisation."""
 
-    clip_limit: float = Field(2.0, gt=0)
-    tile_grid: int = Field(8, ge=1)
+    clip_limit: float = Field(default=2.0, gt=0)
+    tile_grid: int = Field(default=8, ge=1)
 
 
 class PreprocessConfig(_Frozen):
     """Spatial size, resize mode and intensity normalisation."""
 
-    size: tuple[int, int] = (96, 96)
+    image_size: tuple[int, int] = (96, 96)
     spatial_mode: Literal["resize", "pad", "letterbox"] = "resize"
     intensity: IntensityConfig = IntensityConfig()
     clahe: ClaheConfig | None = None
@@ -139,7 +144,7 @@ class EarlyStoppingConfig(_Frozen):
 
     monitor: str = "val_dice"
     mode: Literal["max", "min"] = "max"
-    patience: int = Field(0, ge=0)
+    patience: int = Field(default=0, ge=0)
     min_delta: float = 0.0
 
 
@@ -152,15 +157,15 @@ class TrainConfig(_Frozen):
     scheduler: Named = Named(name="none")
     augment: AugmentConfig = AugmentConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(8, ge=1)
-    grad_clip: float | None = Field(1.0, gt=0)
-    grad_accum: int = Field(1, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    grad_accum: int = Field(default=1, ge=1)
     class_aware_sampling: bool = False
     folds: list[int] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(default=0, ge=0)
     seed: int = 0
 
     @field_validator("loss")
@@ -174,10 +179,10 @@ class TrainConfig(_Frozen):
 class EvaluateConfig(_Frozen):
     """Fold evaluation settings."""
 
-    connectivity: int = Field(1, ge=1, le=3)
-    surface_tolerance: float = Field(1.0, ge=0)
+    connectivity: int = Field(default=1, ge=1, le=3)
+    surface_tolerance: float = Field(default=1.0, ge=0)
     spacing: tuple[float, float] | None = None
-    worst_cases: int = Field(6, ge=0)
+    worst_cases: int = Field(default=6, ge=0)
 
 
 class EnsembleConfig(_Frozen):
@@ -229,12 +234,31 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _check_reserved_keys(raw: Any, source: str) -> None:
+    """Reject keys that DVC's run cache leaves out of its hash (see components.params_keys)."""
+    bad = reserved_key_paths(raw) if isinstance(raw, dict) else []
+    if not bad:
+        return
+    names = ", ".join(sorted(DVC_RESERVED_KEYS))
+    lines = [f"{source}: params keys named like DVC output metadata ({names})"]
+    lines += [f"  - {key}" for key in bad]
+    lines.append(
+        "DVC's run cache ignores params with these names (treeverse/dvc#10296): changing one "
+        "restores an earlier run's outputs instead of re-running the stage, and dvc.lock and "
+        "`dvc status` hide it. Rename the key (e.g. `size` -> `image_size`); kwargs are params "
+        "too, so a component argument of that name cannot be set from params.yaml."
+    )
+    raise ConfigError("\n".join(lines))
+
+
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     """Validate a params mapping.
 
     Raises:
-        ConfigError: Lists every offending key with what was expected.
+        ConfigError: Lists every offending key with what was expected, or every key (at any
+            depth, kwargs included) whose name DVC's run cache ignores.
     """
+    _check_reserved_keys(raw, source)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
@@ -250,4 +274,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    return parse_params(raw, str(p))
+    params = parse_params(raw, str(p))
+    reads_log = os.environ.get(PARAMS_READS_ENV)
+    if reads_log:  # tests: which keys each stage reads (checked against dvc.yaml)
+        return cast(Params, record_reads(params, Path(reads_log), os.environ.get("DVC_STAGE", "?")))
+    return params

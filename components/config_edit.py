@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def _set(tree: Any, dotted: str, value: Any) -> None:
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"override '{dotted}': no section '{'.'.join(parts[: i + 1])}' in params.yaml")
         node = node[part]
-    if not isinstance(node, Mapping):
+    if not isinstance(node, MutableMapping):  # ruamel's sections are (mutable) CommentedMaps
         raise ConfigError(f"override '{dotted}': '{'.'.join(parts[:-1])}' is not a section")
     node[parts[-1]] = value
 

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from components.errors import UserError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(UserError, KeyError):
     """Unknown or duplicate registry name."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly instead

@@ -93,7 +93,7 @@ def generate(
             typer.echo(f"{out} exists; keeping it (use --overwrite to regenerate)")
             return
         shutil.rmtree(out)
-    generate_phantoms(out, n_cases=syn.n_cases, size=syn.size, seed=syn.seed, n_patients=syn.n_patients)
+    generate_phantoms(out, n_cases=syn.n_cases, size=syn.image_size, seed=syn.seed, n_patients=syn.n_patients)
     typer.echo(f"wrote {syn.n_cases} synthetic cases to {out}")
 
 
@@ -103,9 +103,9 @@ def summary(root: Annotated[Path, typer.Option(help="project root")] = Path()) -
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from components.evaluation.summary import run_summary, run_summary_markdown
+    from components.evaluation.last_run import last_run_markdown, last_run_results
 
-    Console().print(Markdown(run_summary_markdown(run_summary(root))))
+    Console().print(Markdown(last_run_markdown(last_run_results(root))))
 
 
 @app.command()

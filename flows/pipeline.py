@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.config_edit import apply_overrides
-from components.evaluation.summary import run_summary, run_summary_markdown
+from components.evaluation.last_run import last_run_markdown, last_run_results
 from flows.stage import PIPELINE_RUN_ENV, current_flow_run_id
 
 
@@ -50,9 +50,9 @@ def dvc_repro(force: bool, flow_run_id: str | None) -> None:
 @task(cache_policy=NO_CACHE)
 def report() -> dict[str, Any]:
     """Collect CV/test summaries and the registration into one dict (and a Prefect artifact)."""
-    summary = run_summary(Path())
-    create_markdown_artifact(key="segflow-run", markdown=run_summary_markdown(summary))
-    return summary
+    results = last_run_results(Path())
+    create_markdown_artifact(key="segflow-run", markdown=last_run_markdown(results))
+    return results
 
 
 @flow(name="segflow-pipeline", log_prints=True)
@@ -72,9 +72,9 @@ def pipeline(
     """
     set_params(params_path, data_dir, overrides or {})
     dvc_repro(force, current_flow_run_id())
-    summary = report()
-    print(run_summary_markdown(summary))
-    return summary
+    results = report()
+    print(last_run_markdown(results))
+    return results
 
 
 if __name__ == "__main__":

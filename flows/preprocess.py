@@ -7,13 +7,12 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from components import layout
 from components.config import load_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.validation import read_manifest
 from flows.stage import main
-
-PREPARED = Path("data/prepared")
 
 
 @task(cache_policy=NO_CACHE)
@@ -21,16 +20,20 @@ def prepare(params_path: str, manifest_path: str) -> str:
     """Cache arrays and write splits.json."""
     params = load_params(params_path)
     splits = prepare_dataset(
-        read_manifest(Path(manifest_path)), Path(params.data.dir), params, spec_from_params(params), PREPARED
+        read_manifest(Path(manifest_path)),
+        Path(params.data.dir),
+        params,
+        spec_from_params(params),
+        layout.PREPARED,
     )
     print(f"splits: test {len(splits.test)} cases, folds {[len(f) for f in splits.folds]}")
-    return str(PREPARED)
+    return str(layout.PREPARED)
 
 
 @flow(name="preprocess", log_prints=True)
 def preprocess_flow(params_path: str = "params.yaml") -> str:
     """Preprocess the validated dataset."""
-    return prepare(params_path, "data/manifest.parquet")
+    return prepare(params_path, str(layout.MANIFEST))
 
 
 if __name__ == "__main__":

@@ -13,20 +13,9 @@ PIPELINE_RUN_ENV = "SEGFLOW_PIPELINE_FLOW_RUN_ID"
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is the whole story for the user."""
-    from components.config import ConfigError
-    from components.data.discovery import DiscoveryError
-    from components.io import ImageReadError
-    from components.registry import RegistryError
-    from components.validation import DatasetValidationError
+    from components.errors import UserError
 
-    return (
-        ConfigError,
-        DiscoveryError,
-        DatasetValidationError,
-        ImageReadError,
-        RegistryError,
-        FileNotFoundError,
-    )
+    return (UserError, FileNotFoundError)
 
 
 def current_flow_run_id() -> str | None:

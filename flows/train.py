@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from typing import TypedDict
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from components import layout
 from components.config import load_params
-from components.preprocessing.prepare import load_splits
+from components.data.splits import read_splits
 from components.tracking.lineage import lineage_tags
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
 from components.training.loop import train_fold
 from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
 
-PREPARED = Path("data/prepared")
-FOLDS_DIR = Path("models/folds")
-RUN_RECORD = FOLDS_DIR / "run.json"
+
+class FoldResult(TypedDict):
+    """What :func:`train_one_fold` returns."""
+
+    fold: int
+    run_id: str
+    best_val_dice: float
 
 
 @task(cache_policy=NO_CACHE)
 def train_one_fold(
     params_path: str, fold: int, experiment: str, parent_run_id: str, tags: dict[str, str]
-) -> dict[str, float]:
+) -> FoldResult:
     """Train fold ``fold`` in its own MLflow child run; return its best validation Dice."""
     params = load_params(params_path)
     tracker = Tracker(experiment)
@@ -32,13 +37,13 @@ def train_one_fold(
         f"fold-{fold}", parent_id=parent_run_id, tags={**tags, "segflow.fold": str(fold)}
     )
     tracker.log_params(run_id, {"fold": fold, **params.train.model_dump(mode="json")})
-    out_dir = FOLDS_DIR / f"fold_{fold}"
+    out_dir = layout.fold_dir(fold)
     try:
         res = train_fold(
             params,
             fold,
-            load_splits(PREPARED),
-            PREPARED,
+            read_splits(layout.SPLITS),
+            layout.PREPARED,
             out_dir,
             log_metrics=lambda m, step: tracker.log_metrics(run_id, m, step),
         )
@@ -61,7 +66,7 @@ def train_one_fold(
         f"fold {fold}: best val Dice {res.best_val_dice:.4f} at epoch {res.best_epoch}, "
         f"{res.train_images_per_s:.1f} train images/s"
     )
-    return {"fold": fold, "run_id": run_id, "best_val_dice": res.best_val_dice}  # type: ignore[dict-item]
+    return {"fold": fold, "run_id": run_id, "best_val_dice": res.best_val_dice}
 
 
 @flow(name="train", log_prints=True)
@@ -71,13 +76,24 @@ def train_flow(params_path: str = "params.yaml") -> str:
     tracker = Tracker(params.tracking.experiment)
     tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
     parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
-    tracker.log_params(parent, params.model_dump(mode="json"))
+    # Only what this stage reads (its dvc.yaml params): a later evaluate/ensemble re-run with other
+    # params logs to this same parent run, and must not find stale values of its keys here.
+    data = params.data
+    tracker.log_params(
+        parent,
+        {
+            "data": {"dir": data.dir, "classes": data.classes, "channels": data.channels},
+            "preprocess": params.preprocess.model_dump(mode="json"),
+            "train": params.train.model_dump(mode="json"),
+            "tracking": params.tracking.model_dump(mode="json"),
+        },
+    )
     results = [train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds]
     RunRecord(
         tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
-    ).save(RUN_RECORD)
+    ).save(layout.RUN_RECORD)
     tracker.end_run(parent)  # later stages (evaluate, ensemble) still log to it by id
-    return str(FOLDS_DIR)
+    return str(layout.FOLDS)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from components import layout
 from components.config import load_params
 from components.data.discovery import discover
 from components.validation import (
@@ -17,9 +18,6 @@ from components.validation import (
 )
 from flows.stage import main
 
-MANIFEST = Path("data/manifest.parquet")
-REPORT_DIR = Path("reports/validation")
-
 
 @task(cache_policy=NO_CACHE)
 def check_dataset(data_dir: str, class_values: list[int], channels: int) -> str:
@@ -28,11 +26,11 @@ def check_dataset(data_dir: str, class_values: list[int], channels: int) -> str:
     if not root.is_dir():
         raise FileNotFoundError(f"data.dir '{data_dir}' is not a folder; it must hold images/ and masks/")
     meta = build_metadata(discover(root), class_values, root=root)
-    outcome = validate_metadata(meta, class_values, REPORT_DIR, expected_channels=channels)
+    outcome = validate_metadata(meta, class_values, layout.VALIDATION_REPORTS, expected_channels=channels)
     if not outcome.success:
         raise DatasetValidationError(outcome.failures, outcome.result_path)
-    write_manifest(meta, MANIFEST)
-    return str(MANIFEST)
+    write_manifest(meta, layout.MANIFEST)
+    return str(layout.MANIFEST)
 
 
 @flow(name="validate", log_prints=True)

@@ -19,13 +19,14 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.errors import UserError
 from components.io import IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
 CASES_CSV = "cases.csv"
 CASES_COLUMNS = ("case_id", "patient_id")
 
 
-class DiscoveryError(ValueError):
+class DiscoveryError(UserError, ValueError):
     """The dataset folder cannot be paired unambiguously (message names the file and the fix)."""
 
 

@@ -12,9 +12,12 @@ bins. The result depends only on the inputs as sets and the seed, never on their
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -222,3 +225,21 @@ def check_splits(splits: Splits, case_ids: Sequence[str], groups: Mapping[str, s
             problems.append(f"patient {g} spans {', '.join(p)}")
     if problems:
         raise ValueError("invalid splits: " + "; ".join(problems[:10]))
+
+
+def split_sha(test_cases: Sequence[str]) -> str:
+    """Identity of a test split (sorted case ids), to compare models on the same cases."""
+    return hashlib.sha256("\n".join(sorted(test_cases)).encode()).hexdigest()
+
+
+def write_splits(splits: Splits, path: Path) -> None:
+    """Write the splits as JSON (the preprocess stage's ``splits.json``)."""
+    Path(path).write_text(json.dumps(splits.to_json(), indent=2))
+
+
+def read_splits(path: Path) -> Splits:
+    """Read the splits written by :func:`write_splits`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the preprocess stage first (dvc repro preprocess)")
+    return Splits.from_json(json.loads(path.read_text()))

@@ -25,7 +25,7 @@ import numpy as np
 
 CLASS_NAMES: tuple[str, ...] = ("background", "organ_a", "organ_b", "lesion")
 
-_DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
+_DTYPES: dict[str, type[np.unsignedinteger]] = {"uint8": np.uint8, "uint16": np.uint16}
 _P_NO_LESION = 0.33
 _P_NO_ORGAN_B = 0.12
 

@@ -25,14 +25,14 @@ class FoldEnsembleModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Rebuild the fold networks from their checkpoints."""
-        from components.ensembling.predictor import Predictor
-        from components.training.checkpoint import load_checkpoint
+        from components.inference.predictor import predictor_from_checkpoints
 
         with open(context.artifacts["ensemble_config"]) as fh:
             cfg = json.load(fh)
         keys = sorted(k for k in context.artifacts if k.startswith("fold_"))
-        loaded = [load_checkpoint(context.artifacts[k]) for k in keys]
-        self.predictor = Predictor([m for m, _, _ in loaded], loaded[0][2], tta=bool(cfg["tta"]))
+        self.predictor = predictor_from_checkpoints(
+            [context.artifacts[k] for k in keys], tta=bool(cfg["tta"])
+        )
         self.class_names: list[str] = cfg["class_names"]
 
     # No type hints on predict: MLflow would try to derive a schema from them; the signature is explicit.

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from components.evaluation.overlay import overlay_uint8
 from components.io import IMAGE_SUFFIXES, file_stem, is_nifti, read_image, write_mask
+from components.viz.overlay import overlay_uint8
 
 
 def list_images(folder: Path) -> list[Path]:

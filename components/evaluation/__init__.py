@@ -1,1 +1,1 @@
-"""evaluation."""
+"""Evaluation: scoring predictors and mask folders with the metric panel, reports, statistics and plots."""

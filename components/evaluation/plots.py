@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.evaluation.overlay import PALETTE, class_color, overlay, to_gray_unit
 from components.metrics import METRIC_INFO
+from components.viz.overlay import PALETTE, class_color, overlay, to_gray_unit
 
 # Colour-blind-safe palette (Okabe–Ito) for classes 1, 2, ...
 
@@ -132,8 +132,8 @@ def roc_plot(
 
 
 def bland_altman_plot(
-    pred_vol: Sequence[float],
-    ref_vol: Sequence[float],
+    pred_vol: Sequence[float] | np.ndarray | pd.Series,
+    ref_vol: Sequence[float] | np.ndarray | pd.Series,
     out_png: str | Path,
     unit: str = "mm³",
     label: str = "",
@@ -199,6 +199,7 @@ def worst_cases_gallery(
         class_names: Names indexed by class (index 0 = background, not drawn).
         out_png: Output path.
     """
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -219,7 +220,7 @@ def worst_cases_gallery(
             ax.set_yticks([])
         if (ref > 0).any():  # reference outline on the prediction: where they disagree at a glance
             row[2].contour(ref > 0, levels=[0.5], colors="white", linewidths=0.9)
-    handles = [Patch(color=class_color(c), label=n) for c, n in enumerate(class_names) if c > 0]
+    handles: list[Artist] = [Patch(color=class_color(c), label=n) for c, n in enumerate(class_names) if c > 0]
     handles.append(Line2D([], [], color="white", lw=1.5, label="reference outline (on prediction)"))
     legend = fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), title="class overlay")
     legend.get_frame().set_facecolor("#bbbbbb")

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from components.evaluation.roc import StreamingROC
 from components.io import read_image, read_mask
 from components.metrics import case_metrics
+from components.metrics.per_case import per_case_rows
 
 if TYPE_CHECKING:
     from components.config import Params
@@ -28,13 +29,23 @@ class ProbabilityModel(Protocol):
         ...
 
 
+class WorstCase(TypedDict):
+    """One worst-case gallery item (see ``plots.worst_cases_gallery``)."""
+
+    image: np.ndarray
+    ref: np.ndarray
+    pred: np.ndarray
+    mean_dice: float
+    title: str
+
+
 @dataclass
 class ScoredCases:
     """Per-case metric rows, the ROC accumulator and the worst cases (for the gallery)."""
 
     per_case: pd.DataFrame
     roc: StreamingROC
-    worst: list[dict[str, object]] = field(default_factory=list)
+    worst: list[WorstCase] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,10 +94,11 @@ def score_cases(
     classes = list(range(1, num_classes))
     roc = roc if roc is not None else StreamingROC(num_classes)
     rows: list[dict[str, object]] = []
-    heap: list[tuple[float, int, dict[str, object]]] = []
+    heap: list[tuple[float, int, WorstCase]] = []
     for i, row in enumerate(tqdm(list(cases.itertuples(index=False)), desc=desc, unit="case")):
-        image = read_image(data_dir / row.image_path)
-        ref = read_mask(data_dir / row.mask_path).astype(np.int64)
+        # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
+        image = read_image(data_dir / cast(str, row.image_path))
+        ref = read_mask(data_dir / cast(str, row.mask_path)).astype(np.int64)
         probs = predictor.predict_proba(image)
         pred = probs.argmax(0)
         roc.update(probs, ref)
@@ -98,10 +110,9 @@ def score_cases(
             connectivity=opts.connectivity,
             surface_tolerance=opts.surface_tolerance,
         )
-        for m in metrics:
-            rows.append({"case_id": str(row.case_id), "class_name": opts.class_names[int(m["class"])], **m})
+        rows += per_case_rows(str(row.case_id), metrics, lambda c: opts.class_names[c])
         mean_dice = float(np.nanmean([float(m["dice"]) for m in metrics]))
-        item = {
+        item: WorstCase = {
             "image": image,
             "ref": ref,
             "pred": pred,

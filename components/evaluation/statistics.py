@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from components.metrics import case_metrics
+from components.metrics.reductions import fold_class_means, mean_sd_by_class
+
+Values: TypeAlias = Sequence[float] | np.ndarray | pd.Series
+"""Metric values per case: a list, an array or a per-case table's column (NaN allowed)."""
 
 
 def json_safe(x: Any) -> Any:
@@ -32,7 +36,7 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def _finite(values: Sequence[float]) -> tuple[np.ndarray, int]:
+def _finite(values: Values) -> tuple[np.ndarray, int]:
     arr = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), dtype=np.float64)
     keep = ~np.isnan(arr)
     return arr[keep], int((~keep).sum())
@@ -55,7 +59,7 @@ def _bootstrap_ci(x: np.ndarray, n_boot: int, seed: int, ci: float) -> tuple[flo
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def describe(values: Sequence[float], n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict:
+def describe(values: Values, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict:
     """Mean, sd, median, quartiles and a bootstrap CI of the mean, dropping NaNs.
 
     Args:
@@ -91,7 +95,7 @@ def _class_names(df: pd.DataFrame) -> pd.Series:
     return df["class_name"].astype(str) if "class_name" in df else df["class"].astype(str)
 
 
-def summarize(per_case: pd.DataFrame, metrics: Sequence[str], by_fold: bool = True) -> dict:
+def metric_statistics(per_case: pd.DataFrame, metrics: Sequence[str], by_fold: bool = True) -> dict:
     """Pooled per-class summaries, per-fold means and the mean ± sd over folds.
 
     Args:
@@ -114,13 +118,12 @@ def summarize(per_case: pd.DataFrame, metrics: Sequence[str], by_fold: bool = Tr
     for name, group in df.groupby("_name", sort=False):
         out["per_class"][name] = {m: describe(group[m]) for m in metrics}
     if by_fold and "fold" in df:
-        fold_means = df.groupby(["fold", "_name"], sort=True)[list(metrics)].mean()
-        for (fold, name), row in fold_means.iterrows():
+        fold_means = fold_class_means(df, metrics, by="_name")
+        for key, row in fold_means.iterrows():
+            assert isinstance(key, tuple)  # (fold, class name): a MultiIndex label
+            fold, name = key
             out["per_fold"].setdefault(int(fold), {})[name] = {m: float(row[m]) for m in metrics}
-        for name, group in fold_means.groupby(level="_name", sort=False):
-            out["fold_mean_sd"][name] = {
-                m: {"mean": float(group[m].mean()), "sd": float(group[m].std(ddof=1))} for m in metrics
-            }
+        out["fold_mean_sd"] = mean_sd_by_class(df, metrics, by_fold=True, by="_name")
     return json_safe(out)
 
 
@@ -179,7 +182,7 @@ def compare_paired(
     return json_safe(out)
 
 
-def area_agreement(pred_volumes: Sequence[float], ref_volumes: Sequence[float]) -> dict:
+def area_agreement(pred_volumes: Values, ref_volumes: Values) -> dict:
     """Agreement of predicted and reference volumes (areas): Pearson r, paired t-test, Bland–Altman.
 
     Bland–Altman: differences pred - ref; ``bias`` = their mean, limits of agreement

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from components.errors import UserError
+
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz")
 MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".nii", ".nii.gz")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """A file could not be decoded as an image."""
 
 
@@ -40,7 +42,8 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def _read_pil(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
+    with Image.open(path) as opened:
+        im: Image.Image = opened
         if im.mode == "P":  # palette PNG: the indices are the data (class-index masks)
             return np.asarray(im)
         if im.mode in ("I;16", "I;16B", "I;16L"):
@@ -65,6 +68,7 @@ def read_with_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
             import nibabel as nib
 
             img = nib.load(str(p))
+            assert isinstance(img, nib.spatialimages.SpatialImage)  # .nii / .nii.gz: a NIfTI image
             arr = np.asarray(img.dataobj)
             zooms = tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
             if arr.ndim == 3:  # nibabel gives (X, Y, Z); use (Z, Y, X)

@@ -54,6 +54,8 @@ class CrossEntropy(nn.Module):
         label_smoothing: As in ``torch.nn.functional.cross_entropy``.
     """
 
+    weight: torch.Tensor | None  # a buffer (moves with .to()), registered in __init__
+
     def __init__(
         self,
         num_classes: int,

@@ -153,7 +153,7 @@ def _overlap(pred: np.ndarray, ref: np.ndarray, voxel: float) -> dict[str, float
 def surface_metrics(
     pred: np.ndarray,
     ref: np.ndarray,
-    spacing: Sequence[float] | None = None,
+    spacing: Sequence[float] | np.ndarray | None = None,
     connectivity: int = 1,
     tolerance: float = 1.0,
 ) -> dict[str, float]:
@@ -231,8 +231,9 @@ def binary_metrics(
     if state != "none":
         column = _EMPTY_COLUMN[state]
         for name, cells in EMPTY_POLICY.items():
-            if cells[column] is not None and (surface or name not in SURFACE_METRICS):
-                values[name] = cells[column]
+            cell = cells[column]
+            if cell is not None and (surface or name not in SURFACE_METRICS):
+                values[name] = cell
     out: dict[str, float | str] = {name: values[name] for name in METRIC_NAMES}
     out["empty"] = state
     return out

@@ -48,7 +48,7 @@ class SurfaceDistances:
     ref_to_pred: np.ndarray
 
 
-def normalize_spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
+def normalize_spacing(spacing: Sequence[float] | np.ndarray | None, ndim: int) -> np.ndarray:
     """Return spacing as a float64 array of length ``ndim`` (``None`` -> all ones).
 
     Raises:
@@ -172,7 +172,7 @@ def bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...]:
 def surface_distances(
     pred: np.ndarray,
     ref: np.ndarray,
-    spacing: Sequence[float] | None = None,
+    spacing: Sequence[float] | np.ndarray | None = None,
     connectivity: int = 1,
 ) -> SurfaceDistances:
     """Directed surface distances in both directions, as medpy's ``__surface_distances``.

@@ -8,7 +8,7 @@ upsampled x8. Own module: no library ships the context module.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import segmentation_models_pytorch as smp
 import torch
@@ -111,6 +111,6 @@ class DilatedContextNet(nn.Module):
 
 
 @MODELS.register("dilated_context", "Dilated front end (stride 8) + Yu & Koltun context module (own)")
-def dilated_context(in_channels: int, num_classes: int, **kwargs: object) -> nn.Module:
+def dilated_context(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
     """Context-aggregation network wrapped to accept any H, W."""
     return PadToStride(DilatedContextNet(in_channels, num_classes, **kwargs), 8)

@@ -3,6 +3,8 @@ FCN-ResNet (torchvision), not the 8s skip architecture."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,7 @@ class FCN8s(nn.Module):
         self.score8 = nn.Conv2d(ch[3], num_classes, 1)
         for score in (self.score16, self.score8):  # skips start as no-ops, as in the paper
             nn.init.zeros_(score.weight)
+            assert score.bias is not None  # nn.Conv2d's default bias=True
             nn.init.zeros_(score.bias)
         self.up32 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
         self.up16 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
@@ -81,6 +84,6 @@ class FCN8s(nn.Module):
 
 
 @MODELS.register("fcn8s", "FCN-8s: VGG16-BN encoder, stride-16/8 skip fusion (own head)")
-def fcn8s(in_channels: int, num_classes: int, **kwargs: object) -> nn.Module:
+def fcn8s(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
     """FCN-8s wrapped to accept any H, W."""
     return PadToStride(FCN8s(in_channels, num_classes, **kwargs), 32)

@@ -63,7 +63,7 @@ class SegNet(nn.Module):
             x, idx = F.max_pool2d(x, 2, 2, return_indices=True)
             pools.append((idx, size))
         for stage, (idx, size) in zip(self.decoder, reversed(pools), strict=True):
-            x = stage(F.max_unpool2d(x, idx, 2, 2, output_size=size))
+            x = stage(F.max_unpool2d(x, idx, (2, 2), (2, 2), output_size=size))
         return self.head(x)
 
 

@@ -1,1 +1,1 @@
-"""preprocessing."""
+"""Preprocessing: spatial fitting, intensity normalisation, augmentation and the preprocess stage."""

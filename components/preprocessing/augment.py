@@ -15,7 +15,7 @@ stops the run with the transform's position, name and accepted arguments.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import albumentations as A
@@ -60,7 +60,7 @@ for _name, _desc in _ALLOWED.items():
     AUGMENTATIONS.add(_name, getattr(A, _name), _desc)
 
 
-def _accepted(cls: type) -> list[str]:
+def _accepted(cls: Callable[..., A.BasicTransform]) -> list[str]:
     schema = getattr(cls, "InitSchema", None)
     return sorted(set(schema.model_fields) - {"strict"}) if schema is not None else []
 
@@ -91,7 +91,7 @@ def build_transform(spec: Mapping[str, Any], index: int = 0) -> A.BasicTransform
             raise ValueError(f"{where}: invalid arguments {kwargs}: {msg}") from err
 
 
-def _construct(cls: type, kwargs: dict[str, Any]) -> A.BasicTransform:
+def _construct(cls: Callable[..., A.BasicTransform], kwargs: dict[str, Any]) -> A.BasicTransform:
     """Instantiate with ``strict=True`` where the transform's constructor takes it (most do)."""
     try:
         return cls(**kwargs, strict=True)

@@ -6,8 +6,9 @@ the arrays cached for training and the images seen at inference go through the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,17 +42,17 @@ class PreprocessSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> PreprocessSpec:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: Mapping[str, Any]) -> PreprocessSpec:
+        """Inverse of :meth:`to_dict` (``d`` as read back from a checkpoint or JSON)."""
         size = d["size"]
         assert isinstance(size, list | tuple)
         return cls(
             size=(int(size[0]), int(size[1])),
             spatial_mode=str(d["spatial_mode"]),
             intensity_method=str(d["intensity_method"]),
-            intensity_kwargs=dict(d.get("intensity_kwargs") or {}),  # type: ignore[arg-type]
-            channels=int(d["channels"]),  # type: ignore[arg-type]
-            clahe=(float(d["clahe"][0]), int(d["clahe"][1])) if d.get("clahe") else None,  # type: ignore[index]
+            intensity_kwargs=dict(d.get("intensity_kwargs") or {}),
+            channels=int(d["channels"]),
+            clahe=(float(d["clahe"][0]), int(d["clahe"][1])) if d.get("clahe") else None,
         )
 
 
@@ -110,7 +111,7 @@ def spec_from_params(params: Params) -> PreprocessSpec:
     """The preprocessing spec that params.yaml describes."""
     pp = params.preprocess
     return PreprocessSpec(
-        size=(int(pp.size[0]), int(pp.size[1])),
+        size=(int(pp.image_size[0]), int(pp.image_size[1])),
         spatial_mode=pp.spatial_mode,
         intensity_method=pp.intensity.method,
         intensity_kwargs=dict(pp.intensity.kwargs),

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from components import layout
 from components.config import Params
-from components.data.dataset import save_case
-from components.data.splits import Splits, check_splits, make_splits
+from components.data.case_store import save_case
+from components.data.splits import Splits, check_splits, make_splits, split_sha, write_splits
 from components.io import read_image, read_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
-
-SPLITS_FILE = "splits.json"
-INFO_FILE = "prepared.json"
-
-
-def split_sha(test_cases: list[str]) -> str:
-    """Identity of a test split (sorted case ids), to compare models on the same cases."""
-    return hashlib.sha256("\n".join(sorted(test_cases)).encode()).hexdigest()
 
 
 def _labels(s: object) -> list[int]:
@@ -58,12 +51,14 @@ def prepare_dataset(
     tmp.mkdir(parents=True)
     shapes = {}
     for row in tqdm(list(cases.itertuples(index=False)), desc="preprocess", unit="case"):
-        image = read_image(data_dir / row.image_path)
-        mask = read_mask(data_dir / row.mask_path)
+        # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
+        image = read_image(data_dir / cast(str, row.image_path))
+        mask = read_mask(data_dir / cast(str, row.mask_path))
         unit, m, _ = to_unit_image(image, mask, spec)
+        assert m is not None  # a mask was given
         save_case(tmp, str(row.case_id), unit, m)
         shapes[str(row.case_id)] = list(image.shape[:2])
-    (tmp / SPLITS_FILE).write_text(json.dumps(splits.to_json(), indent=2))
+    write_splits(splits, tmp / layout.SPLITS.name)
     info = {
         "preprocess": spec.to_dict(),
         "class_names": params.data.class_names,
@@ -71,13 +66,8 @@ def prepare_dataset(
         "original_shapes": shapes,
         "test_split_sha256": split_sha(splits.test),
     }
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
+    (tmp / layout.PREPARED_INFO.name).write_text(json.dumps(info, indent=2))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return splits
-
-
-def load_splits(prepared_dir: Path) -> Splits:
-    """Read the splits written by :func:`prepare_dataset`."""
-    return Splits.from_json(json.loads((prepared_dir / SPLITS_FILE).read_text()))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from components.evaluation.overlay import overlay
+from components.viz.overlay import overlay
 
 if TYPE_CHECKING:
     import albumentations as A

@@ -1,1 +1,1 @@
-"""tracking."""
+"""MLflow tracking: runs addressed by id, lineage tags, and model registration with the promotion gate."""

@@ -1,1 +1,1 @@
-"""training."""
+"""Training one fold: dataset, loop, optimisers, schedulers, early stopping, checkpoints, device."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 
 class EarlyStopping:
@@ -68,17 +68,3 @@ class EarlyStopping:
             self.bad_epochs += 1
         self.epoch += 1
         return self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict[str, Any]:
-        """State for checkpoint/resume."""
-        return {
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "epoch": self.epoch,
-            "bad_epochs": self.bad_epochs,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
-        self.epoch, self.bad_epochs = int(state["epoch"]), int(state["bad_epochs"])

@@ -1,4 +1,4 @@
-"""Training loop for one fold: AdamW/any optimiser, schedules, bf16 on CUDA, checkpoints, history."""
+"""Training loop for one fold: setup, one epoch, validation, history; bf16 on CUDA, checkpoints."""
 
 from __future__ import annotations
 
@@ -8,22 +8,27 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from components import layout
 from components.config import Params
-from components.data.dataset import SegmentationDataset, class_frequencies, rare_class_weights
+from components.data.class_balance import class_frequencies, rare_class_weights
 from components.data.splits import Splits
 from components.losses import build_loss
 from components.metrics import case_metrics
+from components.metrics.reductions import class_means, mean_foreground_dice
 from components.models import build_model
 from components.preprocessing.augment import build_augmentation, describe_augmentation
-from components.preprocessing.pipeline import spec_from_params
-from components.training.checkpoint import model_spec_from_params, save_checkpoint
+from components.preprocessing.pipeline import PreprocessSpec, spec_from_params
+from components.training.checkpoint import ModelSpec, model_spec_from_params, save_checkpoint
+from components.training.dataset import SegmentationDataset
 from components.training.device import autocast, resolve_device, seed_everything
 from components.training.early_stopping import EarlyStopping
 from components.training.optim import build_optimizer
@@ -47,31 +52,23 @@ class FoldResult:
     augmentation: dict  # resolved albumentations pipeline + seed (logged with the fold's run)
 
 
-def _val_scores(
-    model: nn.Module, loader: DataLoader, criterion: nn.Module, device: torch.device, params: Params
-) -> dict[str, float]:
-    """Validation loss and per-class Dice (the shared metric code, at network resolution)."""
-    model.eval()
-    classes = list(range(1, params.data.num_classes))
-    losses, dice = [], {c: [] for c in classes}
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            with autocast(device, params.train.bf16):
-                logits = model(x)
-                losses.append(float(criterion(logits.float(), y)))
-            pred = logits.argmax(1).cpu().numpy()
-            for p, r in zip(pred, y.cpu().numpy(), strict=True):
-                for row in case_metrics(p, r, classes, surface=False):
-                    dice[int(row["class"])].append(float(row["dice"]))
-    out = {"val_loss": float(np.mean(losses))}
-    for c in classes:
-        out[f"val_dice_{params.data.class_names[c]}"] = (
-            float(np.nanmean(dice[c])) if dice[c] else float("nan")
-        )
-    fg = [out[f"val_dice_{params.data.class_names[c]}"] for c in classes]
-    out["val_dice"] = float(np.nanmean(fg)) if not np.all(np.isnan(fg)) else 0.0
-    return out
+@dataclass
+class FoldSetup:
+    """Everything one fold trains with, wired from params (data, model, loss, optimisation)."""
+
+    params: Params
+    fold: int
+    device: torch.device
+    spec: PreprocessSpec
+    model_spec: ModelSpec
+    augmentation: Any
+    train_loader: DataLoader
+    val_loader: DataLoader
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stopper: EarlyStopping | None
 
 
 def _loader(ds: SegmentationDataset, params: Params, shuffle: bool, gen: torch.Generator) -> DataLoader:
@@ -91,23 +88,14 @@ def _loader(ds: SegmentationDataset, params: Params, shuffle: bool, gen: torch.G
     )
 
 
-def train_fold(
-    params: Params,
-    fold: int,
-    splits: Splits,
-    prepared_dir: Path,
-    out_dir: Path,
-    log_metrics: MetricLogger | None = None,
-) -> FoldResult:
-    """Train one fold and write ``best.pt``, ``last.pt`` and ``history.csv`` into ``out_dir``.
+def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) -> FoldSetup:
+    """Seed, then build the datasets, loaders, model, loss, optimiser, scheduler and early stopping.
 
     Args:
         params: Validated params.yaml.
         fold: Fold index; its cases validate, the other folds train.
         splits: Folds and test set from the preprocess stage.
         prepared_dir: Cached arrays from the preprocess stage.
-        out_dir: ``models/fold_<k>``.
-        log_metrics: Called with each epoch's metrics and the epoch index (e.g. MLflow).
     """
     tc = params.train
     device = resolve_device(tc.device)
@@ -131,55 +119,141 @@ def train_fold(
     )
     es = tc.early_stopping
     stopper = EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta) if es.patience > 0 else None
+    return FoldSetup(
+        params,
+        fold,
+        device,
+        spec,
+        mspec,
+        aug,
+        train_dl,
+        val_dl,
+        model,
+        criterion,
+        optimizer,
+        scheduler,
+        stopper,
+    )
 
+
+def train_one_epoch(s: FoldSetup) -> tuple[float, int, float]:
+    """One pass over the training loader (with gradient accumulation and clipping).
+
+    Returns:
+        Mean training loss, images seen, seconds spent (device work included).
+    """
+    tc = s.params.train
+    s.model.train()
+    t0, losses, seen = time.perf_counter(), [], 0
+    s.optimizer.zero_grad(set_to_none=True)
+    n_batches = len(s.train_loader)
+    for i, (x, y) in enumerate(s.train_loader):
+        x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
+        with autocast(s.device, tc.bf16):
+            out = s.model(x)
+            loss = s.criterion(out, y) / tc.grad_accum
+        loss.backward()
+        losses.append(float(loss.detach()) * tc.grad_accum)
+        if (i + 1) % tc.grad_accum == 0 or i + 1 == n_batches:
+            if tc.grad_clip:
+                nn.utils.clip_grad_norm_(s.model.parameters(), tc.grad_clip)
+            s.optimizer.step()
+            s.optimizer.zero_grad(set_to_none=True)
+            s.scheduler.step_batch()
+        seen += len(x)
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()
+    return float(np.mean(losses)), seen, time.perf_counter() - t0
+
+
+def validate(s: FoldSetup) -> dict[str, float]:
+    """Validation loss and per-class Dice (the shared metric code, at network resolution).
+
+    Returns:
+        ``val_loss``, ``val_dice_<class>`` per foreground class and ``val_dice`` (their mean; 0
+        when no class has a value).
+    """
+    params = s.params
+    s.model.eval()
+    classes = list(range(1, params.data.num_classes))
+    names = params.data.class_names
+    losses, rows = [], []
+    with torch.no_grad():
+        for x, y in s.val_loader:
+            x, y = x.to(s.device), y.to(s.device)
+            with autocast(s.device, params.train.bf16):
+                logits = s.model(x)
+                losses.append(float(s.criterion(logits.float(), y)))
+            pred = logits.argmax(1).cpu().numpy()
+            for p, r in zip(pred, y.cpu().numpy(), strict=True):
+                rows += [
+                    {"class_name": names[int(m["class"])], "dice": float(m["dice"])}
+                    for m in case_metrics(p, r, classes, surface=False)
+                ]
+    per_case = pd.DataFrame(rows, columns=["class_name", "dice"])
+    means = class_means(per_case, "dice")
+    out = {"val_loss": float(np.mean(losses))}
+    for c in classes:
+        out[f"val_dice_{names[c]}"] = float(means.get(names[c], float("nan")))
+    fg = mean_foreground_dice(per_case)
+    out["val_dice"] = 0.0 if fg is None else fg
+    return out
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    """Write the per-epoch rows as CSV."""
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train_fold(
+    params: Params,
+    fold: int,
+    splits: Splits,
+    prepared_dir: Path,
+    out_dir: Path,
+    log_metrics: MetricLogger | None = None,
+) -> FoldResult:
+    """Train one fold and write ``best.pt``, ``last.pt`` and ``history.csv`` into ``out_dir``.
+
+    Args:
+        params: Validated params.yaml.
+        fold: Fold index; its cases validate, the other folds train.
+        splits: Folds and test set from the preprocess stage.
+        prepared_dir: Cached arrays from the preprocess stage.
+        out_dir: ``models/folds/fold_<k>``.
+        log_metrics: Called with each epoch's metrics and the epoch index (e.g. MLflow).
+    """
+    s = setup_fold(params, fold, splits, prepared_dir)
+    tc = params.train
     out_dir.mkdir(parents=True, exist_ok=True)
-    best_path, last_path, hist_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "history.csv"
+    best_path, last_path = out_dir / layout.BEST_CHECKPOINT, out_dir / layout.LAST_CHECKPOINT
     history: list[dict[str, float]] = []
     best_dice, best_epoch, seen, busy = -1.0, -1, 0, 0.0
     extra = {"fold": fold, "params_train": tc.model_dump(mode="json")}
     bar = tqdm(range(tc.epochs), desc=f"fold {fold}", unit="epoch", dynamic_ncols=True)
     for epoch in bar:
-        model.train()
-        t0, losses = time.perf_counter(), []
-        optimizer.zero_grad(set_to_none=True)
-        for i, (x, y) in enumerate(train_dl):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device, tc.bf16):
-                out = model(x)
-                loss = criterion(out, y) / tc.grad_accum
-            loss.backward()
-            losses.append(float(loss.detach()) * tc.grad_accum)
-            if (i + 1) % tc.grad_accum == 0 or i + 1 == len(train_dl):
-                if tc.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step_batch()
-            seen += len(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        busy += time.perf_counter() - t0
-        row = {
-            "epoch": float(epoch),
-            "train_loss": float(np.mean(losses)),
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        row.update(_val_scores(model, val_dl, criterion, device, params))
+        train_loss, n_images, seconds = train_one_epoch(s)
+        seen, busy = seen + n_images, busy + seconds
+        row = {"epoch": float(epoch), "train_loss": train_loss, "lr": s.optimizer.param_groups[0]["lr"]}
+        row.update(validate(s))
         history.append(row)
-        scheduler.step_epoch(row)
+        s.scheduler.step_epoch(row)
         if row["val_dice"] > best_dice:
             best_dice, best_epoch = row["val_dice"], epoch
-            save_checkpoint(best_path, model, mspec, spec, {**extra, "epoch": epoch, "val_dice": best_dice})
+            save_checkpoint(
+                best_path, s.model, s.model_spec, s.spec, {**extra, "epoch": epoch, "val_dice": best_dice}
+            )
         if log_metrics is not None:
             log_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_dice=f"{row['val_dice']:.3f}")
-        if stopper is not None and stopper.update(row):
+        if s.stopper is not None and s.stopper.update(row):
             break
-    save_checkpoint(last_path, model, mspec, spec, {**extra, "epoch": len(history) - 1})
-    with hist_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    save_checkpoint(last_path, s.model, s.model_spec, s.spec, {**extra, "epoch": len(history) - 1})
+    hist_path = out_dir / layout.HISTORY
+    write_history(hist_path, history)
     return FoldResult(
         fold,
         best_epoch,
@@ -189,5 +263,5 @@ def train_fold(
         last_path,
         hist_path,
         seen / max(busy, 1e-9),
-        describe_augmentation(aug),
+        describe_augmentation(s.augmentation),
     )

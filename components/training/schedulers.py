@@ -34,7 +34,7 @@ class Scheduler:
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        scheduler: Any | None,
+        scheduler: lrs.LRScheduler | None,
         interval: Literal["batch", "epoch", "none"],
         monitor: str | None = None,
         max_steps: int | None = None,
@@ -54,6 +54,7 @@ class Scheduler:
         if self.max_steps is not None and self.steps >= self.max_steps:
             return
         self.steps += 1
+        assert self.scheduler is not None  # interval "batch" comes with a scheduler
         self.scheduler.step()
 
     def step_epoch(self, metrics: Mapping[str, float]) -> None:
@@ -64,31 +65,24 @@ class Scheduler:
         """
         if self.interval != "epoch":
             return
+        assert self.scheduler is not None  # interval "epoch" comes with a scheduler
         if self.monitor is None:
             self.scheduler.step()
             return
         if self.monitor not in metrics:
             raise KeyError(f"scheduler monitor '{self.monitor}' not in metrics {sorted(metrics)}")
+        assert isinstance(self.scheduler, lrs.ReduceLROnPlateau)  # the only one stepped with a metric
         self.scheduler.step(float(metrics[self.monitor]))
-
-    def state_dict(self) -> dict[str, Any]:
-        """State for checkpoint/resume."""
-        return {
-            "steps": self.steps,
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        self.steps = int(state["steps"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
 
 
 def _lambda(optimizer: torch.optim.Optimizer, fn: Callable[[int, float], float], total: int) -> Scheduler:
     """Per-batch LambdaLR; ``fn(step, base_lr)`` returns the LR factor."""
     bases = [g["lr"] for g in optimizer.param_groups]
-    lambdas = [lambda s, b=b: fn(min(s, total), b) for b in bases]
+
+    def factor(base: float) -> Callable[[int], float]:
+        return lambda s: fn(min(s, total), base)
+
+    lambdas = [factor(b) for b in bases]
     return Scheduler(optimizer, lrs.LambdaLR(optimizer, lambdas), "batch")
 
 
@@ -165,11 +159,11 @@ def onecycle(
     **kwargs: Any,
 ) -> Scheduler:
     """OneCycleLR over ``epochs * steps_per_epoch`` steps; max_lr defaults to the optimiser lr."""
-    max_lr = max_lr if max_lr is not None else [g["lr"] for g in optimizer.param_groups]
+    peak: float | list[float] = max_lr if max_lr is not None else [g["lr"] for g in optimizer.param_groups]
     has_momentum = "momentum" in optimizer.defaults or "betas" in optimizer.defaults
     kwargs.setdefault("cycle_momentum", has_momentum)
     total = epochs * steps_per_epoch
-    sched = lrs.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, **kwargs)
+    sched = lrs.OneCycleLR(optimizer, max_lr=peak, total_steps=total, **kwargs)
     return Scheduler(optimizer, sched, "batch", max_steps=total - 1)
 
 

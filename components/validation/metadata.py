@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -173,7 +173,7 @@ def _row(
     return row
 
 
-_DTYPES: dict[str, str] = {
+_DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
     **dict.fromkeys(["has_image", "has_mask"], "bool"),
     **dict.fromkeys(["image_readable", "mask_readable", "size_match", "labels_ok"], "object"),
     **dict.fromkeys(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
+from components.errors import UserError
 from components.validation.checks import Check
 
 PATH_COLUMNS: tuple[str, ...] = ("image_path", "mask_path")
@@ -33,7 +34,7 @@ class Failure:
     observed: dict[str, str] = field(default_factory=dict)
 
 
-class DatasetValidationError(ValueError):
+class DatasetValidationError(UserError, ValueError):
     """The dataset failed validation; the message lists each failed check, its files and the fix."""
 
     def __init__(self, failures: list[Failure], result_path: Any = None) -> None:
@@ -52,7 +53,8 @@ def _clean(value: Any) -> str | None:
 
 
 def _row_lookup(meta: pd.DataFrame) -> dict[tuple[str | None, str | None], dict[str, Any]]:
-    records = meta.to_dict(orient="records")
+    # pandas-stubs types record keys as Hashable; the metadata table's column labels are all str
+    records = cast(list[dict[str, Any]], meta.to_dict(orient="records"))
     return {(_clean(r.get("image_path")), _clean(r.get("mask_path"))): r for r in records}
 
 

@@ -63,7 +63,7 @@ def metrics_command(
     """Compute the metric panel for every case and class, write a CSV and print a summary table."""
     from rich.console import Console
 
-    from components.evaluation.folder import FolderEvaluationError, evaluate_folders
+    from components.evaluation.mask_folders import FolderEvaluationError, evaluate_folders
     from components.io import ImageReadError
 
     class_list = _numbers(classes, int, "--classes")
@@ -90,9 +90,9 @@ def _summary_table(df: pd.DataFrame, what: str) -> Table:
     """Per class: mean ± sd and the 95% bootstrap CI of each summary metric, and empty-mask counts."""
     from rich.table import Table
 
-    from components.evaluation.statistics import summarize
+    from components.evaluation.statistics import metric_statistics
 
-    summary = summarize(df, SUMMARY_METRICS, by_fold=False)["per_class"]
+    summary = metric_statistics(df, SUMMARY_METRICS, by_fold=False)["per_class"]
     table = Table(title=f"{what}: mean ± sd [95% bootstrap CI of the mean]")
     table.add_column("class")
     table.add_column("n", justify="right")

@@ -14,6 +14,7 @@ FAMILIES = ("models", "losses", "optimizers", "schedulers", "augmentations")
 
 
 def _registry(family: str) -> Registry[Any]:
+    reg: Registry[Any]
     if family == "models":
         from components.models import MODELS as reg
     elif family == "losses":

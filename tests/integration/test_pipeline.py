@@ -9,16 +9,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from components.evaluation.summary import run_summary
+from components.evaluation.last_run import last_run_results
+from components.params_reads import PARAMS_READS_ENV
 from tests.integration.conftest import BIN, run, served_pipeline
+from tests.unit.architecture.test_dvc_contract import unlisted_reads
 
 pytestmark = pytest.mark.slow
 
 TINY = {
     "data.synthetic.n_cases": 36,
-    "data.synthetic.size": 64,
+    "data.synthetic.image_size": 64,
     "data.synthetic.n_patients": 36,
-    "preprocess.size": [48, 48],
+    "preprocess.image_size": [48, 48],
     "preprocess.splits.n_folds": 2,
     "preprocess.splits.test_fraction": 0.2,
     "train.epochs": 15,
@@ -38,8 +40,12 @@ def _commit(root: Path, env: dict[str, str], msg: str) -> None:
     run(["git", "commit", "-qm", msg], root, env)
 
 
-def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
+def test_pipeline_end_to_end(
+    project: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, env = project
+    reads_log = tmp_path / "params_reads.jsonl"  # outside the project: no DVC/git noise
+    monkeypatch.setenv(PARAMS_READS_ENV, str(reads_log))
     from components.config_edit import apply_overrides
     from flows.pipeline import pipeline
 
@@ -49,6 +55,12 @@ def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
     _commit(root, env, "tiny project")
 
     summary = pipeline()  # the deployment's flow, run by the real Prefect engine
+    monkeypatch.delenv(PARAMS_READS_ENV)
+
+    # Every params key a stage read is in its dvc.yaml params (else a change would not re-run it).
+    reads = [json.loads(line) for line in reads_log.read_text().splitlines()]
+    assert {r["stage"] for r in reads} == {"validate", "preprocess", "train", "evaluate", "ensemble"}
+    assert unlisted_reads(reads, yaml.safe_load((root / "dvc.yaml").read_text())) == []
 
     # Outputs of every stage.
     for rel in (
@@ -143,7 +155,7 @@ def test_pipeline_end_to_end(project: tuple[Path, dict[str, str]]) -> None:
         )
     assert "Completed" in trig.stdout, trig.stdout[-3000:]
     assert "up to date" in _dvc(root, env, "status").stdout
-    summary2 = run_summary(root)
+    summary2 = last_run_results(root)
     comparison = json.loads((root / "models/ensemble/comparison_with_champion.json").read_text())
     assert comparison["all"]["dice"]["n"] > 0 and comparison["a"] == "champion", comparison
     lock2 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]

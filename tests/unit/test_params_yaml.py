@@ -1,54 +1,44 @@
-"""The shipped params.yaml is valid and every component it names builds and works together."""
+"""The shipped params.yaml is valid and every component it names builds and works together,
+wired exactly as the train stage wires them (``setup_fold``), for one epoch on tiny phantoms."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from components.config import load_params
-from components.losses import build_loss
-from components.models import build_model
-from components.preprocessing.augment import build_augmentation
-from components.training.early_stopping import EarlyStopping
-from components.training.optim import build_optimizer
-from components.training.schedulers import build_scheduler
+from components.data.discovery import discover
+from components.data.synthetic import generate_phantoms
+from components.preprocessing.pipeline import spec_from_params
+from components.preprocessing.prepare import prepare_dataset
+from components.training.loop import setup_fold, train_one_epoch, validate
+from components.validation import build_metadata
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-def test_every_component_named_in_params_yaml_builds_and_trains_one_step() -> None:
+
+def test_every_component_named_in_params_yaml_builds_and_trains_one_epoch(tmp_path: Path) -> None:
     p = load_params(PARAMS)
-    tc = p.train
-    model = build_model(tc.model.name, p.data.channels, p.data.num_classes, **tc.model.kwargs)
-    loss_fn = build_loss(
-        [t.model_dump() for t in tc.loss], p.data.num_classes, class_frequencies=[0.7, 0.1, 0.1, 0.1]
-    )
-    opt = build_optimizer(tc.optimizer.name, model.parameters(), **tc.optimizer.kwargs)
-    sched = build_scheduler(
-        tc.scheduler.name, opt, epochs=tc.epochs, steps_per_epoch=2, **tc.scheduler.kwargs
-    )
-    aug = build_augmentation([t.model_dump() for t in tc.augment.transforms], seed=tc.augment.seed)
-    stopper = EarlyStopping(
-        tc.early_stopping.monitor, tc.early_stopping.mode, max(tc.early_stopping.patience, 1)
-    )
+    data = generate_phantoms(tmp_path / "raw", n_cases=12, size=48, seed=0, n_patients=12)
+    meta = build_metadata(discover(data), sorted(p.data.classes.values()), root=data)
+    splits = prepare_dataset(meta, data, p, spec_from_params(p), tmp_path / "prepared")
 
-    h, w = p.preprocess.size
-    rng = np.random.default_rng(0)
-    image = rng.random((h, w, p.data.channels), dtype=np.float32)
-    mask = rng.integers(0, p.data.num_classes, (h, w), dtype=np.uint8)
-    out = aug(image=image, mask=mask)
-    assert out["image"].shape == image.shape and set(np.unique(out["mask"])) <= set(range(p.data.num_classes))
+    s = setup_fold(p, 0, splits, tmp_path / "prepared")
+    x, y = next(iter(s.train_loader))
+    h, w = p.preprocess.image_size
+    assert x.shape[1:] == (p.data.channels, h, w) and y.shape[1:] == (h, w)
+    before = [t.detach().clone() for t in s.model.parameters()]
 
-    x = torch.from_numpy(np.moveaxis(out["image"], -1, 0)[None].copy())
-    y = torch.from_numpy(out["mask"][None].astype(np.int64))
-    logits = model(x)
-    assert logits.shape == (1, p.data.num_classes, h, w)
-    loss = loss_fn(logits, y)
-    loss.backward()
-    opt.step()
-    sched.step_batch()
-    sched.step_epoch({"val_dice": 0.5, "val_loss": float(loss.detach())})
-    assert torch.isfinite(loss)
-    assert stopper.update({tc.early_stopping.monitor: 0.5}) is False
+    loss, seen, _ = train_one_epoch(s)
+    scores = validate(s)
+    s.scheduler.step_epoch(scores)
+
+    assert np.isfinite(loss) and 0 < seen <= len(splits.train_cases(0))
+    assert any(not torch.equal(a, b) for a, b in zip(before, s.model.parameters(), strict=True))
+    assert np.isfinite(scores["val_loss"]) and 0.0 <= scores["val_dice"] <= 1.0
+    assert set(scores) == {"val_loss", "val_dice", *(f"val_dice_{c}" for c in p.data.class_names[1:])}

@@ -105,7 +105,7 @@ def test_compare_missing_table_is_a_usage_error(runner: CliRunner, tmp_path: Pat
 
 def small_params(tmp_path: Path, **synthetic: object) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["data"]["synthetic"] = {"n_cases": 8, "size": 32, "seed": 3, "n_patients": 4, **synthetic}
+    raw["data"]["synthetic"] = {"n_cases": 8, "image_size": 32, "seed": 3, "n_patients": 4, **synthetic}
     path = tmp_path / f"params_{len(list(tmp_path.glob('params_*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

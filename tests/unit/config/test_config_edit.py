@@ -54,12 +54,14 @@ def test_overrides_are_applied_and_comments_kept(params_file: Path) -> None:
         {
             "train.epochs": 3,
             "train.optimizer.kwargs.lr": 0.01,
-            "preprocess.size": [32, 48],
-            "train.folds": [1],  # a key that is not in the file yet, in an existing section
+            "preprocess.image_size": [32, 48],
+            "train.folds": [1],
+            "train.early_stopping.min_delta": 0.01,  # not in the file yet, in an existing section
         },
     )
     assert params.train.epochs == 3 and params.train.optimizer.kwargs["lr"] == 0.01
-    assert params.preprocess.size == (32, 48) and params.folds == [1]
+    assert params.preprocess.image_size == (32, 48) and params.folds == [1]
+    assert params.train.early_stopping.min_delta == 0.01
     text = params_file.read_text()
     # What was written is what was returned.
     assert load_params(params_file) == params

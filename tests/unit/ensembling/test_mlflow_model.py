@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from components.ensembling.package import PyfuncPredictor, fold_ensemble
+from components.ensembling.packaged_model import PyfuncPredictor
+from components.ensembling.packaging import save_ensemble_model
 from components.ensembling.predict_folder import list_images, predict_folder
+from components.inference.predictor import predictor_from_checkpoints
 from components.io import read_image, read_mask
 from components.preprocessing.pipeline import PreprocessSpec
-from components.tracking.registry import save_ensemble_model
 from components.training.checkpoint import ModelSpec, save_checkpoint
 
 CLASS_NAMES = ["background", "organ", "lesion"]
@@ -69,7 +70,7 @@ def test_packaged_model_equals_the_in_process_fold_ensemble(
     images = RNG.integers(0, 256, (2, 23, 31)).astype(np.float32)
     probs = np.asarray(loaded.predict(images[..., None], params={"output": "probabilities"}))
     assert probs.shape == (2, 3, 23, 31)
-    direct = fold_ensemble(packaged[1], tta=True)
+    direct = predictor_from_checkpoints(packaged[1], tta=True)
     for i in range(2):
         np.testing.assert_allclose(probs[i], direct.predict_proba(images[i]), atol=1e-5)
     # The adapter used to re-score a champion gives the same numbers.

@@ -11,17 +11,12 @@ import pandas as pd
 import pytest
 
 from components.data.synthetic import CLASS_NAMES, generate_phantoms
-from components.evaluation.overlay import PALETTE, class_color, overlay, overlay_uint8, to_gray_unit
-from components.evaluation.report import compact_summary, write_report
+from components.evaluation.last_run import last_run_markdown, last_run_results
+from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
+from components.evaluation.report import headline_metrics, write_report
 from components.evaluation.scoring import ScoringOptions, score_cases
-from components.evaluation.summary import (
-    fold_metric_means,
-    run_summary,
-    run_summary_markdown,
-    summary_markdown,
-    summary_metrics,
-)
 from components.io import read_image, read_mask
+from components.viz.overlay import PALETTE, class_color, overlay, overlay_uint8, to_gray_unit
 
 K = len(CLASS_NAMES)
 
@@ -159,13 +154,13 @@ def per_case_table() -> pd.DataFrame:
     return df
 
 
-def test_compact_summary_by_fold_and_by_case() -> None:
+def test_headline_metrics_by_fold_and_by_case() -> None:
     df = per_case_table()
-    by_fold = compact_summary(df, ["background", "organ", "lesion"], by_fold=True)
+    by_fold = headline_metrics(df, ["background", "organ", "lesion"], by_fold=True)
     assert by_fold["organ"]["dice"]["mean"] == pytest.approx((0.7 + 0.9) / 2)  # mean of the fold means
     assert by_fold["organ"]["dice"]["sd"] == pytest.approx(np.std([0.7, 0.9], ddof=1))
     assert by_fold["lesion"]["hd95"] == {"mean": None, "sd": None}  # all NaN -> null, not NaN
-    by_case = compact_summary(df, ["background", "organ", "lesion"], by_fold=False)
+    by_case = headline_metrics(df, ["background", "organ", "lesion"], by_fold=False)
     assert by_case["organ"]["dice"]["mean"] == pytest.approx(0.8)
     assert by_case["organ"]["dice"]["sd"] == pytest.approx(np.std([0.6, 0.8, 0.9, 0.9], ddof=1))
     assert by_case["mean_foreground_dice"] == pytest.approx((0.8 + 0.4) / 2)
@@ -174,12 +169,12 @@ def test_compact_summary_by_fold_and_by_case() -> None:
 
 
 def test_summary_metrics_and_markdown() -> None:
-    summary = compact_summary(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
-    metrics = summary_metrics(summary, "cv")
+    summary = headline_metrics(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
+    metrics = headline_mlflow_metrics(summary, "cv")
     assert metrics["cv_dice_organ"] == pytest.approx(0.8)
     assert metrics["cv_dice_mean_fg"] == pytest.approx(summary["mean_foreground_dice"])
     assert "cv_hd95_lesion" not in metrics  # no value, not logged
-    md = summary_markdown(summary, "CV")
+    md = headline_markdown(summary, "CV")
     lines = md.splitlines()
     assert lines[0] == "### CV" and lines[2] == "| class | dice | iou | hd95 | assd |"
     organ = next(line for line in lines if line.startswith("| organ |"))
@@ -189,18 +184,18 @@ def test_summary_metrics_and_markdown() -> None:
     assert not any(line.startswith("| mean_foreground_dice") for line in lines)
 
 
-def test_fold_metric_means() -> None:
-    means = fold_metric_means(per_case_table())
+def test_fold_mlflow_metrics() -> None:
+    means = fold_mlflow_metrics(per_case_table())
     assert set(means) == {0, 1}
     assert means[0]["cv_dice_organ"] == pytest.approx(0.7)
     assert means[1]["cv_dice_lesion"] == pytest.approx(0.45)
     assert np.isnan(means[0]["cv_hd95_lesion"])
 
 
-def test_run_summary_reads_what_exists(tmp_path: Path) -> None:
-    assert run_summary(tmp_path) == {"cv": None, "test": None, "registration": None}
-    assert "No results yet" in run_summary_markdown(run_summary(tmp_path))
-    summary = compact_summary(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
+def test_last_run_results_reads_what_exists(tmp_path: Path) -> None:
+    assert last_run_results(tmp_path) == {"cv": None, "test": None, "registration": None}
+    assert "No results yet" in last_run_markdown(last_run_results(tmp_path))
+    summary = headline_metrics(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
     (tmp_path / "reports" / "cv").mkdir(parents=True)
     (tmp_path / "reports" / "cv" / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "models" / "ensemble").mkdir(parents=True)
@@ -212,9 +207,9 @@ def test_run_summary_reads_what_exists(tmp_path: Path) -> None:
         "reason": "worse",
     }
     (tmp_path / "models" / "ensemble" / "registration.json").write_text(json.dumps(reg))
-    loaded = run_summary(tmp_path)
+    loaded = last_run_results(tmp_path)
     assert loaded["cv"] == summary and loaded["test"] is None and loaded["registration"] == reg
-    md = run_summary_markdown(loaded)
+    md = last_run_markdown(loaded)
     assert "Cross-validation" in md and "Test set" not in md
     assert "**seg** version 3 with alias `challenger`" in md and "0.8123" in md
 

@@ -15,8 +15,8 @@ from components.evaluation.statistics import (
     area_agreement,
     compare_paired,
     describe,
+    metric_statistics,
     regional_breakdown,
-    summarize,
 )
 
 
@@ -59,9 +59,9 @@ def _table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_summarize_structure_and_values() -> None:
+def test_metric_statistics_structure_and_values() -> None:
     df = _table()
-    s = summarize(df, ["dice", "hd95"])
+    s = metric_statistics(df, ["dice", "hd95"])
     json.dumps(s, allow_nan=False)  # JSON-serializable, NaN -> None
     assert set(s["per_class"]) == {"ggo", "cons"}
     assert s["per_class"]["cons"]["hd95"]["n"] == 11 and s["per_class"]["cons"]["hd95"]["n_nan"] == 1
@@ -71,9 +71,9 @@ def test_summarize_structure_and_values() -> None:
     assert s["per_fold"][1]["ggo"]["dice"] == pytest.approx(fold_means[1])
     assert s["fold_mean_sd"]["ggo"]["dice"]["mean"] == pytest.approx(fold_means.mean())
     assert s["fold_mean_sd"]["ggo"]["dice"]["sd"] == pytest.approx(fold_means.std(ddof=1))
-    assert summarize(df.drop(columns="fold"), ["dice"])["per_fold"] == {}
+    assert metric_statistics(df.drop(columns="fold"), ["dice"])["per_fold"] == {}
     with pytest.raises(KeyError, match="no column"):
-        summarize(df, ["asd"])
+        metric_statistics(df, ["asd"])
 
 
 def test_compare_paired_matches_scipy() -> None:

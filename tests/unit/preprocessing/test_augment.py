@@ -86,8 +86,8 @@ def test_empty_pipeline_is_identity() -> None:
 
 
 def test_preview_grid_from_list_and_callable(tmp_path) -> None:
-    from components.evaluation.overlay import overlay
     from components.preprocessing.preview import render_preview
+    from components.viz.overlay import overlay
 
     image, mask = sample(1)
     aug = build_augmentation([{"name": "HorizontalFlip", "kwargs": {"p": 1.0}}], seed=0)

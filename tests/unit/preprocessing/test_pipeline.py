@@ -179,7 +179,9 @@ def test_spec_dict_round_trip_through_json(clahe: tuple[float, int] | None) -> N
 
 def test_spec_from_params_includes_clahe() -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preprocess"].update(size=[40, 24], spatial_mode="pad", clahe={"clip_limit": 3.0, "tile_grid": 4})
+    raw["preprocess"].update(
+        image_size=[40, 24], spatial_mode="pad", clahe={"clip_limit": 3.0, "tile_grid": 4}
+    )
     raw["preprocess"]["intensity"] = {"method": "zscore", "kwargs": {}}
     raw["data"]["channels"] = 3
     s = spec_from_params(parse_params(raw))

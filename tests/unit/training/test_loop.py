@@ -14,15 +14,13 @@ import torch
 import yaml
 
 from components.config import Params, parse_params
-from components.data.dataset import SegmentationDataset, class_frequencies
 from components.data.discovery import discover
 from components.data.splits import Splits
 from components.data.synthetic import generate_phantoms
-from components.losses import build_loss
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.training.checkpoint import load_checkpoint, model_spec_from_params
-from components.training.loop import _val_scores, train_fold
+from components.training.loop import setup_fold, train_fold, validate
 from components.validation import build_metadata
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def make_params(**train: Any) -> Params:
     """The repo's params.yaml, shrunk: 32 px, 2 folds, a tiny U-Net on the CPU."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preprocess"]["size"] = [32, 32]
+    raw["preprocess"]["image_size"] = [32, 32]
     raw["preprocess"]["splits"]["n_folds"] = 2
     raw["train"].update(
         epochs=2,
@@ -62,18 +60,12 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
 
 def rescore(checkpoint: Path, prepared_dir: Path, splits: Splits, params: Params) -> dict[str, float]:
-    """Fold 0 validation scores of a loaded checkpoint, through the loop's own validation code
-    and the same loss (whose CE weights come from the training split's class frequencies)."""
-    model, _, pspec = load_checkpoint(checkpoint)
-    train_masks = SegmentationDataset(prepared_dir, splits.train_cases(0), pspec).masks()
-    criterion = build_loss(
-        [t.model_dump() for t in params.train.loss],
-        params.data.num_classes,
-        class_frequencies=class_frequencies(train_masks, params.data.num_classes),
-    )
-    ds = SegmentationDataset(prepared_dir, splits.folds[0], pspec)
-    loader = torch.utils.data.DataLoader(ds, batch_size=params.train.batch_size, shuffle=False)
-    return _val_scores(model, loader, criterion, torch.device("cpu"), params)
+    """Fold 0 validation scores of a loaded checkpoint, through the loop's own setup (same loss,
+    whose CE weights come from the training split's class frequencies) and validation code."""
+    model, _, _ = load_checkpoint(checkpoint)
+    setup = setup_fold(params, 0, splits, prepared_dir)
+    setup.model.load_state_dict(model.state_dict())
+    return validate(setup)
 
 
 def test_train_fold_history_and_checkpoints(tmp_path: Path, prepared: tuple[Path, Splits]) -> None:

@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.errors import UserError
 from components.evaluation.statistics import regional_breakdown
 from components.io import MASK_SUFFIXES, file_stem, is_nifti, read_with_spacing
 from components.metrics import METRIC_NAMES, case_metrics
+from components.metrics.per_case import per_case_rows
 
 _LIST_LIMIT = 10
 
 
-class FolderEvaluationError(ValueError):
+class FolderEvaluationError(UserError, ValueError):
     """The prediction/reference folders cannot be evaluated (pairing, shapes, labels)."""
 
 
@@ -114,7 +116,7 @@ def evaluate_folders(
             ``region`` = "all".
 
     Returns:
-        One row per case and class: ``case_id, class, class_name, region, <METRIC_NAMES>, empty,
+        One row per case and class: ``case_id, class_name, class, region, <METRIC_NAMES>, empty,
         spacing, pred_path, ref_path``.
 
     Raises:
@@ -164,18 +166,15 @@ def evaluate_folders(
         ]
         if regions and ref.ndim == 3:
             case_rows += regional_breakdown(pred, ref, classes, case_spacing)
-        for row in case_rows:
-            rows.append(
-                {
-                    "case_id": case_id,
-                    "class": row["class"],
-                    "class_name": str(row["class"]),
-                    "region": row["region"],
-                    **{m: row[m] for m in METRIC_NAMES},
-                    "empty": row["empty"],
-                    "spacing": "x".join(f"{s:g}" for s in case_spacing),
-                    "pred_path": str(pred_path),
-                    "ref_path": str(ref_path),
-                }
-            )
+        rows += per_case_rows(
+            case_id,
+            case_rows,
+            str,
+            keys=("class", "region", *METRIC_NAMES, "empty"),
+            extra={
+                "spacing": "x".join(f"{s:g}" for s in case_spacing),
+                "pred_path": str(pred_path),
+                "ref_path": str(ref_path),
+            },
+        )
     return pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""Fold evaluation: each fold's best model on its own validation cases."""
+"""Cross-validation: each fold's best model scored on its own validation cases."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.ensembling.predictor import Predictor
 from components.evaluation.roc import StreamingROC
 from components.evaluation.scoring import ScoredCases, ScoringOptions, score_cases
-from components.training.checkpoint import load_checkpoint
-
-
-def fold_checkpoint(folds_dir: Path, fold: int) -> Path:
-    """The best checkpoint of ``fold``."""
-    return folds_dir / f"fold_{fold}" / "best.pt"
+from components.inference.predictor import predictor_from_checkpoints
+from components.layout import best_checkpoint
 
 
 def evaluate_folds(
@@ -35,9 +30,8 @@ def evaluate_folds(
     roc = StreamingROC(len(opts.class_names))
     by_id = manifest.set_index(manifest["case_id"].astype(str), drop=False)
     for fold in folds:
-        model, _, spec = load_checkpoint(fold_checkpoint(folds_dir, fold))
         scored = score_cases(  # adds to the pooled ROC
-            Predictor([model], spec),
+            predictor_from_checkpoints([best_checkpoint(fold, folds_dir)]),
             by_id.loc[list(fold_cases[fold])],
             data_dir,
             opts,
@@ -46,5 +40,5 @@ def evaluate_folds(
         )
         frames.append(scored.per_case.assign(fold=fold))
         worst.extend(scored.worst)
-    worst.sort(key=lambda item: float(item["mean_dice"]))  # type: ignore[arg-type]
+    worst.sort(key=lambda item: float(item["mean_dice"]))
     return ScoredCases(pd.concat(frames, ignore_index=True), roc, worst[: opts.worst_cases])

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from components.data.dataset import (
-    SegmentationDataset,
-    case_array_path,
-    class_frequencies,
-    load_case,
-    rare_class_weights,
-    save_case,
-)
+from components.data.case_store import load_case, save_case
+from components.data.class_balance import class_frequencies, rare_class_weights
+from components.layout import case_arrays
 from components.preprocessing.augment import build_augmentation
 from components.preprocessing.pipeline import PreprocessSpec
+from components.training.dataset import SegmentationDataset
 
 RNG = np.random.default_rng(11)
 
@@ -41,8 +37,8 @@ def test_save_and_load_case_round_trip(tmp_path: Path) -> None:
     image = RNG.random((5, 6, 3))  # float64 in: stored as float32
     mask = RNG.integers(0, 4, (5, 6)).astype(np.int64)
     save_case(tmp_path, "case_7", image, mask)
-    assert case_array_path(tmp_path, "case_7") == tmp_path / "arrays" / "case_7.npz"
-    assert case_array_path(tmp_path, "case_7").is_file()
+    assert case_arrays(tmp_path, "case_7") == tmp_path / "arrays" / "case_7.npz"
+    assert case_arrays(tmp_path, "case_7").is_file()
     img, m = load_case(tmp_path, "case_7")
     assert img.dtype == np.float32 and m.dtype == np.uint8
     np.testing.assert_allclose(img, image, atol=1e-7)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from components.ensembling.predictor import Predictor
+from components.inference.predictor import Predictor
 from components.models import build_model
 from components.preprocessing.pipeline import PreprocessSpec
 

@@ -7,6 +7,7 @@ the packaged MLflow model, so evaluation measures exactly what users get.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from components.preprocessing.pipeline import PreprocessSpec, to_network_input, to_unit_image
 from components.preprocessing.spatial import restore
+from components.training.checkpoint import load_checkpoint
 
 
 def _softmax(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
@@ -58,6 +60,7 @@ class Predictor:
         """
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
         total = sum(_softmax(m, xt, self.tta) for m in self.models)
+        assert isinstance(total, torch.Tensor)  # at least one model (checked in __init__)
         return (total / len(self.models)).cpu().numpy()
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
@@ -77,3 +80,12 @@ class Predictor:
             image: (H, W) or (H, W, C) -> (H, W) uint8
         """
         return self.predict_proba(image).argmax(0).astype(np.uint8)
+
+
+def predictor_from_checkpoints(checkpoints: Sequence[Path], tta: bool = False) -> Predictor:
+    """A predictor averaging the softmax of every checkpoint (one fold, or the fold ensemble).
+
+    The preprocessing is the first checkpoint's (every fold of one training shares it).
+    """
+    loaded = [load_checkpoint(p) for p in checkpoints]
+    return Predictor([m for m, _, _ in loaded], loaded[0][2], tta=tta)

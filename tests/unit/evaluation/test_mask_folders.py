@@ -12,7 +12,7 @@ from medpy.metric import binary as mb
 from PIL import Image
 from scipy import ndimage as ndi
 
-from components.evaluation.folder import FolderEvaluationError, evaluate_folders
+from components.evaluation.mask_folders import FolderEvaluationError, evaluate_folders
 from components.metrics import METRIC_NAMES
 
 COVID_MASKS = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "covid_ct_infnet" / "masks"

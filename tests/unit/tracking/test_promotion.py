@@ -12,14 +12,14 @@ import pytest
 import torch
 from mlflow.exceptions import MlflowException
 
+from components.ensembling.packaging import log_ensemble_model
 from components.preprocessing.pipeline import PreprocessSpec
-from components.tracking.registry import (
+from components.tracking.promotion import (
     CHALLENGER,
     CHAMPION,
     TAG_SPLIT,
     TAG_TEST_DICE,
     champion_per_case,
-    log_ensemble_model,
     register_and_gate,
 )
 from components.tracking.tracker import Tracker
@@ -47,7 +47,7 @@ def logged(tracker: Tracker, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         root / "fold_0.pt", mspec.build(), mspec, PreprocessSpec((32, 32), "resize", "minmax", {}, 1), {}
     )
     run = tracker.start_run("ensemble")
-    uri = log_ensemble_model(tracker, run, [root / "fold_0.pt"], False, ["background", "a", "b"], 1)
+    uri = log_ensemble_model(tracker.uri, run, [root / "fold_0.pt"], False, ["background", "a", "b"], 1)
     return uri, run
 
 

@@ -1,0 +1,103 @@
+"""Package the fold ensemble as one MLflow pyfunc "model from code" (preprocessing + networks + TTA).
+
+The model file is :mod:`components.ensembling.mlflow_model`; ``code_paths`` ships the ``components``
+package beside it, so loading the model needs no pickled classes. The model's pip requirements are
+the ``serve`` extra of pyproject.toml, pinned to the versions installed here (from requirements.txt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+MODEL_FILE = Path(__file__).resolve().parent / "mlflow_model.py"
+COMPONENTS_DIR = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "segflow"
+
+
+def serving_requirements(distribution: str = DISTRIBUTION) -> list[str]:
+    """``name==version`` for every requirement of the distribution's ``serve`` extra.
+
+    The names come from pyproject.toml (``[project.optional-dependencies] serve``), the versions
+    from the installed environment, so the packaged model asks for exactly what it was built with.
+
+    Raises:
+        RuntimeError: segflow is not installed (``pip install -e .``) or declares no ``serve`` extra.
+    """
+    try:
+        requires = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"the {distribution!r} distribution is not installed; run `make venv` (pip install -e .)"
+        ) from None
+    names = [
+        re.split(r"[\s;<>=!~\[]", req, maxsplit=1)[0]
+        for req in requires
+        if re.search(r"extra\s*==\s*[\"']serve[\"']", req)
+    ]
+    if not names:
+        raise RuntimeError(f"{distribution}: pyproject.toml declares no `serve` extra")
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's advice to add predict() type hints: the signature here is explicit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
+        yield
+
+
+def _pyfunc_kwargs(
+    tmp: Path, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+) -> dict:
+    cfg = tmp / "ensemble.json"
+    cfg.write_text(json.dumps({"tta": tta, "class_names": class_names}))
+    artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
+    sig = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]),  # N, H, W, gray or RGB
+        params=ParamSchema([ParamSpec("output", "string", "labels"), ParamSpec("input_dtype", "string", "")]),
+    )
+    return {
+        "python_model": str(MODEL_FILE),
+        "artifacts": artifacts,
+        "code_paths": [str(COMPONENTS_DIR)],
+        "signature": sig,
+        "input_example": np.zeros((1, 32, 32, channels), dtype=np.float32),
+        "pip_requirements": serving_requirements(),
+    }
+
+
+def save_ensemble_model(
+    path: Path, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+) -> None:
+    """Write the packaged fold ensemble as a local MLflow model folder (a DVC output)."""
+    shutil.rmtree(path, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
+        mlflow.pyfunc.save_model(
+            path=str(path), **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
+        )
+
+
+def log_ensemble_model(
+    tracking_uri: str, run_id: str, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+) -> str:
+    """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id), _quiet_mlflow():
+        info = mlflow.pyfunc.log_model(
+            name="ensemble", **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
+        )
+    return info.model_uri

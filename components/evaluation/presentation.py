@@ -1,0 +1,50 @@
+"""Headline metrics (a report's summary.json) as MLflow metric names and as a Markdown table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from components.metrics.reductions import fold_class_means
+
+
+def headline_mlflow_metrics(headline: dict[str, Any], prefix: str) -> dict[str, float]:
+    """``{"<prefix>_<metric>_<class>": mean}`` for every class and metric with a value."""
+    out = {}
+    for cls, metrics in headline.items():
+        if isinstance(metrics, dict):
+            for m, v in metrics.items():
+                if v.get("mean") is not None:
+                    out[f"{prefix}_{m}_{cls}"] = float(v["mean"])
+    if headline.get("mean_foreground_dice") is not None:
+        out[f"{prefix}_dice_mean_fg"] = float(headline["mean_foreground_dice"])
+    return out
+
+
+def headline_markdown(headline: dict[str, Any], title: str) -> str:
+    """A Markdown table: one row per class, Dice / IoU / HD95 / ASSD as mean ± sd."""
+    cols = ("dice", "iou", "hd95", "assd")
+    lines = [f"### {title}", "", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for cls, metrics in headline.items():
+        if not isinstance(metrics, dict):
+            continue
+        cells = []
+        for m in cols:
+            v = metrics.get(m, {})
+            mean, sd = v.get("mean"), v.get("sd")
+            cells.append("n/a" if mean is None else f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fold_mlflow_metrics(
+    per_case: pd.DataFrame, metrics: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
+) -> dict[int, dict[str, float]]:
+    """Per fold: ``{"cv_<metric>_<class>": mean over that fold's cases}`` (for the fold's MLflow run)."""
+    out: dict[int, dict[str, float]] = {}
+    for key, row in fold_class_means(per_case, metrics).iterrows():
+        assert isinstance(key, tuple)  # (fold, class): a MultiIndex label
+        fold, cls = key
+        out.setdefault(int(fold), {}).update({f"cv_{m}_{cls}": float(row[m]) for m in metrics})
+    return out

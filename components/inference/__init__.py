@@ -1,0 +1,1 @@
+"""Inference: raw image -> class probabilities at its own resolution, for one model or a fold ensemble."""

@@ -1,0 +1,87 @@
+"""The artifact layout: every path a stage writes or reads, named once.
+
+Paths are relative to the project root (the folder holding ``dvc.yaml``), which is the working
+directory of every stage. ``dvc.yaml`` declares the same paths as stage outputs; a test
+(tests/unit/architecture/test_dvc_contract.py) checks that the two agree, so a path changes in one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# validate
+MANIFEST = Path("data/manifest.parquet")
+VALIDATION_REPORTS = Path("reports/validation")
+
+# preprocess
+PREPARED = Path("data/prepared")
+SPLITS = PREPARED / "splits.json"
+PREPARED_INFO = PREPARED / "prepared.json"
+PREPARED_ARRAYS = PREPARED / "arrays"
+
+# train
+FOLDS = Path("models/folds")
+RUN_RECORD = FOLDS / "run.json"
+
+# evaluate / ensemble: one report layout, written under CV_REPORTS and TEST_REPORTS
+CV_REPORTS = Path("reports/cv")
+TEST_REPORTS = Path("reports/test")
+PER_CASE_FILE = "per_case.csv"
+HEADLINE_FILE = "summary.json"  # the DVC metrics file: per class mean ± sd of the headline metrics
+STATISTICS_FILE = "statistics.json"
+ROC_FILE = "roc.csv"
+PLOTS_DIR = "plots"
+
+# ensemble
+ENSEMBLE = Path("models/ensemble")
+ENSEMBLE_MODEL = ENSEMBLE / "model"
+REGISTRATION = ENSEMBLE / "registration.json"
+CHAMPION_COMPARISON = ENSEMBLE / "comparison_with_champion.json"
+
+# not a stage output: `segflow augment-preview`'s default
+AUGMENT_PREVIEW = Path("reports/augment_preview.png")
+
+
+BEST_CHECKPOINT = "best.pt"  # inside a fold's folder: the best validation score (evaluate, ensemble)
+LAST_CHECKPOINT = "last.pt"  # the state after the fold's last epoch
+HISTORY = "history.csv"  # per-epoch metrics
+
+
+def fold_dir(fold: int, folds_dir: Path = FOLDS) -> Path:
+    """The train stage's folder for one fold."""
+    return Path(folds_dir) / f"fold_{fold}"
+
+
+def best_checkpoint(fold: int, folds_dir: Path = FOLDS) -> Path:
+    """The fold's checkpoint with the best validation score (what evaluate and ensemble use)."""
+    return fold_dir(fold, folds_dir) / BEST_CHECKPOINT
+
+
+def case_arrays(prepared_dir: Path, case_id: str) -> Path:
+    """Where the preprocess stage caches one case's arrays inside ``prepared_dir``."""
+    return Path(prepared_dir) / PREPARED_ARRAYS.relative_to(PREPARED) / f"{case_id}.npz"
+
+
+def report_outputs(report_dir: Path) -> dict[str, list[Path]]:
+    """The files of one evaluation report, as dvc.yaml declares them (``outs`` and ``metrics``)."""
+    return {
+        "outs": [
+            report_dir / PER_CASE_FILE,
+            report_dir / STATISTICS_FILE,
+            report_dir / ROC_FILE,
+            report_dir / PLOTS_DIR,
+        ],
+        "metrics": [report_dir / HEADLINE_FILE],
+    }
+
+
+def stage_outputs() -> dict[str, dict[str, list[Path]]]:
+    """What each DVC stage writes: ``{stage: {"outs": [...], "metrics": [...]}}``."""
+    cv, test = report_outputs(CV_REPORTS), report_outputs(TEST_REPORTS)
+    return {
+        "validate": {"outs": [MANIFEST, VALIDATION_REPORTS], "metrics": []},
+        "preprocess": {"outs": [PREPARED], "metrics": []},
+        "train": {"outs": [FOLDS], "metrics": []},
+        "evaluate": cv,
+        "ensemble": {"outs": [*test["outs"], ENSEMBLE], "metrics": test["metrics"]},
+    }

@@ -1,0 +1,1 @@
+"""Rendering masks over images (colour overlays) for previews, reports and `segflow predict`."""
