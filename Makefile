@@ -12,14 +12,16 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: help venv run test test-fast lint bench clean-run
+.PHONY: help venv run test test-fast lint bench
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 venv: $(STAMP)  ## create .venv and install pinned dependencies
+# pip byte-compiles what it installs: with PYTHONDONTWRITEBYTECODE set, every stage, dvc and test
+# subprocess would otherwise recompile dvc/mlflow/prefect/torch from source at each start.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --no-compile --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -32,9 +34,11 @@ test: venv  ## run the test suite (what CI runs)
 test-fast: venv  ## unit tests only (skip slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: venv  ## ruff
+lint: venv  ## ruff (lint + format check) and mypy (components/, flows/); what CI and pre-commit run
 	$(BIN)/ruff check components flows tests bench
 	$(BIN)/ruff format --check components flows tests bench
+	$(BIN)/mypy
 
-bench: venv  ## run benchmarks (JSON under bench/results/)
+bench: venv  ## run the benchmarks (JSON, with machine and device, under bench/results/)
 	$(BIN)/python bench/metrics_speed.py
+	$(BIN)/python bench/model_zoo.py
