@@ -88,7 +88,13 @@ def train_flow(params_path: str = "params.yaml") -> str:
             "tracking": params.tracking.model_dump(mode="json"),
         },
     )
-    results = [train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds]
+    try:
+        results = [
+            train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds
+        ]
+    except BaseException:
+        tracker.end_run(parent, ok=False)  # never left RUNNING by a failed fold
+        raise
     RunRecord(
         tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
     ).save(layout.RUN_RECORD)

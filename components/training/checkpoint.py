@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,11 +11,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from components.errors import UserError
 from components.models import build_model
 from components.preprocessing.pipeline import PreprocessSpec
 
 if TYPE_CHECKING:
     from components.config import Params
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file that is not a segflow checkpoint of tensors and plain data."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,13 @@ def load_checkpoint(
     path: Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, ModelSpec, PreprocessSpec]:
     """Rebuild the model from a checkpoint, in eval mode on ``device``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: tensors and plain data only, so a checkpoint from anywhere cannot run code
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: holds objects other than tensors and plain data; refusing to load it "
+            f"(segflow checkpoints never need code to load): {str(exc).splitlines()[0]}"
+        ) from None
     spec = ModelSpec(**ckpt["model"])
     model = spec.build()
     model.load_state_dict(ckpt["state_dict"])

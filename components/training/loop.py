@@ -21,6 +21,7 @@ from components import layout
 from components.config import Params
 from components.data.class_balance import class_frequencies, rare_class_weights
 from components.data.splits import Splits
+from components.errors import UserError
 from components.losses import build_loss
 from components.metrics import case_metrics
 from components.metrics.reductions import class_means, mean_foreground_dice
@@ -35,6 +36,10 @@ from components.training.optim import build_optimizer
 from components.training.schedulers import build_scheduler
 
 MetricLogger = Callable[[Mapping[str, float], int], None]
+
+
+class NonFiniteLossError(UserError, ArithmeticError):
+    """The training loss became NaN or infinite: the fold stops, and nothing is registered."""
 
 
 @dataclass(frozen=True)
@@ -152,8 +157,15 @@ def train_one_epoch(s: FoldSetup) -> tuple[float, int, float]:
         with autocast(s.device, tc.bf16):
             out = s.model(x)
             loss = s.criterion(out, y) / tc.grad_accum
+        value = float(loss.detach()) * tc.grad_accum
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"fold {s.fold}: training loss is {value} at batch {i}; stopping before the weights "
+                "are spoiled. Lower train.optimizer.kwargs.lr, keep train.grad_clip on, or check the "
+                "intensity normalisation (preprocess.intensity)"
+            )
         loss.backward()
-        losses.append(float(loss.detach()) * tc.grad_accum)
+        losses.append(value)
         if (i + 1) % tc.grad_accum == 0 or i + 1 == n_batches:
             if tc.grad_clip:
                 nn.utils.clip_grad_norm_(s.model.parameters(), tc.grad_clip)

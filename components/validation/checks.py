@@ -104,6 +104,16 @@ def build_checks(
             [True],
         ),
         (
+            "image_finite",
+            "intensity_finite",
+            "Every image's pixels are finite numbers (no NaN or Inf)",
+            "replace the NaN/Inf pixels (e.g. by the background value) or remove the case: "
+            "non-finite inputs turn the network's weights into NaN",
+            ("image_path",),
+            lambda r: f"NaN/Inf pixels (min {r.get('intensity_min')}, max {r.get('intensity_max')})",
+            [True],
+        ),
+        (
             "mask_readable",
             "mask_readable",
             "Every mask file can be decoded",

@@ -40,6 +40,7 @@ BASE_COLUMNS: tuple[str, ...] = (
     "dtype",
     "intensity_min",
     "intensity_max",
+    "intensity_finite",
     "mask_depth",
     "mask_height",
     "mask_width",
@@ -108,6 +109,7 @@ def _image_facts(path: Path) -> dict[str, Any]:
         "dtype": str(arr.dtype),
         "intensity_min": float(arr.min()),
         "intensity_max": float(arr.max()),
+        "intensity_finite": bool(np.isfinite(arr).all()) if np.issubdtype(arr.dtype, np.inexact) else True,
         "content_hash": content_hash(arr),
     }
 
@@ -175,7 +177,9 @@ def _row(
 
 _DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
     **dict.fromkeys(["has_image", "has_mask"], "bool"),
-    **dict.fromkeys(["image_readable", "mask_readable", "size_match", "labels_ok"], "object"),
+    **dict.fromkeys(
+        ["image_readable", "mask_readable", "size_match", "labels_ok", "intensity_finite"], "object"
+    ),
     **dict.fromkeys(
         ["depth", "height", "width", "channels", "mask_depth", "mask_height", "mask_width", "mask_channels"],
         "Int64",

@@ -10,7 +10,13 @@ import yaml
 
 from components.config import parse_params
 from components.preprocessing.pipeline import PreprocessSpec
-from components.training.checkpoint import ModelSpec, load_checkpoint, model_spec_from_params, save_checkpoint
+from components.training.checkpoint import (
+    CheckpointError,
+    ModelSpec,
+    load_checkpoint,
+    model_spec_from_params,
+    save_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MSPEC = ModelSpec("unet", 1, 3, {"base_channels": 8, "depth": 2})
@@ -77,3 +83,14 @@ def test_model_spec_from_params() -> None:
     assert model_spec_from_params(params) == ModelSpec(
         "unet", 3, params.data.num_classes, {"base_channels": 8}
     )
+
+
+class _Payload:
+    """Stands for any pickled object: unpickling it could run arbitrary code."""
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "model": {}, "preprocess": {}, "extra": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="objects other than tensors"):
+        load_checkpoint(path)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import tifffile
+from PIL import Image
 
 from components.data.discovery import discover
 from components.validation import (
@@ -42,7 +45,7 @@ def test_real_datasets_pass(
     assert outcome.success, format_failures(outcome.failures)
     assert outcome.failures == []
     result = _assert_report_written(outcome, tmp_path / "report")
-    assert len(result["results"]) == 10 and all(r["success"] for r in result["results"])
+    assert len(result["results"]) == 11 and all(r["success"] for r in result["results"])
 
 
 def test_broken_dataset_names_every_offending_file(tmp_path: Path) -> None:
@@ -115,3 +118,20 @@ def test_metadata_without_required_columns_is_rejected(tmp_path: Path) -> None:
 
 def test_format_failures_when_nothing_failed() -> None:
     assert "passed" in format_failures([])
+
+
+def test_non_finite_pixels_are_refused_naming_the_file(tmp_path: Path) -> None:
+    write_good_cases(tmp_path / "data", n=3)
+    masks = sorted((tmp_path / "data" / "masks").iterdir())
+    stem = masks[0].stem
+    for p in (tmp_path / "data" / "images").glob(f"{stem}.*"):
+        p.unlink()
+    h, w = np.asarray(Image.open(masks[0])).shape[:2]
+    image = np.zeros((h, w), np.float32)
+    image[0, 0], image[1, 1] = np.nan, np.inf
+    tifffile.imwrite(tmp_path / "data" / "images" / f"{stem}.tif", image)
+    outcome = _validate(tmp_path / "data", [0, 1], tmp_path / "report")
+    assert not outcome.success
+    [failure] = outcome.failures
+    assert "finite" in failure.expectation and failure.files == [f"images/{stem}.tif"]
+    assert "NaN/Inf" in format_failures(outcome.failures)
