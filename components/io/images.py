@@ -21,6 +21,33 @@ class ImageReadError(UserError, ValueError):
     """A file could not be decoded as an image."""
 
 
+# Decoding limits, checked on the header before any pixel is read (a few-byte file can claim a
+# size that takes gigabytes to decode): 2D as PIL's decompression-bomb limit (2 x
+# Image.MAX_IMAGE_PIXELS, about 179 Mpx), volumes up to 2**30 voxels (a 512 x 512 x 4096 CT).
+MAX_PIXELS_2D = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+MAX_VOXELS_3D = 2**30
+
+
+def _check_claimed_shape(path: Path, shape: tuple[int, ...], volume: bool) -> None:
+    """Refuse a header whose shape is absurd, before the data is decoded.
+
+    2D: every stored element counts except one colour axis of 3 or 4 (first or last); volumes:
+    the three spatial axes (a 4D file's channels are not voxels).
+    """
+    dims = [int(d) for d in shape]
+    if volume:
+        n, limit, kind = float(np.prod(dims[:3], dtype=np.float64)), MAX_VOXELS_3D, "voxels"
+    else:
+        colour = len(dims) == 3 and (dims[-1] in (3, 4) or dims[0] in (3, 4))
+        channels = (dims[-1] if dims[-1] in (3, 4) else dims[0]) if colour else 1
+        n, limit, kind = float(np.prod(dims, dtype=np.float64)) / channels, MAX_PIXELS_2D, "pixels"
+    if n > limit:
+        raise ImageReadError(
+            f"{path}: header claims shape {tuple(dims)} = {n:,.0f} {kind}, over the limit of "
+            f"{limit:,}; refusing to decode it (a corrupt or malicious header?)"
+        )
+
+
 def file_stem(path: Path) -> str:
     """Stem without any image suffix (handles the double suffix ``.nii.gz``)."""
     name = path.name
@@ -35,7 +62,9 @@ def is_nifti(path: Path) -> bool:
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
-    arr = np.asarray(tifffile.imread(path))
+    with tifffile.TiffFile(path) as tf:
+        _check_claimed_shape(path, tuple(tf.series[0].shape), volume=False)
+        arr = np.asarray(tf.asarray())
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
     return arr
@@ -69,12 +98,15 @@ def read_with_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
 
             img = nib.load(str(p))
             assert isinstance(img, nib.spatialimages.SpatialImage)  # .nii / .nii.gz: a NIfTI image
+            _check_claimed_shape(p, tuple(img.header.get_data_shape()), volume=True)
             arr = np.asarray(img.dataobj)
             zooms = tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
             if arr.ndim == 3:  # nibabel gives (X, Y, Z); use (Z, Y, X)
                 return np.ascontiguousarray(np.transpose(arr, (2, 1, 0))), zooms[::-1]
             return arr, zooms
         arr = _read_tiff(p) if p.suffix.lower() in (".tif", ".tiff") else _read_pil(p)
+    except ImageReadError:
+        raise
     except Exception as exc:  # decoding libraries raise many unrelated types
         raise ImageReadError(f"{p}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     if arr.size == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tracemalloc
 from pathlib import Path
 
 import nibabel as nib
@@ -164,3 +166,25 @@ def test_file_stem_and_is_nifti() -> None:
     assert file_stem(Path("case.v2.png")) == "case.v2"
     assert is_nifti(Path("x.nii")) and is_nifti(Path("x.Nii.Gz"))
     assert not is_nifti(Path("x.png")) and not is_nifti(Path("x.gz"))
+
+
+def test_tiff_and_nifti_headers_claiming_absurd_sizes_are_refused_before_decoding(tmp_path: Path) -> None:
+    tif = tmp_path / "bomb.tif"
+    tifffile.imwrite(tif, shape=(30000, 30000), dtype=np.uint8)  # a sparse file: header, no pixels
+    header = nib.Nifti1Header()
+    header.set_data_shape((5000, 5000, 5000))
+    header.set_data_dtype(np.float32)
+    nii = tmp_path / "bomb.nii"
+    nii.write_bytes(header.binaryblock + b"\0" * 4)  # the header alone: the data is never there
+    tracemalloc.start()
+    for path, shape in ((tif, "(30000, 30000)"), (nii, "(5000, 5000, 5000)")):
+        with pytest.raises(ImageReadError, match=re.escape(shape) + ".*over the limit"):
+            read_image(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20  # nothing near the claimed 900 MB / 500 GB was allocated
+
+
+def test_a_large_but_plausible_tiff_still_reads(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "ok.tif", np.zeros((3, 2000, 2000), np.uint8))  # planar RGB, 4 Mpx
+    assert read_image(tmp_path / "ok.tif").shape == (2000, 2000, 3)
