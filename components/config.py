@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -125,7 +125,7 @@ class ClaheConfig(_Frozen):
 class PreprocessConfig(_Frozen):
     """Spatial size, resize mode and intensity normalisation."""
 
-    image_size: tuple[int, int] = (96, 96)
+    image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (96, 96)  # (H, W) px
     spatial_mode: Literal["resize", "pad", "letterbox"] = "resize"
     intensity: IntensityConfig = IntensityConfig()
     clahe: ClaheConfig | None = None
@@ -181,7 +181,7 @@ class EvaluateConfig(_Frozen):
 
     connectivity: int = Field(default=1, ge=1, le=3)
     surface_tolerance: float = Field(default=1.0, ge=0)
-    spacing: tuple[float, float] | None = None
+    spacing: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = None
     worst_cases: int = Field(default=6, ge=0)
 
 

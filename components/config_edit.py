@@ -2,14 +2,17 @@
 
 Used by ``segflow run --set`` and the Prefect deployment's ``overrides`` parameter, so that the
 file DVC reads (and records in dvc.lock) is exactly what ran. The merged result is validated
-before anything is written; a bad override leaves params.yaml untouched.
+before anything is written; a bad override leaves params.yaml untouched. ``merged_params`` computes
+the result without writing (so a run can check it first) and ``params_transaction`` puts the original
+bytes back when what follows the write fails.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,19 @@ def _set(tree: Any, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def apply_overrides(path: Path, overrides: Mapping[str, Any]) -> Params:
-    """Set dotted keys in params.yaml (atomically) and return the validated params.
+def merged_params(path: Path, overrides: Mapping[str, Any]) -> tuple[str, Params]:
+    """The text params.yaml would have with ``overrides`` set, and its validated params; writes nothing.
+
+    Without overrides the text is the file's own, byte for byte.
 
     Raises:
-        ConfigError: Unknown section, or the merged params are invalid; the file is unchanged.
+        ConfigError: Unknown section, or the merged params are invalid.
     """
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params")
+    if not overrides:
+        text = path.read_text()
+        return text, parse_params(load_yaml(text) or {}, str(path))
     ry = YAML()
     ry.preserve_quotes = True
     ry.representer.add_representer(
@@ -55,8 +65,40 @@ def apply_overrides(path: Path, overrides: Mapping[str, Any]) -> Params:
     buf = io.StringIO()
     ry.dump(doc, buf)
     text = buf.getvalue()
-    params = parse_params(load_yaml(text), f"{path} with overrides {dict(overrides)}")
+    return text, parse_params(load_yaml(text), f"{path} with overrides {dict(overrides)}")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path``'s content with ``text`` (temp file, then rename)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def apply_overrides(path: Path, overrides: Mapping[str, Any]) -> Params:
+    """Set dotted keys in params.yaml (atomically) and return the validated params.
+
+    Raises:
+        ConfigError: Unknown section, or the merged params are invalid; the file is unchanged.
+    """
+    text, params = merged_params(path, overrides)
+    if overrides:
+        write_atomically(path, text)
     return params
+
+
+@contextmanager
+def params_transaction(path: Path) -> Iterator[None]:
+    """Snapshot ``path``'s bytes; if the block raises (KeyboardInterrupt included), put them back.
+
+    On success whatever the block wrote stays. The exception is re-raised after the restore.
+    """
+    original = path.read_bytes()
+    try:
+        yield
+    except BaseException:
+        if not path.is_file() or path.read_bytes() != original:
+            tmp = path.with_suffix(path.suffix + ".restore")
+            tmp.write_bytes(original)
+            os.replace(tmp, path)
+        raise

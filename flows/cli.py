@@ -59,16 +59,18 @@ def run(
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
     """Run the whole pipeline (dvc repro inside a Prefect flow) and print the summary."""
-    from components.config import ConfigError
     from components.config_edit import parse_assignment
-    from flows.pipeline import pipeline
+    from components.errors import UserError
+    from flows.pipeline import guarded_run, pipeline
 
     try:
         overrides = dict(parse_assignment(s) for s in set_ or [])
-        pipeline(
-            data_dir=str(data) if data else None, overrides=overrides, force=force, params_path=str(params)
-        )
-    except (ConfigError, RuntimeError) as exc:
+        data_dir = str(data) if data else None
+        # Lock + preflight here first, so a bad param or a busy workspace fails before the flow
+        # (and a Prefect API) starts; the flow enters the same guard again (the lock is re-entrant).
+        with guarded_run(str(params), data_dir, overrides):
+            pipeline(data_dir=data_dir, overrides=overrides, force=force, params_path=str(params))
+    except (UserError, RuntimeError) as exc:  # ConfigError, WorkspaceBusyError, `dvc repro` failed
         raise _fail("run", exc) from None
 
 

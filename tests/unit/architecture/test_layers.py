@@ -24,6 +24,7 @@ LAYERS: Sequence[Sequence[str]] = (
         "components.errors",
         "components.params_keys",
         "components.params_reads",
+        "components.workspace_lock",
     ),
     ("components.io", "components.viz"),
     ("components.data",),

@@ -161,3 +161,78 @@ def test_predict_missing_input_folder(runner: CliRunner, tmp_path: Path) -> None
     assert isinstance(result.exception, SystemExit)  # handled, not a traceback
     assert f"--input {missing}: not a folder" in result.output
     assert not (tmp_path / "out").exists()
+
+
+NO_PREFECT_API = {**WIDE, "PREFECT_API_URL": None, "PREFECT_SERVER_EPHEMERAL_ENABLED": "false"}
+
+
+def run_params(tmp_path: Path) -> Path:
+    """A copy of the shipped params.yaml in its own workspace (lock and data.dir resolve there)."""
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", path)
+    return path
+
+
+def manifest_state() -> tuple[bool, float]:
+    manifest = REPO / "data" / "manifest.parquet"
+    return manifest.exists(), manifest.stat().st_mtime if manifest.exists() else 0.0
+
+
+def test_run_with_an_unknown_model_fails_before_anything_is_written(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Preflight refuses the run before params.yaml is written and before the flow (or Prefect) starts:
+    with no Prefect API configured, reaching the flow would be a different error."""
+    params = run_params(tmp_path)
+    before, manifest = params.read_bytes(), manifest_state()
+    result = runner.invoke(
+        app, ["run", "--params", str(params), "--set", "train.model.name=unetx"], env=NO_PREFECT_API
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not a crash
+    assert "segflow run: params check failed" in result.output
+    assert "train.model.name: unknown model 'unetx'. Did you mean: unet" in result.output
+    assert params.read_bytes() == before
+    assert not (tmp_path / "data").exists() and manifest_state() == manifest
+
+
+def test_run_with_a_missing_data_folder_names_data_dir(runner: CliRunner, tmp_path: Path) -> None:
+    params = run_params(tmp_path)
+    before = params.read_bytes()
+    missing = tmp_path / "no_dataset"
+    result = runner.invoke(app, ["run", "--params", str(params), "--data", str(missing)], env=NO_PREFECT_API)
+    assert result.exit_code == 1, result.output
+    assert f"data.dir: {missing} does not exist; expected a dataset folder holding images/ and masks/" in (
+        result.output
+    )
+    assert "Errno" not in result.output and params.read_bytes() == before
+
+
+def test_run_in_a_busy_workspace_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from components.workspace_lock import lock_path, read_holder
+
+    params = run_params(tmp_path)
+    before = params.read_bytes()
+    hold = (
+        "import sys, time; from pathlib import Path; from components.workspace_lock import workspace_lock\n"
+        "with workspace_lock(Path(sys.argv[1])):\n    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while read_holder(lock_path(tmp_path)).get("pid") != proc.pid:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        result = runner.invoke(
+            app, ["run", "--params", str(params), "--set", "train.epochs=2"], env=NO_PREFECT_API
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    assert result.exit_code == 1, result.output
+    assert f"another segflow run holds this workspace (pid {proc.pid}" in result.output
+    assert params.read_bytes() == before  # the refused run's override was never written
