@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -15,6 +16,7 @@ from components import layout
 from components.config import Params
 from components.data.case_store import save_case
 from components.data.splits import Splits, check_splits, make_splits, split_sha, write_splits
+from components.errors import UserError
 from components.io import read_image, read_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
 
@@ -71,3 +73,36 @@ def prepare_dataset(
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return splits
+
+
+class PreparedDataMismatch(UserError, ValueError):
+    """The prepared data was made with other preprocessing params than the stage was given."""
+
+
+def check_prepared_matches(prepared_dir: Path, spec: PreprocessSpec, class_names: Sequence[str]) -> None:
+    """Refuse prepared data that another preprocessing produced (a stale or foreign data/prepared).
+
+    DVC normally re-runs preprocess when its params change; this guards against everything that
+    bypasses that (a run-cache restore, a hand-copied folder, a stage run outside DVC).
+
+    Raises:
+        FileNotFoundError: No prepared.json (the preprocess stage has not run).
+        PreparedDataMismatch: Lists each differing setting, prepared value vs the params' value.
+    """
+    path = Path(prepared_dir) / layout.PREPARED_INFO.name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the preprocess stage first (dvc repro preprocess)")
+    info = json.loads(path.read_text())
+    want: dict[str, Any] = json.loads(json.dumps({**spec.to_dict(), "class_names": list(class_names)}))
+    got: dict[str, Any] = {**info.get("preprocess", {}), "class_names": info.get("class_names")}
+    diffs = [
+        f"  - {k}: prepared with {got.get(k)!r}, params give {v!r}"
+        for k, v in want.items()
+        if got.get(k) != v
+    ]
+    if diffs:
+        raise PreparedDataMismatch(
+            f"{prepared_dir} was made with other preprocessing than params.yaml asks for:\n"
+            + "\n".join(diffs)
+            + "\nre-run the preprocess stage (dvc repro preprocess, or segflow run)"
+        )

@@ -110,7 +110,7 @@ def test_the_check_fails_on_a_broken_copy() -> None:
     broken = copy.deepcopy(load_dvc_yaml())
     deps = broken["stages"]["train"]["deps"]
     deps.remove("components/config.py")
-    deps.remove("components/training")
+    deps.remove("components/training/loop.py")
     broken["stages"]["evaluate"]["outs"].append("reports/cv/extra.csv")
     problems = contract_violations(broken)
     assert "train: imports components/config.py but no dep covers it" in problems

@@ -188,3 +188,32 @@ def test_spec_from_params_includes_clahe() -> None:
     assert s == PreprocessSpec((40, 24), "pad", "zscore", {}, 3, (3.0, 4))
     raw["preprocess"]["clahe"] = None
     assert spec_from_params(parse_params(raw)).clahe is None
+
+
+def test_prepared_data_made_with_other_params_is_refused(tmp_path: Path) -> None:
+    import dataclasses
+
+    from components.data.discovery import discover
+    from components.data.synthetic import generate_phantoms
+    from components.preprocessing.prepare import (
+        PreparedDataMismatch,
+        check_prepared_matches,
+        prepare_dataset,
+    )
+    from components.validation import build_metadata
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["preprocess"]["image_size"] = [32, 32]
+    params = parse_params(raw)
+    data = generate_phantoms(tmp_path / "raw", n_cases=12, size=40)
+    meta = build_metadata(discover(data), [0, 1, 2, 3], root=data)
+    spec = spec_from_params(params)
+    prepare_dataset(meta, data, params, spec, tmp_path / "prepared")
+    check_prepared_matches(tmp_path / "prepared", spec, params.data.class_names)  # same params: fine
+    other = dataclasses.replace(spec, size=(48, 48), spatial_mode="pad")
+    with pytest.raises(PreparedDataMismatch, match=r"size: prepared with \[32, 32\], params give \[48, 48\]"):
+        check_prepared_matches(tmp_path / "prepared", other, params.data.class_names)
+    with pytest.raises(PreparedDataMismatch, match="class_names"):
+        check_prepared_matches(tmp_path / "prepared", spec, ["background", "a", "b", "c"])
+    with pytest.raises(FileNotFoundError, match="run the preprocess stage"):
+        check_prepared_matches(tmp_path / "nowhere", spec, params.data.class_names)
