@@ -19,6 +19,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow 3's UI opens an experiment on its GenAI "Traces" view unless the experiment says it is
+# for model training; this tag (read by the UI) makes it open on the runs table.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -50,7 +53,14 @@ class Tracker:
         self.uri = uri or tracking_uri()
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         exp = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        if exp is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            )
+        else:
+            self.experiment_id = exp.experiment_id
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # made before segflow set the kind
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
 
     def start_run(
         self, name: str, parent_id: str | None = None, tags: Mapping[str, str] | None = None

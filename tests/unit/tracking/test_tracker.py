@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from components.tracking.tracker import DEFAULT_TRACKING_URI, Tracker, flatten, tracking_uri
+from components.tracking.tracker import (
+    DEFAULT_TRACKING_URI,
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING_KIND,
+    Tracker,
+    flatten,
+    tracking_uri,
+)
 
 
 def test_tracking_uri_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,3 +115,12 @@ def test_tags_dicts_and_artifacts(tracker: Tracker, tmp_path: Path) -> None:
     }
     cfg = client.download_artifacts(run, "reports/cfg.json", str(tmp_path))
     assert json.loads(Path(cfg).read_text()) == {"a": 1, "b": [1, 2]}
+
+
+def test_experiments_are_marked_for_model_training(store: str, tracker: Tracker) -> None:
+    """So that MLflow 3's UI opens them on the training runs, not the GenAI traces view."""
+    exp = tracker.client.get_experiment(tracker.experiment_id)
+    assert exp.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    legacy = tracker.client.create_experiment("made-without-the-tag")
+    Tracker("made-without-the-tag", uri=store)
+    assert tracker.client.get_experiment(legacy).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
