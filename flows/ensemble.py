@@ -21,6 +21,7 @@ from components.evaluation.scoring import distance_unit, score_cases, scoring_op
 from components.inference.predictor import predictor_from_checkpoints
 from components.metrics.reductions import mean_foreground_dice
 from components.tracking.lineage import lineage_tags
+from components.tracking.model_card import CardFacts, publish_model_card
 from components.tracking.promotion import compare_with_champion, register_and_gate
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
@@ -107,6 +108,25 @@ def package_and_register(params_path: str, result: dict) -> dict:
         "run_id": run_id,
     }
     layout.REGISTRATION.write_text(json.dumps(record, indent=2))
+    prepared = json.loads(layout.PREPARED_INFO.read_text())
+    publish_model_card(
+        tracker,
+        CardFacts(
+            reg,
+            params.data.class_names,
+            params.data.channels,
+            prepared["preprocess"],
+            json.loads((layout.CV_REPORTS / layout.STATISTICS_FILE).read_text()),
+            json.loads((layout.TEST_REPORTS / layout.STATISTICS_FILE).read_text()),
+            comparison,
+            tags,
+            params.folds,
+            params.ensemble.tta,
+            int(prepared["n_cases"]),
+            len(test_ids),
+            distance_unit(params),
+        ),
+    )
     tracker.set_tags(run_id, {"segflow.registered_version": reg.version, "segflow.alias": reg.alias})
     tracker.log_metrics(rec.parent_run_id, headline_mlflow_metrics(result["headline"], "test"))
     tracker.end_run(run_id)

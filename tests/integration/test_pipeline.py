@@ -91,6 +91,9 @@ def test_pipeline_end_to_end(
     assert (reg["version"], reg["alias"]) == ("1", "champion")
     client = MlflowClient()
     mv = client.get_model_version_by_alias("segflow-it", "champion")
+    assert "**Gate:** first version of this model." in mv.description  # the registry's model card
+    assert "| organ_a |" in mv.description and "test Dice [95% CI]" in mv.description
+    assert client.get_registered_model("segflow-it").tags["segflow.champion_reason"].startswith("v1: ")
     for tag in (
         "segflow.git_commit",
         "segflow.data_dvc_md5",
