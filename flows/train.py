@@ -13,7 +13,7 @@ from components.config import load_params
 from components.data.splits import read_splits
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import check_prepared_matches
-from components.tracking.lineage import lineage_tags
+from components.tracking.lineage import lineage_tags, log_input_dataset
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
 from components.training.loop import train_fold
@@ -39,12 +39,14 @@ def train_one_fold(
         f"fold-{fold}", parent_id=parent_run_id, tags={**tags, "segflow.fold": str(fold)}
     )
     tracker.log_params(run_id, {"fold": fold, **params.train.model_dump(mode="json")})
+    splits = read_splits(layout.SPLITS)
+    log_input_dataset(tracker, run_id, params.data.dir, splits, params.data.class_names, fold)
     out_dir = layout.fold_dir(fold)
     try:
         res = train_fold(
             params,
             fold,
-            read_splits(layout.SPLITS),
+            splits,
             layout.PREPARED,
             out_dir,
             log_metrics=lambda m, step: tracker.log_metrics(run_id, m, step),
@@ -91,6 +93,7 @@ def train_flow(params_path: str = "params.yaml") -> str:
             "tracking": params.tracking.model_dump(mode="json"),
         },
     )
+    log_input_dataset(tracker, parent, data.dir, read_splits(layout.SPLITS), data.class_names)
     try:
         results = [
             train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds

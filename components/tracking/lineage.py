@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from components.data.splits import Splits
+    from components.tracking.tracker import Tracker
 
 TAG_GIT = "segflow.git_commit"
 TAG_DATA = "segflow.data_dvc_md5"
@@ -64,3 +70,30 @@ def lineage_tags(data_dir: str, flow_run_id: str | None, pipeline_flow_run_id: s
     if pipeline_flow_run_id:
         tags[TAG_PIPELINE_FLOW_RUN] = pipeline_flow_run_id
     return tags
+
+
+def log_input_dataset(
+    tracker: Tracker,
+    run_id: str,
+    data_dir: str,
+    splits: Splits,
+    class_names: Sequence[str],
+    fold: int | None = None,
+) -> None:
+    """Log the DVC-versioned input data as the run's MLflow dataset (digest = its DVC md5).
+
+    The profile counts the cases of each split (for a fold run: its own training and validation
+    cases) and names the classes, so two runs on different data versions differ at a glance.
+    """
+    profile: dict[str, object] = {
+        "cases": len(splits.test) + sum(len(f) for f in splits.folds),
+        "test_cases": len(splits.test),
+        "folds": splits.n_folds,
+        "classes": list(class_names),
+    }
+    if fold is not None:
+        profile.update(
+            fold=fold, train_cases=len(splits.train_cases(fold)), val_cases=len(splits.folds[fold])
+        )
+    name = Path(data_dir).name or str(data_dir)
+    tracker.log_dataset(run_id, name, data_dvc_hash(data_dir), str(data_dir), profile, "training")

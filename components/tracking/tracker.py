@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -109,3 +109,26 @@ class Tracker:
     def log_dict(self, run_id: str, data: Mapping[str, Any], name: str) -> None:
         """Store a mapping as a JSON/YAML artifact named ``name``."""
         self.client.log_dict(run_id, dict(data), name)
+
+    def log_dataset(
+        self, run_id: str, name: str, digest: str, source: str, profile: Mapping[str, Any], context: str
+    ) -> None:
+        """Record the run's input data as an MLflow dataset (the UI's Dataset column and view).
+
+        Args:
+            run_id: The run.
+            name: Dataset name (e.g. the data folder's name).
+            digest: Its version: the DVC md5 of the data folder, so two data versions differ.
+            source: Where it lives (the data path or remote URL).
+            profile: Small summary shown with it (case and class counts).
+            context: How the run used it (``training``, ``evaluation``...).
+        """
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],  # MLflow stores at most 36 characters
+            source_type="dvc",
+            source=json.dumps({"path": source, "dvc_md5": digest}),
+            profile=json.dumps(dict(profile)),
+        )
+        tags = [InputTag(key="mlflow.data.context", value=context)]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])

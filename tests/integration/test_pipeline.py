@@ -111,6 +111,10 @@ def test_pipeline_end_to_end(
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
+    for r in runs:  # the DVC-versioned input is each training run's MLflow dataset
+        if r.data.tags["mlflow.runName"] != "ensemble":
+            [inp] = r.inputs.dataset_inputs
+            assert (inp.dataset.name, inp.dataset.digest) == ("raw", mv.tags["segflow.data_dvc_md5"])
     children = {
         r.data.tags["mlflow.runName"]
         for r in runs

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from components.data.splits import Splits
 from components.tracking.lineage import (
     TAG_DATA,
     TAG_FLOW_RUN,
@@ -16,8 +18,10 @@ from components.tracking.lineage import (
     data_dvc_hash,
     git_commit,
     lineage_tags,
+    log_input_dataset,
     params_hash,
 )
+from components.tracking.tracker import Tracker
 
 PARAMS_A = """# segflow parameters
 train:
@@ -86,3 +90,35 @@ def test_lineage_tags_in_the_working_directory(tmp_path: Path, monkeypatch: pyte
     }
     tags = lineage_tags("data/raw", None, "pipeline-7")
     assert tags[TAG_FLOW_RUN] == "none" and tags[TAG_PIPELINE_FLOW_RUN] == "pipeline-7"
+
+
+def test_input_dataset_is_logged_with_the_dvc_hash(
+    tracker: Tracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "validate": {
+                        "deps": [{"path": "data/raw", "md5": "0123456789abcdef0123456789abcdef.dir"}]
+                    }
+                }
+            }
+        )
+    )
+    splits = Splits(test=["t1", "t2"], folds=[["a", "b"], ["c"], ["d", "e"]], seed=0)
+    run_id = tracker.start_run("dataset-check")
+    log_input_dataset(tracker, run_id, "data/raw", splits, ["background", "organ"], fold=1)
+    [inp] = tracker.client.get_run(run_id).inputs.dataset_inputs
+    assert inp.dataset.name == "raw" and inp.dataset.digest == "0123456789abcdef0123456789abcdef.dir"
+    assert json.loads(inp.dataset.profile) == {
+        "cases": 7,
+        "test_cases": 2,
+        "folds": 3,
+        "classes": ["background", "organ"],
+        "fold": 1,
+        "train_cases": 4,
+        "val_cases": 1,
+    }
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
