@@ -1,0 +1,109 @@
+"""Release the fold ensemble: package it, register it, gate it, describe it in the registry.
+
+What the ensemble stage does once the test report is written; plain Python over the tracker, the
+packaging and the gate, so the stage flow stays a few lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components import layout
+from components.data.splits import split_sha
+from components.ensembling.packaged_model import score_model_uri
+from components.ensembling.packaging import log_ensemble_model, save_ensemble_model
+from components.evaluation.scoring import ScoringOptions
+from components.tracking.model_card import CardFacts, publish_model_card
+from components.tracking.promotion import compare_with_champion, register_and_gate
+from components.tracking.tracker import Tracker
+
+
+def release_ensemble(
+    tracker: Tracker,
+    run_id: str,
+    registered_model: str,
+    folds: Sequence[int],
+    tta: bool,
+    channels: int,
+    test_dice: float,
+    test_cases: pd.DataFrame,
+    data_dir: Path,
+    scoring: ScoringOptions,
+    tags: Mapping[str, str],
+    unit: str,
+) -> dict[str, Any]:
+    """Package, register and gate the ensemble of ``folds``; write registration.json and the card.
+
+    Args:
+        tracker: The experiment's tracker; ``run_id`` is the ensemble's (child) run.
+        registered_model: Registry name.
+        folds: Fold indices whose best checkpoints form the ensemble.
+        tta: Flip test-time augmentation in the packaged model.
+        channels: Input channels the model was trained on.
+        test_dice: This ensemble's test mean foreground Dice (the gate score).
+        test_cases: Manifest rows of the test split (to re-score a champion tested elsewhere).
+        data_dir: Dataset root the manifest's paths start from.
+        scoring: How cases are scored (class names, spacing, ...).
+        tags: Lineage tags for the model version.
+        unit: Distance unit of the reports ("mm" or "px").
+
+    Returns:
+        The registration record (also written to ``models/ensemble/registration.json``).
+    """
+    class_names = list(scoring.class_names)
+    ckpts = [layout.best_checkpoint(k) for k in folds]
+    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels)
+    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels)
+    test_ids = test_cases["case_id"].astype(str).tolist()
+    split = split_sha(test_ids)
+    per_case = pd.read_csv(layout.TEST_REPORTS / layout.PER_CASE_FILE)
+    comparison = compare_with_champion(
+        tracker, run_id, registered_model, split, per_case, layout.CHAMPION_COMPARISON
+    )
+    if comparison is not None:
+        diff = comparison["all"]["dice"]
+        print(f"vs champion: mean Dice difference {diff['mean_diff']:+.4f} (Wilcoxon p={diff['wilcoxon_p']})")
+    reg = register_and_gate(
+        tracker,
+        uri,
+        registered_model,
+        test_dice,
+        split,
+        {**tags, "mlflow_run_id": run_id},
+        score_uri=lambda u: score_model_uri(u, test_cases, data_dir, scoring),
+    )
+    record = {
+        "registered_model": reg.name,
+        "version": reg.version,
+        "alias": reg.alias,
+        "test_dice": reg.test_dice,
+        "champion_dice_before": reg.champion_dice,
+        "reason": reg.reason,
+        "model_uri": uri,
+        "run_id": run_id,
+    }
+    layout.REGISTRATION.write_text(json.dumps(record, indent=2))
+    prepared = json.loads(layout.PREPARED_INFO.read_text())
+    facts = CardFacts(
+        reg,
+        class_names,
+        channels,
+        prepared["preprocess"],
+        json.loads((layout.CV_REPORTS / layout.STATISTICS_FILE).read_text()),
+        json.loads((layout.TEST_REPORTS / layout.STATISTICS_FILE).read_text()),
+        comparison,
+        tags,
+        list(folds),
+        tta,
+        int(prepared["n_cases"]),
+        len(test_ids),
+        unit,
+    )
+    publish_model_card(tracker, facts)
+    tracker.set_tags(run_id, {"segflow.registered_version": reg.version, "segflow.alias": reg.alias})
+    return record
