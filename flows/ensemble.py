@@ -19,7 +19,7 @@ from components.inference.predictor import predictor_from_checkpoints
 from components.metrics.reductions import mean_foreground_dice
 from components.tracking.lineage import lineage_tags
 from components.tracking.release import release_ensemble
-from components.tracking.run_record import RunRecord
+from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
 from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
@@ -88,8 +88,8 @@ def package_and_register(params_path: str, result: dict) -> dict:
             tags,
             distance_unit(params),
         )
-    except BaseException:
-        tracker.end_run(run_id, ok=False)  # never left RUNNING
+    except BaseException as exc:
+        tracker.end_run(run_id, ok=False, error=exc)  # never left RUNNING
         raise
     tracker.log_metrics(rec.parent_run_id, headline_mlflow_metrics(result["headline"], "test"))
     tracker.end_run(run_id)
@@ -99,8 +99,9 @@ def package_and_register(params_path: str, result: dict) -> dict:
 @flow(name="ensemble", log_prints=True)
 def ensemble_flow(params_path: str = "params.yaml") -> dict:
     """Ensemble the folds on the test split, then register the packaged model."""
-    result = score_test_split(params_path)
-    record = package_and_register(params_path, result)
+    with parent_run_outcome(RunRecord.load(layout.RUN_RECORD), last_stage=True):
+        result = score_test_split(params_path)
+        record = package_and_register(params_path, result)
     md = headline_markdown(result["headline"], "Test set (fold ensemble)")
     md += (
         f"\n\nRegistered **{record['registered_model']}** v{record['version']} "

@@ -16,7 +16,7 @@ from components.evaluation.cross_validation import evaluate_folds
 from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
 from components.evaluation.scoring import distance_unit, scoring_options
-from components.tracking.run_record import RunRecord
+from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
 from flows.stage import main
@@ -58,8 +58,9 @@ def log_to_mlflow(headline: dict) -> None:
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(params_path: str = "params.yaml") -> str:
     """Evaluate every trained fold on its own validation cases."""
-    headline = evaluate_all_folds(params_path)
-    log_to_mlflow(headline)
+    with parent_run_outcome(RunRecord.load(layout.RUN_RECORD), last_stage=False):
+        headline = evaluate_all_folds(params_path)
+        log_to_mlflow(headline)
     print(headline_markdown(headline, "Cross-validation (fold mean ± sd)"))
     return str(layout.CV_REPORTS)
 

@@ -51,8 +51,8 @@ def train_one_fold(
             out_dir,
             log_metrics=lambda m, step: tracker.log_metrics(run_id, m, step),
         )
-    except BaseException:
-        tracker.end_run(run_id, ok=False)
+    except BaseException as exc:
+        tracker.end_run(run_id, ok=False, error=exc)
         raise
     tracker.log_metrics(
         run_id,
@@ -98,13 +98,13 @@ def train_flow(params_path: str = "params.yaml") -> str:
         results = [
             train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds
         ]
-    except BaseException:
-        tracker.end_run(parent, ok=False)  # never left RUNNING by a failed fold
+    except BaseException as exc:
+        tracker.end_run(parent, ok=False, error=exc)  # never left RUNNING by a failed fold
         raise
     RunRecord(
         tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
     ).save(layout.RUN_RECORD)
-    tracker.end_run(parent)  # later stages (evaluate, ensemble) still log to it by id
+    # The parent stays RUNNING: evaluate and ensemble log to it by id, and the last stage ends it.
     return str(layout.FOLDS)
 
 

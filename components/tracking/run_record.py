@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from components.tracking.tracker import Tracker
 
 
 @dataclass(frozen=True)
@@ -29,3 +33,23 @@ class RunRecord:
         d = json.loads(path.read_text())
         d["fold_run_ids"] = {int(k): v for k, v in d["fold_run_ids"].items()}
         return cls(**d)
+
+
+@contextmanager
+def parent_run_outcome(record: RunRecord, last_stage: bool) -> Iterator[Tracker]:
+    """Let a stage's outcome end the pipeline's parent run, which spans train to ensemble.
+
+    A failure marks the parent FAILED (KILLED on an interrupt) and re-raises; the last stage's
+    success marks it FINISHED, so its duration is the whole pipeline's.
+
+    Yields:
+        A tracker on the record's experiment and store.
+    """
+    tracker = Tracker(record.experiment, record.tracking_uri)
+    try:
+        yield tracker
+    except BaseException as exc:
+        tracker.end_run(record.parent_run_id, ok=False, error=exc)
+        raise
+    if last_stage:
+        tracker.end_run(record.parent_run_id)

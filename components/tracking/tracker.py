@@ -71,9 +71,10 @@ class Tracker:
             all_tags["mlflow.parentRunId"] = parent_id
         return self.client.create_run(self.experiment_id, tags=all_tags, run_name=name).info.run_id
 
-    def end_run(self, run_id: str, ok: bool = True) -> None:
-        """Mark a run finished (or failed)."""
-        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+    def end_run(self, run_id: str, ok: bool = True, error: BaseException | None = None) -> None:
+        """Mark a run FINISHED, or FAILED (``ok=False``) — KILLED when ``error`` is an interrupt."""
+        interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
+        self.client.set_terminated(run_id, "FINISHED" if ok else "KILLED" if interrupted else "FAILED")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log (nested) params, flattened to dotted keys."""

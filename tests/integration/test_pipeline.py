@@ -121,6 +121,9 @@ def test_pipeline_end_to_end(
         if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id
     }
     assert children == {"fold-0", "fold-1", "ensemble"}
+    ensemble_run = next(r for r in runs if r.data.tags["mlflow.runName"] == "ensemble")
+    assert parents[0].info.status == "FINISHED"  # ended by the last stage: it spans the pipeline
+    assert parents[0].info.end_time >= ensemble_run.info.end_time
     for r in runs:  # every run carries the lineage tags
         for tag in ("segflow.git_commit", "segflow.data_dvc_md5", "segflow.params_sha256"):
             assert r.data.tags.get(tag) not in (None, "", "unknown"), (r.data.tags["mlflow.runName"], tag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -124,3 +125,26 @@ def test_experiments_are_marked_for_model_training(store: str, tracker: Tracker)
     legacy = tracker.client.create_experiment("made-without-the-tag")
     Tracker("made-without-the-tag", uri=store)
     assert tracker.client.get_experiment(legacy).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+@pytest.mark.parametrize(
+    ("error", "last_stage", "status"),
+    [
+        (None, False, "RUNNING"),
+        (None, True, "FINISHED"),
+        (RuntimeError("x"), False, "FAILED"),
+        (KeyboardInterrupt(), True, "KILLED"),
+    ],
+)
+def test_the_parent_run_spans_the_stages_and_records_how_they_ended(
+    store: str, tracker: Tracker, error: BaseException | None, last_stage: bool, status: str
+) -> None:
+    from components.tracking.run_record import RunRecord, parent_run_outcome
+
+    parent = tracker.start_run("pipeline-outcome")
+    record = RunRecord(store, "segflow-unit", parent, {})
+    expected = pytest.raises(type(error)) if error is not None else contextlib.nullcontext()
+    with expected, parent_run_outcome(record, last_stage=last_stage):
+        if error is not None:
+            raise error
+    assert tracker.client.get_run(parent).info.status == status
