@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.errors import UserError
+from components.layout import RAW_DATA
 from components.params_keys import DVC_RESERVED_KEYS, reserved_key_paths
 from components.params_reads import PARAMS_READS_ENV, record_reads
 
@@ -74,7 +75,7 @@ class SyntheticConfig(_Frozen):
 class DataConfig(_Frozen):
     """Where the dataset lives and what its labels mean."""
 
-    dir: str = "data/raw"
+    dir: str = RAW_DATA.as_posix()
     classes: dict[str, int]
     channels: Literal[1, 3] = 1
     synthetic: SyntheticConfig = SyntheticConfig()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the input: the default dataset folder (data.dir), DVC-added by `make run`
+RAW_DATA = Path("data/raw")
+
 # validate
 MANIFEST = Path("data/manifest.parquet")
 VALIDATION_REPORTS = Path("reports/validation")

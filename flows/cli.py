@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from components import layout
 from flows.commands.compare import compare_command
 from flows.commands.metrics import metrics_command
 from flows.commands.zoo import augment_preview_command, list_command
@@ -76,7 +77,7 @@ def run(
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Output folder (images/, masks/, cases.csv).")] = Path("data/raw"),
+    out: Annotated[Path, typer.Option(help="Output folder (images/, masks/, cases.csv).")] = layout.RAW_DATA,
     params: Annotated[Path, typer.Option(help="params file (data.synthetic section)")] = Path("params.yaml"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
 ) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from components import layout
+
 if TYPE_CHECKING:
     from components.registry import Registry
 
@@ -47,7 +49,7 @@ def list_command(
 
 def augment_preview_command(
     n: Annotated[int, typer.Option("--n", help="Number of samples (rows).", min=1)] = 4,
-    out: Annotated[Path, typer.Option(help="Output PNG.")] = Path("reports/augment_preview.png"),
+    out: Annotated[Path, typer.Option(help="Output PNG.")] = layout.AUGMENT_PREVIEW,
     params: Annotated[
         Path, typer.Option(help="params.yaml to read train.augment and preprocess from.")
     ] = Path("params.yaml"),
