@@ -77,7 +77,7 @@ class DataConfig(_Frozen):
 
     dir: str = RAW_DATA.as_posix()
     classes: dict[str, int]
-    channels: Literal[1, 3] = 1
+    channels: int = Field(default=1, ge=1, le=64)  # 2D: 1 gray or 3 RGB; volumes: modalities
     synthetic: SyntheticConfig = SyntheticConfig()
 
     @field_validator("classes")
@@ -104,7 +104,7 @@ class DataConfig(_Frozen):
 class IntensityConfig(_Frozen):
     """Intensity normalisation (see components.preprocessing.intensity)."""
 
-    method: Literal["zscore", "minmax", "ct_window", "dtype"] = "zscore"
+    method: Literal["zscore", "minmax", "ct_window", "dtype", "ct"] = "zscore"
     kwargs: dict[str, float] = Field(default_factory=dict)
 
 
@@ -124,10 +124,17 @@ class ClaheConfig(_Frozen):
 
 
 class PreprocessConfig(_Frozen):
-    """Spatial size, resize mode and intensity normalisation."""
+    """Spatial handling (network size, or native resolution in patches) and intensity normalisation.
+
+    ``image_size`` applies to resize/pad/letterbox; ``patch`` keeps every image or volume at its
+    own resolution (volumes resampled to ``target_spacing``) and trains on ``train.patch_size``.
+    """
 
     image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (96, 96)  # (H, W) px
-    spatial_mode: Literal["resize", "pad", "letterbox"] = "resize"
+    spatial_mode: Literal["resize", "pad", "letterbox", "patch"] = "resize"
+    target_spacing: Literal["median"] | list[Annotated[float, Field(gt=0)]] | None = None
+    crop_nonzero: bool = False
+    slice_axis: Literal["coarsest"] | Annotated[int, Field(ge=0, le=2)] = "coarsest"
     intensity: IntensityConfig = IntensityConfig()
     clahe: ClaheConfig | None = None
     splits: SplitConfig = SplitConfig()
@@ -160,6 +167,9 @@ class TrainConfig(_Frozen):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=8, ge=1)
+    patch_size: list[Annotated[int, Field(ge=4)]] | None = None  # patch mode: 2 or 3 ints
+    iterations_per_epoch: int | None = Field(default=None, ge=1)  # patch mode; default 250
+    foreground_fraction: float = Field(default=1 / 3, ge=0, le=1)  # patches forced onto a class
     grad_clip: float | None = Field(default=1.0, gt=0)
     grad_accum: int = Field(default=1, ge=1)
     class_aware_sampling: bool = False
@@ -190,6 +200,10 @@ class EnsembleConfig(_Frozen):
     """Fold ensembling, TTA and the promotion gate."""
 
     tta: bool = True
+    tta_axes: list[Annotated[int, Field(ge=0, le=2)]] | None = None  # patch mode; None = every axis
+    mode: Literal["mean", "vote"] = "mean"  # fold ensemble: mean probabilities or majority vote
+    overlap: float = Field(default=0.5, ge=0, lt=1)  # sliding windows (patch mode)
+    window_batch: int = Field(default=4, ge=1)
     registered_model: str = "segflow"
     gate_metric: Literal["dice"] = "dice"
 
@@ -217,6 +231,32 @@ class Params(_Frozen):
         if bad:
             raise ValueError(f"train.folds {bad} out of range for preprocess.splits.n_folds={k}")
         return self
+
+    @model_validator(mode="after")
+    def _patch_mode_complete(self) -> Params:
+        patch = self.train.patch_size
+        if self.preprocess.spatial_mode == "patch":
+            if patch is None or len(patch) not in (2, 3):
+                raise ValueError(
+                    "preprocess.spatial_mode 'patch' needs train.patch_size: 2 ints (2D images, or 2D "
+                    f"slices of volumes) or 3 ints (3D volumes), got {patch}"
+                )
+        elif patch is not None or self.train.iterations_per_epoch is not None:
+            raise ValueError(
+                "train.patch_size / train.iterations_per_epoch apply to preprocess.spatial_mode 'patch' "
+                f"only (spatial_mode is {self.preprocess.spatial_mode!r}); remove them or set the mode"
+            )
+        bad_axes = [a for a in (self.ensemble.tta_axes or []) if patch is None or a >= len(patch)]
+        if bad_axes:
+            raise ValueError(f"ensemble.tta_axes {bad_axes} out of range for train.patch_size {patch}")
+        return self
+
+    @property
+    def iterations_per_epoch(self) -> int | None:
+        """Optimiser steps per epoch in patch mode (250 by default, nnU-Net's choice); None otherwise."""
+        if self.preprocess.spatial_mode != "patch":
+            return None
+        return self.train.iterations_per_epoch or 250
 
     @property
     def folds(self) -> list[int]:

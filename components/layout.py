@@ -15,6 +15,7 @@ RAW_DATA = Path("data/raw")
 # validate
 MANIFEST = Path("data/manifest.parquet")
 VALIDATION_REPORTS = Path("reports/validation")
+FINGERPRINT = VALIDATION_REPORTS / "fingerprint.json"
 
 # preprocess
 PREPARED = Path("data/prepared")

@@ -14,7 +14,8 @@ from components.config import load_params
 from components.data.splits import read_splits
 from components.evaluation.presentation import headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
-from components.evaluation.scoring import distance_unit, score_cases, scoring_options
+from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
+from components.inference.options import inference_options
 from components.inference.predictor import predictor_from_checkpoints
 from components.metrics.reductions import mean_foreground_dice
 from components.tracking.lineage import lineage_tags
@@ -37,13 +38,17 @@ def score_test_split(params_path: str) -> dict:
     params = load_params(params_path)
     cases = _test_cases()
     predictor = predictor_from_checkpoints(
-        [layout.best_checkpoint(k) for k in params.folds], params.ensemble.tta
+        [layout.best_checkpoint(k) for k in params.folds], options=inference_options(params)
     )
     scored = score_cases(
         predictor, cases, Path(params.data.dir), scoring_options(params), desc="test ensemble"
     )
     headline = write_report(
-        scored, layout.TEST_REPORTS, params.data.class_names, by_fold=False, unit=distance_unit(params)
+        scored,
+        layout.TEST_REPORTS,
+        params.data.class_names,
+        by_fold=False,
+        unit=distance_unit(params, has_volumes(cases)),
     )
     test_dice = mean_foreground_dice(scored.per_case)
     if test_dice is None:
@@ -79,14 +84,14 @@ def package_and_register(params_path: str, result: dict) -> dict:
             run_id,
             params.ensemble.registered_model,
             params.folds,
-            params.ensemble.tta,
+            inference_options(params),
             params.data.channels,
             result["test_dice"],
             cases,
             Path(params.data.dir),
             scoring_options(params),
             tags,
-            distance_unit(params),
+            distance_unit(params, has_volumes(cases)),
         )
     except BaseException as exc:
         tracker.end_run(run_id, ok=False, error=exc)  # never left RUNNING

@@ -15,7 +15,8 @@ from components.data.splits import read_splits
 from components.evaluation.cross_validation import evaluate_folds
 from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
-from components.evaluation.scoring import distance_unit, scoring_options
+from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
+from components.inference.options import inference_options
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
@@ -27,17 +28,18 @@ def evaluate_all_folds(params_path: str) -> dict:
     """Score the folds and write the CV report."""
     params = load_params(params_path)
     splits = read_splits(layout.SPLITS)
+    manifest = read_manifest(layout.MANIFEST)
     scored = evaluate_folds(
         params.folds,
         splits.folds,
-        read_manifest(layout.MANIFEST),
+        manifest,
         Path(params.data.dir),
         layout.FOLDS,
         scoring_options(params),
+        inference_options(params, tta=False),
     )
-    return write_report(
-        scored, layout.CV_REPORTS, params.data.class_names, by_fold=True, unit=distance_unit(params)
-    )
+    unit = distance_unit(params, has_volumes(manifest))
+    return write_report(scored, layout.CV_REPORTS, params.data.class_names, by_fold=True, unit=unit)
 
 
 @task(cache_policy=NO_CACHE)

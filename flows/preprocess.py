@@ -9,8 +9,10 @@ from prefect.cache_policies import NO_CACHE
 
 from components import layout
 from components.config import load_params
+from components.preprocessing.native import native_spec_from_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
+from components.preprocessing.specs import read_fingerprint
 from components.validation import read_manifest
 from flows.stage import main
 
@@ -19,12 +21,13 @@ from flows.stage import main
 def prepare(params_path: str, manifest_path: str) -> str:
     """Cache arrays and write splits.json."""
     params = load_params(params_path)
+    patch = params.preprocess.spatial_mode == "patch"
+    fingerprint = read_fingerprint(layout.FINGERPRINT) if patch else None
+    spec = (
+        native_spec_from_params(params, fingerprint) if fingerprint is not None else spec_from_params(params)
+    )
     splits = prepare_dataset(
-        read_manifest(Path(manifest_path)),
-        Path(params.data.dir),
-        params,
-        spec_from_params(params),
-        layout.PREPARED,
+        read_manifest(Path(manifest_path)), Path(params.data.dir), params, spec, layout.PREPARED, fingerprint
     )
     print(f"splits: test {len(splits.test)} cases, folds {[len(f) for f in splits.folds]}")
     return str(layout.PREPARED)

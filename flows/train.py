@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from components import layout
 from components.config import load_params
 from components.data.splits import read_splits
-from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import check_prepared_matches
+from components.preprocessing.specs import expected_spec
 from components.tracking.lineage import lineage_tags, log_input_dataset
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
@@ -77,7 +77,7 @@ def train_one_fold(
 def train_flow(params_path: str = "params.yaml") -> str:
     """Train every fold named by params.yaml (train.folds, default all)."""
     params = load_params(params_path)
-    check_prepared_matches(layout.PREPARED, spec_from_params(params), params.data.class_names)
+    check_prepared_matches(layout.PREPARED, expected_spec(params, layout.PREPARED), params.data.class_names)
     tracker = Tracker(params.tracking.experiment)
     tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
     parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)

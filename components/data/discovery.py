@@ -3,9 +3,15 @@
 A dataset folder looks like::
 
     data_dir/
-      images/<case_id>.<png|jpg|jpeg|tif|tiff|nii|nii.gz>
-      masks/<case_id>.<png|tif|tiff|nii|nii.gz>
+      images/<case_id>.<png|jpg|jpeg|tif|tiff|nii|nii.gz|nrrd|mha>
+      masks/<case_id>.<png|tif|tiff|nii|nii.gz|nrrd|mha>
       cases.csv            # optional: columns case_id, patient_id
+
+Multi-channel cases follow nnU-Net's convention: ``images/<case_id>_0000.nii.gz``,
+``images/<case_id>_0001.nii.gz``, ... pair with ``masks/<case_id>.nii.gz``. An image whose stem
+ends in ``_dddd`` is a channel when no mask has its exact stem but a mask named without the
+suffix exists; the channels of a case must be numbered 0..n-1 without gaps. (A single 4D file
+is a multi-channel case too; that is only seen when it is read.)
 
 Discovery only lists files; it never decodes them (the validation stage does). Files that
 cannot be paired are returned, not raised, so that validation can report every problem at once.
@@ -16,14 +22,17 @@ same stem, a malformed ``cases.csv``) raise ``DiscoveryError``.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.errors import UserError
-from components.io import IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
+from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
 CASES_CSV = "cases.csv"
 CASES_COLUMNS = ("case_id", "patient_id")
+_CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
 class DiscoveryError(UserError, ValueError):
@@ -32,12 +41,28 @@ class DiscoveryError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class CasePair:
-    """One image and its mask, sharing the file stem ``case_id``."""
+    """One case: its image file(s) and its mask, sharing the stem ``case_id``.
+
+    Attributes:
+        case_id: The mask's file stem.
+        image: The (first channel's) image file.
+        mask: The mask file.
+        patient_id: From ``cases.csv``, else the case id.
+        image_channels: Every image file in channel order; ``(image,)`` for a single-file case
+            (the default when omitted).
+    """
 
     case_id: str
     image: Path
     mask: Path
     patient_id: str
+    image_channels: tuple[Path, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.image_channels:
+            object.__setattr__(self, "image_channels", (self.image,))
+        elif self.image_channels[0] != self.image:
+            raise ValueError(f"{self.case_id}: image {self.image} is not the first channel file")
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,36 @@ class Discovery:
     ignored: list[Path]
 
 
+def _group_channels(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, tuple[Path, ...]]:
+    """Case id -> image files in channel order, for every stem-paired or channel-grouped case.
+
+    Raises:
+        DiscoveryError: A case has both a plain image and channel files, or a channel is missing.
+    """
+    cases: dict[str, tuple[Path, ...]] = {s: (images[s],) for s in images.keys() & masks.keys()}
+    channels: dict[str, dict[int, Path]] = defaultdict(dict)
+    for stem, path in images.items():
+        match = _CHANNEL_STEM.match(stem)
+        if match and stem not in masks and match["case"] in masks:
+            channels[match["case"]][int(match["channel"])] = path
+    for case_id, by_index in sorted(channels.items()):
+        if case_id in cases:
+            raise DiscoveryError(
+                f"{cases[case_id][0]} and {by_index[min(by_index)]}: case {case_id!r} has both a "
+                f"single image and channel files <case>_dddd; keep one form"
+            )
+        missing = sorted(set(range(max(by_index) + 1)) - by_index.keys())
+        if missing:
+            shown = ", ".join(f"{case_id}_{k:04d}" for k in missing)
+            found = ", ".join(by_index[k].name for k in sorted(by_index))
+            raise DiscoveryError(
+                f"case {case_id!r}: channel {shown} is missing (found {found}); a case's channel "
+                "files must be numbered _0000, _0001, ... without gaps"
+            )
+        cases[case_id] = tuple(by_index[k] for k in sorted(by_index))
+    return cases
+
+
 def _has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
     return path.name.lower().endswith(suffixes)
 
@@ -74,6 +129,11 @@ def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> tuple[dict[str,
         if path.name.startswith(".") or not path.is_file() or not _has_suffix(path, suffixes):
             ignored.append(path)
             continue
+        if IMAGE_PATHS_SEP in path.name:
+            raise DiscoveryError(
+                f"{path}: file names must not contain {IMAGE_PATHS_SEP!r} (the manifest joins a "
+                "case's channel files with it); rename the file"
+            )
         stem = file_stem(path)
         if stem in by_stem:
             raise DiscoveryError(
@@ -118,17 +178,21 @@ def discover(data_dir: Path) -> Discovery:
         data_dir: Dataset folder with ``images/``, ``masks/`` and optionally ``cases.csv``.
 
     Returns:
-        The pairs (sorted by case id) plus unpaired and ignored files. ``patient_id`` comes from
-        ``cases.csv`` when present, else it is the case id itself (one patient per case).
+        The pairs (sorted by case id; multi-channel cases grouped) plus unpaired and ignored
+        files. ``patient_id`` comes from ``cases.csv`` when present, else it is the case id
+        itself (one patient per case).
 
     Raises:
-        DiscoveryError: A folder is missing, two files in one folder share a stem, or
-            ``cases.csv`` is malformed or lacks a row for a paired case.
+        DiscoveryError: A folder is missing, two files in one folder share a stem, a file name
+            contains ``;``, a case's channel files have a gap, or ``cases.csv`` is malformed or
+            lacks a row for a paired case.
     """
     data_dir = Path(data_dir)
     images, ignored_images = _scan(data_dir / "images", IMAGE_SUFFIXES, "image")
     masks, ignored_masks = _scan(data_dir / "masks", MASK_SUFFIXES, "mask")
-    paired = sorted(images.keys() & masks.keys())
+    cases = _group_channels(images, masks)
+    paired = sorted(cases)
+    used = {p for files in cases.values() for p in files}
 
     patients: dict[str, str] = {}
     cases_csv = data_dir / CASES_CSV
@@ -142,10 +206,10 @@ def discover(data_dir: Path) -> Discovery:
                 "(case_id = the file stem) so that splits can keep each patient's cases together"
             )
 
-    pairs = [CasePair(c, images[c], masks[c], patients.get(c, c)) for c in paired]
+    pairs = [CasePair(c, cases[c][0], masks[c], patients.get(c, c), cases[c]) for c in paired]
     return Discovery(
         pairs=pairs,
-        unpaired_images=[images[s] for s in sorted(images.keys() - masks.keys())],
-        unpaired_masks=[masks[s] for s in sorted(masks.keys() - images.keys())],
+        unpaired_images=[images[s] for s in sorted(images) if images[s] not in used],
+        unpaired_masks=[masks[s] for s in sorted(masks.keys() - cases.keys())],
         ignored=sorted(ignored_images + ignored_masks),
     )

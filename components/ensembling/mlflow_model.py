@@ -4,8 +4,11 @@ MLflow executes this file when the model is loaded; ``code_paths`` ships the ``c
 package with the model, so loading needs no pickled classes.
 
 Input: raw images as a float32 array ``(N, H, W, C)`` of one size, gray (C = 1) or RGB (C = 3)
-whatever the training channels (converted like the training data). Params: ``output`` =
-``"labels"`` (default; ``(N, H, W)`` int64) or ``"probabilities"`` (``(N, K, H, W)`` float32);
+whatever the training channels (converted like the training data); for a 3D model one volume
+``(C, Z, Y, X)`` (or ``(Z, Y, X)``) with param ``spacing`` = ``"z,y,x"`` in mm (output then has
+N = 1: ``(1, Z, Y, X)`` labels or ``(1, K, Z, Y, X)`` probabilities, on the input's grid).
+Params: ``output`` = ``"labels"`` (default; ``(N, H, W)`` int64) or ``"probabilities"``
+(``(N, K, H, W)`` float32);
 ``input_dtype`` = the images' stored dtype (e.g. ``"uint8"``, ``"uint16"``) so that intensity
 normalisation by dtype range sees the original integers (the float32 transport hides them).
 """
@@ -30,9 +33,10 @@ class FoldEnsembleModel(PythonModel):
         with open(context.artifacts["ensemble_config"]) as fh:
             cfg = json.load(fh)
         keys = sorted(k for k in context.artifacts if k.startswith("fold_"))
-        self.predictor = predictor_from_checkpoints(
-            [context.artifacts[k] for k in keys], tta=bool(cfg["tta"])
-        )
+        from components.inference.options import InferenceOptions
+
+        options = InferenceOptions.from_json(cfg.get("inference") or {"tta": cfg["tta"]})
+        self.predictor = predictor_from_checkpoints([context.artifacts[k] for k in keys], options=options)
         self.class_names: list[str] = cfg["class_names"]
 
     # No type hints on predict: MLflow would try to derive a schema from them; the signature is explicit.
@@ -45,6 +49,13 @@ class FoldEnsembleModel(PythonModel):
         params = params or {}
         x = np.asarray(model_input, dtype=np.float32)
         dtype = params.get("input_dtype") or None
+        if getattr(self.predictor.spec, "ndim", 2) == 3:  # one volume (C, Z, Y, X) or (Z, Y, X)
+            spacing = [float(s) for s in str(params.get("spacing") or "").split(",") if s.strip()]
+            vol = x.astype(dtype) if dtype else x
+            probs = self.predictor.predict_proba(vol, spacing or None)[None]
+            if params.get("output", "labels") == "probabilities":
+                return probs
+            return probs.argmax(1).astype(np.int64)
         if dtype is None and self.predictor.spec.intensity_method == "dtype" and x.size and x.max() > 1:
             raise ValueError(
                 "this model normalises intensities by the images' dtype range; pass "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,13 @@ class PyfuncPredictor:
 
         self.model = mlflow.pyfunc.load_model(model_uri)
 
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        """Shape: image (H, W[, C]) -> (K, H, W)."""
-        x = image[..., None] if image.ndim == 2 else image
+    def predict_proba(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
+        """Shape: image (H, W[, C]) -> (K, H, W); a volume (C, Z, Y, X) with its spacing -> (K, Z, Y, X)."""
         params = {"output": "probabilities", "input_dtype": str(image.dtype)}
+        if spacing is not None:  # a volume: one (C, Z, Y, X) input with its spacing
+            params["spacing"] = ",".join(str(float(s)) for s in spacing)
+            return np.asarray(self.model.predict(image.astype(np.float32), params=params))[0]
+        x = image[..., None] if image.ndim == 2 else image
         return np.asarray(self.model.predict(x[None].astype(np.float32), params=params))[0]
 
 

@@ -22,6 +22,10 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
+from components.inference.options import InferenceOptions
+from components.preprocessing.native import NativeSpec
+from components.training.checkpoint import load_checkpoint
+
 MODEL_FILE = Path(__file__).resolve().parent / "mlflow_model.py"
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "segflow"
@@ -60,28 +64,46 @@ def _quiet_mlflow() -> Iterator[None]:
         yield
 
 
+def _input_example(checkpoint: Path, channels: int) -> np.ndarray:
+    """A small valid input: a batch of one 2D image (N, H, W, C), or one volume (C, Z, Y, X)."""
+    _, mspec, spec = load_checkpoint(checkpoint)
+    if isinstance(spec, NativeSpec) and spec.ndim == 3:
+        return np.zeros((mspec.in_channels, 8, 16, 16), dtype=np.float32)
+    return np.zeros((1, 32, 32, channels), dtype=np.float32)
+
+
 def _pyfunc_kwargs(
-    tmp: Path, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+    tmp: Path, checkpoints: list[Path], tta: bool | InferenceOptions, class_names: list[str], channels: int
 ) -> dict:
+    options = tta if isinstance(tta, InferenceOptions) else InferenceOptions(tta=tta)
     cfg = tmp / "ensemble.json"
-    cfg.write_text(json.dumps({"tta": tta, "class_names": class_names}))
+    cfg.write_text(
+        json.dumps({"tta": options.tta, "inference": options.to_json(), "class_names": class_names})
+    )
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
     sig = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]),  # N, H, W, gray or RGB
-        params=ParamSchema([ParamSpec("output", "string", "labels"), ParamSpec("input_dtype", "string", "")]),
+        # 2D: (N, H, W, C) gray or RGB; volumes: one (C, Z, Y, X) with params spacing "z,y,x" (mm)
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]),
+        params=ParamSchema(
+            [
+                ParamSpec("output", "string", "labels"),
+                ParamSpec("input_dtype", "string", ""),
+                ParamSpec("spacing", "string", ""),
+            ]
+        ),
     )
     return {
         "python_model": str(MODEL_FILE),
         "artifacts": artifacts,
         "code_paths": [str(COMPONENTS_DIR)],
         "signature": sig,
-        "input_example": np.zeros((1, 32, 32, channels), dtype=np.float32),
+        "input_example": _input_example(checkpoints[0], channels),
         "pip_requirements": serving_requirements(),
     }
 
 
 def save_ensemble_model(
-    path: Path, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+    path: Path, checkpoints: list[Path], tta: bool | InferenceOptions, class_names: list[str], channels: int
 ) -> None:
     """Write the packaged fold ensemble as a local MLflow model folder (a DVC output)."""
     shutil.rmtree(path, ignore_errors=True)
@@ -92,7 +114,12 @@ def save_ensemble_model(
 
 
 def log_ensemble_model(
-    tracking_uri: str, run_id: str, checkpoints: list[Path], tta: bool, class_names: list[str], channels: int
+    tracking_uri: str,
+    run_id: str,
+    checkpoints: list[Path],
+    tta: bool | InferenceOptions,
+    class_names: list[str],
+    channels: int,
 ) -> str:
     """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
     mlflow.set_tracking_uri(tracking_uri)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from components.evaluation.roc import StreamingROC
 from components.evaluation.scoring import ScoredCases, ScoringOptions, score_cases
+from components.inference.options import InferenceOptions
 from components.inference.predictor import predictor_from_checkpoints
 from components.layout import best_checkpoint
 
@@ -20,18 +21,20 @@ def evaluate_folds(
     data_dir: Path,
     folds_dir: Path,
     opts: ScoringOptions,
+    inference: InferenceOptions | None = None,
 ) -> ScoredCases:
     """Score every fold's best model on that fold's validation cases; rows carry a ``fold`` column.
 
     The ROC is pooled over the folds' pixels; the gallery keeps the
-    worst cases over all folds.
+    worst cases over all folds. ``inference`` sets the sliding windows of patch-mode models
+    (fold scores use no TTA unless it says so).
     """
     frames, worst = [], []
     roc = StreamingROC(len(opts.class_names))
     by_id = manifest.set_index(manifest["case_id"].astype(str), drop=False)
     for fold in folds:
         scored = score_cases(  # adds to the pooled ROC
-            predictor_from_checkpoints([best_checkpoint(fold, folds_dir)]),
+            predictor_from_checkpoints([best_checkpoint(fold, folds_dir)], options=inference),
             by_id.loc[list(fold_cases[fold])],
             data_dir,
             opts,

@@ -14,19 +14,45 @@ from tqdm.auto import tqdm
 
 from components.evaluation.roc import StreamingROC
 from components.io import read_image, read_mask
+from components.io.volumes import Geometry, is_volume, read_case_image, read_volume
 from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
+from components.preprocessing.native_io import image_files
 
 if TYPE_CHECKING:
     from components.config import Params
 
 
 class ProbabilityModel(Protocol):
-    """Anything that maps a raw image to class probabilities at its original size."""
+    """Anything that maps a raw image or volume to class probabilities at its original size."""
 
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        """Shape: image (H, W[, C]) -> (K, H, W)."""
+    def predict_proba(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
+        """Shape: image (H, W[, C]) or volume (C, Z, Y, X) -> (K, *S)."""
         ...
+
+
+def read_scoring_case(
+    data_dir: Path, image_field: str, mask_field: str
+) -> tuple[np.ndarray, np.ndarray, Geometry | None]:
+    """Raw image (2D as stored; volumes ``(C, Z, Y, X)``), reference labels, and a volume's geometry."""
+    files = image_files(data_dir, image_field)
+    mask_path = data_dir / mask_field
+    if is_volume(files[0]):
+        image, geometry = read_case_image(files)
+        return image, read_volume(mask_path)[0].astype(np.int64), geometry
+    return read_image(files[0]), read_mask(mask_path).astype(np.int64), None
+
+
+def gallery_slice(
+    image: np.ndarray, ref: np.ndarray, pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2D views for the worst-case gallery: images as they are; volumes at the axis-0 slice with
+    the most reference foreground (first channel)."""
+    if ref.ndim == 2:
+        return image, ref, pred
+    z = int(np.argmax((ref > 0).reshape(ref.shape[0], -1).sum(1)))
+    vol = image if image.ndim == ref.ndim else image[0]
+    return vol[z], ref[z], pred[z]
 
 
 class WorstCase(TypedDict):
@@ -67,9 +93,14 @@ def scoring_options(params: Params) -> ScoringOptions:
     )
 
 
-def distance_unit(params: Params) -> str:
-    """Millimetres when evaluate.spacing is given, else pixels."""
-    return "mm" if params.evaluate.spacing else "px"
+def has_volumes(cases: pd.DataFrame) -> bool:
+    """True when the manifest rows hold 3D volumes (the validate stage's ``ndim`` column)."""
+    return "ndim" in cases.columns and bool((cases["ndim"] == 3).any())
+
+
+def distance_unit(params: Params, volumes: bool = False) -> str:
+    """Millimetres for volumes (their spacing) or when evaluate.spacing is given, else pixels."""
+    return "mm" if params.evaluate.spacing or volumes else "px"
 
 
 def score_cases(
@@ -97,25 +128,28 @@ def score_cases(
     heap: list[tuple[float, int, WorstCase]] = []
     for i, row in enumerate(tqdm(list(cases.itertuples(index=False)), desc=desc, unit="case")):
         # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
-        image = read_image(data_dir / cast(str, row.image_path))
-        ref = read_mask(data_dir / cast(str, row.mask_path)).astype(np.int64)
-        probs = predictor.predict_proba(image)
+        image, ref, geometry = read_scoring_case(
+            data_dir, cast(str, row.image_path), cast(str, row.mask_path)
+        )
+        spacing = geometry.spacing if geometry is not None else None
+        probs = predictor.predict_proba(image, spacing)
         pred = probs.argmax(0)
         roc.update(probs, ref)
         metrics = case_metrics(
             pred,
             ref,
             classes,
-            spacing=opts.spacing,
+            spacing=opts.spacing if opts.spacing is not None else spacing,
             connectivity=opts.connectivity,
             surface_tolerance=opts.surface_tolerance,
         )
         rows += per_case_rows(str(row.case_id), metrics, lambda c: opts.class_names[c])
         mean_dice = float(np.nanmean([float(m["dice"]) for m in metrics]))
+        view_image, view_ref, view_pred = gallery_slice(image, ref, pred)
         item: WorstCase = {
-            "image": image,
-            "ref": ref,
-            "pred": pred,
+            "image": view_image,
+            "ref": view_ref,
+            "pred": view_pred,
             "mean_dice": mean_dice,
             "title": f"{row.case_id}  mean Dice {mean_dice:.3f}",
         }

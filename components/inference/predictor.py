@@ -13,9 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.inference.native_predictor import NativePredictor
+from components.inference.options import InferenceOptions
+from components.preprocessing.native import NativeSpec
 from components.preprocessing.pipeline import PreprocessSpec, to_network_input, to_unit_image
 from components.preprocessing.spatial import restore
 from components.training.checkpoint import load_checkpoint
+from components.training.device import resolve_device
 
 
 def _softmax(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
@@ -63,12 +67,13 @@ class Predictor:
         assert isinstance(total, torch.Tensor)  # at least one model (checked in __init__)
         return (total / len(self.models)).cpu().numpy()
 
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities for one raw image at its original size.
+    def predict_proba(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
+        """Probabilities for one raw image at its original size (``spacing`` is not needed in 2D).
 
         Shape:
             image: (H, W) or (H, W, C), any dtype -> (K, H, W) float32
         """
+        del spacing
         unit, _, sp = to_unit_image(image, None, self.spec)
         probs = self.predict_network(to_network_input(unit, self.spec)[None])[0]
         return restore(probs, sp).astype(np.float32)
@@ -82,10 +87,18 @@ class Predictor:
         return self.predict_proba(image).argmax(0).astype(np.uint8)
 
 
-def predictor_from_checkpoints(checkpoints: Sequence[Path], tta: bool = False) -> Predictor:
+def predictor_from_checkpoints(
+    checkpoints: Sequence[Path], tta: bool = False, options: InferenceOptions | None = None
+) -> Predictor | NativePredictor:
     """A predictor averaging the softmax of every checkpoint (one fold, or the fold ensemble).
 
-    The preprocessing is the first checkpoint's (every fold of one training shares it).
+    The preprocessing is the first checkpoint's (every fold of one training shares it): a
+    network-size :class:`Predictor`, or a sliding-window :class:`NativePredictor` for patch-mode
+    checkpoints. ``options`` (TTA axes, ensemble mode, windows) overrides ``tta`` when given.
     """
     loaded = [load_checkpoint(p) for p in checkpoints]
-    return Predictor([m for m, _, _ in loaded], loaded[0][2], tta=tta)
+    models, spec = [m for m, _, _ in loaded], loaded[0][2]
+    opts = options if options is not None else InferenceOptions(tta=tta)
+    if isinstance(spec, NativeSpec):
+        return NativePredictor(models, spec, opts, device=resolve_device("auto"))
+    return Predictor(models, spec, tta=opts.tta)

@@ -1,25 +1,60 @@
-"""Image and mask readers/writers: 2D PNG/JPG/TIFF (gray/RGB, 8/16 bit) and 3D NIfTI."""
+"""Image and mask readers/writers: 2D PNG/JPG/TIFF (gray/RGB, 8/16 bit), 3D NIfTI/NRRD/MHA."""
 
+from components.io.grids import GridMismatch, grid_mismatches
 from components.io.images import (
     IMAGE_SUFFIXES,
     MASK_SUFFIXES,
     ImageReadError,
     file_stem,
     is_nifti,
+    read_case_channels,
+    read_channels_first,
     read_image,
     read_mask,
+    read_with_geometry,
     read_with_spacing,
     write_mask,
 )
+from components.io.volumes import (
+    IMAGE_PATHS_SEP,
+    VOLUME_SUFFIXES,
+    ChannelGridError,
+    Geometry,
+    VolumeReadError,
+    is_volume,
+    join_image_paths,
+    read_case_image,
+    read_volume,
+    read_volume_header,
+    split_image_paths,
+    write_volume,
+)
 
 __all__ = [
+    "IMAGE_PATHS_SEP",
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
+    "VOLUME_SUFFIXES",
+    "ChannelGridError",
+    "Geometry",
+    "GridMismatch",
     "ImageReadError",
+    "VolumeReadError",
     "file_stem",
+    "grid_mismatches",
     "is_nifti",
+    "is_volume",
+    "join_image_paths",
+    "read_case_channels",
+    "read_case_image",
+    "read_channels_first",
     "read_image",
     "read_mask",
+    "read_volume",
+    "read_volume_header",
+    "read_with_geometry",
     "read_with_spacing",
+    "split_image_paths",
     "write_mask",
+    "write_volume",
 ]

@@ -1,57 +1,65 @@
-"""Readers and writers for 2D images (PNG/JPG/TIFF) and 3D volumes (NIfTI).
+"""Readers and writers for 2D images (PNG/JPG/TIFF) and 3D volumes (NIfTI, NRRD, MHA).
 
 Arrays come back as numpy in their stored dtype: 2D grayscale ``(H, W)``, 2D RGB ``(H, W, 3)``,
-3D NIfTI ``(Z, Y, X)`` (axis order chosen so spacing lines up with array axes, as medpy expects).
+volumes ``(Z, Y, X)`` or ``(C, Z, Y, X)`` for 4D files (axis order chosen so spacing lines up
+with array axes, as medpy expects). Every volume goes through the one SimpleITK reader of
+:mod:`components.io.volumes` (``read_volume``, which checks the header's size before decoding).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from components.errors import UserError
+from components.io.volumes import (
+    VOLUME_SUFFIXES,
+    Geometry,
+    VolumeReadError,
+    is_volume,
+    read_volume,
+    size_limit_message,
+    stack_channels,
+)
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz")
-MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".nii", ".nii.gz")
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", *VOLUME_SUFFIXES)
+MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", *VOLUME_SUFFIXES)
 
 
 class ImageReadError(UserError, ValueError):
     """A file could not be decoded as an image."""
 
 
-# Decoding limits, checked on the header before any pixel is read (a few-byte file can claim a
-# size that takes gigabytes to decode): 2D as PIL's decompression-bomb limit (2 x
-# Image.MAX_IMAGE_PIXELS, about 179 Mpx), volumes up to 2**30 voxels (a 512 x 512 x 4096 CT).
+# 2D decoding limit, checked on the header before any pixel is read (a few-byte file can claim a
+# size that takes gigabytes to decode): PIL's decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS,
+# about 179 Mpx). Volumes have theirs in ``read_volume`` (``MAX_VOXELS_3D``).
 MAX_PIXELS_2D = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
-MAX_VOXELS_3D = 2**30
 
 
-def _check_claimed_shape(path: Path, shape: tuple[int, ...], volume: bool) -> None:
-    """Refuse a header whose shape is absurd, before the data is decoded.
+def _check_claimed_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse a 2D header whose shape is absurd, before the data is decoded.
 
-    2D: every stored element counts except one colour axis of 3 or 4 (first or last); volumes:
-    the three spatial axes (a 4D file's channels are not voxels).
+    Every stored element counts except one colour axis of 3 or 4 (first or last).
     """
     dims = [int(d) for d in shape]
-    if volume:
-        n, limit, kind = float(np.prod(dims[:3], dtype=np.float64)), MAX_VOXELS_3D, "voxels"
-    else:
-        colour = len(dims) == 3 and (dims[-1] in (3, 4) or dims[0] in (3, 4))
-        channels = (dims[-1] if dims[-1] in (3, 4) else dims[0]) if colour else 1
-        n, limit, kind = float(np.prod(dims, dtype=np.float64)) / channels, MAX_PIXELS_2D, "pixels"
-    if n > limit:
-        raise ImageReadError(
-            f"{path}: header claims shape {tuple(dims)} = {n:,.0f} {kind}, over the limit of "
-            f"{limit:,}; refusing to decode it (a corrupt or malicious header?)"
-        )
+    colour = len(dims) == 3 and (dims[-1] in (3, 4) or dims[0] in (3, 4))
+    channels = (dims[-1] if dims[-1] in (3, 4) else dims[0]) if colour else 1
+    n = float(np.prod(dims, dtype=np.float64)) / channels
+    if n > MAX_PIXELS_2D:
+        raise ImageReadError(size_limit_message(path, dims, n, MAX_PIXELS_2D, "pixels"))
 
 
 def file_stem(path: Path) -> str:
-    """Stem without any image suffix (handles the double suffix ``.nii.gz``)."""
+    """File name without its image suffix (handles double suffixes such as ``.nii.gz``)."""
     name = path.name
-    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+    lower = name.lower()
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def is_nifti(path: Path) -> bool:
@@ -63,7 +71,7 @@ def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
-        _check_claimed_shape(path, tuple(tf.series[0].shape), volume=False)
+        _check_claimed_shape(path, tuple(tf.series[0].shape))
         arr = np.asarray(tf.asarray())
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
@@ -82,51 +90,100 @@ def _read_pil(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def read_with_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    """Read an image or volume and its pixel/voxel spacing (array-axis order).
+def read_with_geometry(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read an image or volume and its geometry.
 
-    2D formats return spacing ``(1.0, 1.0)``. NIfTI returns the header zooms reordered to
-    ``(Z, Y, X)`` to match the array.
+    Shape: 2D ``(H, W)`` or ``(H, W, C)``; volumes ``(Z, Y, X)`` or ``(C, Z, Y, X)`` (4D files).
+
+    2D formats carry no geometry: unit spacing at the origin (``Geometry.identity(2)``). Volumes
+    give spacing in array-axis order and origin/direction as stored (see ``read_volume``).
 
     Raises:
-        ImageReadError: The file is missing, empty or not a decodable image.
+        ImageReadError: The file is missing, empty, claims an absurd size or cannot be decoded.
     """
     p = Path(path)
     try:
-        if is_nifti(p):
-            import nibabel as nib
-
-            img = nib.load(str(p))
-            assert isinstance(img, nib.spatialimages.SpatialImage)  # .nii / .nii.gz: a NIfTI image
-            _check_claimed_shape(p, tuple(img.header.get_data_shape()), volume=True)
-            arr = np.asarray(img.dataobj)
-            zooms = tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
-            if arr.ndim == 3:  # nibabel gives (X, Y, Z); use (Z, Y, X)
-                return np.ascontiguousarray(np.transpose(arr, (2, 1, 0))), zooms[::-1]
-            return arr, zooms
+        if is_volume(p):
+            return read_volume(p)
         arr = _read_tiff(p) if p.suffix.lower() in (".tif", ".tiff") else _read_pil(p)
     except ImageReadError:
         raise
+    except VolumeReadError as exc:
+        reason = str(exc).removeprefix(f"{p}: ")
+        raise ImageReadError(f"{p}: cannot be read as an image ({reason})") from exc
     except Exception as exc:  # decoding libraries raise many unrelated types
         raise ImageReadError(f"{p}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     if arr.size == 0:
         raise ImageReadError(f"{p}: image has no pixels")
-    return arr, (1.0,) * min(arr.ndim, 2)
+    return arr, Geometry.identity(2)
+
+
+def read_with_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Read an image or volume and its pixel/voxel spacing (array-axis order).
+
+    2D formats return spacing ``(1.0, 1.0)``; volumes their header spacing as ``(Z, Y, X)``.
+
+    Raises:
+        ImageReadError: The file is missing, empty or not a decodable image.
+    """
+    arr, geometry = read_with_geometry(path)
+    return arr, geometry.spacing
+
+
+def _channel_axis(path: Path) -> int:
+    """Where a multi-channel array keeps its channels: first for volumes, last for 2D images."""
+    return 0 if is_volume(path) else -1
+
+
+def read_channels_first(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read an image or volume with an explicit leading channel axis.
+
+    Shape: ``(C, H, W)`` for 2D files, ``(C, Z, Y, X)`` for volumes (C = 1 for scalar files).
+
+    Raises:
+        ImageReadError: As ``read_with_geometry``, or the array has an unexpected number of axes.
+    """
+    p = Path(path)
+    arr, geometry = read_with_geometry(p)
+    if arr.ndim == geometry.ndim:
+        return arr[np.newaxis], geometry
+    if arr.ndim != geometry.ndim + 1:
+        raise ImageReadError(
+            f"{p}: array of shape {arr.shape} is neither a {geometry.ndim}D image nor one with channels"
+        )
+    return np.ascontiguousarray(np.moveaxis(arr, _channel_axis(p), 0)), geometry
+
+
+def read_case_channels(paths: Sequence[Path]) -> tuple[np.ndarray, Geometry]:
+    """Read a case's image channels first from its file(s), in any supported format.
+
+    The 2D counterpart of ``read_case_image`` too: gray or RGB files, one or one per channel.
+
+    Shape: ``(C, H, W)`` for 2D files, ``(C, Z, Y, X)`` for volumes.
+
+    Raises:
+        ImageReadError: A file cannot be read.
+        ChannelGridError: The files are not on one grid (a ``VolumeReadError``, not an
+            ``ImageReadError``: the files are readable, the case is not).
+    """
+    return stack_channels(paths, read_channels_first)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored: ``(H, W)``, ``(H, W, C)`` or ``(Z, Y, X)`` for NIfTI."""
-    return read_with_spacing(path)[0]
+    """Read an image as stored: ``(H, W)``, ``(H, W, C)``, ``(Z, Y, X)`` or ``(C, Z, Y, X)``."""
+    return read_with_geometry(path)[0]
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a class-index mask. Single-channel masks come back 2D (or 3D for NIfTI).
+    """Read a class-index mask: 2D ``(H, W)`` or 3D ``(Z, Y, X)``; a single channel axis is dropped.
 
     Multi-channel masks are returned unchanged so that callers (validation) can reject them.
     """
-    arr = read_image(path)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
+    p = Path(path)
+    arr, geometry = read_with_geometry(p)
+    axis = _channel_axis(p)
+    if arr.ndim == geometry.ndim + 1 and arr.shape[axis] == 1:
+        arr = np.take(arr, 0, axis=axis)
     return arr
 
 

@@ -4,12 +4,17 @@ Arrays use the array-axis order ``(Z, Y, X)`` (SimpleITK's ``GetArrayFromImage``
 :class:`Geometry` gives the spacing in that same order, so ``spacing[i]`` is the voxel size
 along ``array.shape[i]``. Origin and direction stay in ITK's physical order (x, y, z), exactly
 as read, so that a prediction written with the input's geometry has the input's affine.
+
+A case's image is one file or one file per channel (nnU-Net's ``<case>_0000``, ``<case>_0001``,
+...); the manifest stores the channel files in one ``image_path`` field joined by
+:data:`IMAGE_PATHS_SEP`. :func:`read_case_image` reads them channels first and refuses channels
+that do not share one voxel grid: stacking them would pair voxels from different places.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +22,26 @@ from typing import Any
 import numpy as np
 
 from components.errors import UserError
+from components.io.grids import GridMismatch, grid_mismatches
 
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")
+IMAGE_PATHS_SEP = ";"
+
+# Volumes up to 2**30 voxels (a 512 x 512 x 4096 CT), checked on the header before any voxel is
+# decoded: a few-byte file can claim a size that takes gigabytes to decode.
+MAX_VOXELS_3D = 2**30
 
 
 class VolumeReadError(UserError, ValueError):
     """A file could not be read as a medical volume (the message names it and why)."""
+
+
+def size_limit_message(path: Path, shape: Sequence[int], n: float, limit: int, kind: str) -> str:
+    """The refusal of a header that claims more than ``limit`` pixels/voxels (shared wording)."""
+    return (
+        f"{path}: header claims shape {tuple(int(d) for d in shape)} = {n:,.0f} {kind}, over the limit "
+        f"of {limit:,}; refusing to decode it (a corrupt or malicious header?)"
+    )
 
 
 @dataclass(frozen=True)
@@ -106,14 +125,21 @@ def _itk_reason(exc: RuntimeError) -> str:
 def read_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a volume in its stored dtype: ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for a 4D/vector file.
 
+    The header is read first; a volume claiming more than ``MAX_VOXELS_3D`` voxels is refused
+    before any voxel is decoded.
+
     Raises:
-        VolumeReadError: Missing, empty or undecodable file.
+        VolumeReadError: Missing, empty, oversized or undecodable file.
     """
     import SimpleITK as sitk
 
     p = Path(path)
     if not p.is_file():
         raise VolumeReadError(f"{p}: no such file")
+    shape, _ = read_volume_header(p)
+    voxels = float(np.prod(shape[-3:], dtype=np.float64))  # spatial axes: channels are not voxels
+    if voxels > MAX_VOXELS_3D:
+        raise VolumeReadError(size_limit_message(p, shape, voxels, MAX_VOXELS_3D, "voxels"))
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
@@ -151,3 +177,86 @@ def write_volume(path: str | Path, array: np.ndarray, geometry: Geometry) -> Non
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class ChannelGridError(VolumeReadError):
+    """A case's channel files are not on one voxel grid (the message names the file and the fields).
+
+    Attributes:
+        path: The offending channel file.
+        channel: Its index among the case's files.
+        reference: The first channel's file, whose grid the others must match.
+        mismatches: How its grid differs from the first channel's.
+    """
+
+    def __init__(self, path: Path, channel: int, reference: Path, mismatches: list[GridMismatch]) -> None:
+        self.path, self.channel, self.reference, self.mismatches = path, channel, reference, mismatches
+        found = "; ".join(m.describe(f"channel {channel}", "channel 0") for m in mismatches)
+        super().__init__(
+            f"{path}: not on the voxel grid of the case's first channel {reference} ({found}); "
+            "resample every channel of a case onto one grid"
+        )
+
+
+def join_image_paths(paths: Sequence[str]) -> str:
+    """One manifest ``image_path`` field for a case's channel files (inverse of ``split_image_paths``)."""
+    bad = [p for p in paths if IMAGE_PATHS_SEP in p]
+    if bad:
+        raise ValueError(f"image paths must not contain {IMAGE_PATHS_SEP!r}: {bad}")
+    return IMAGE_PATHS_SEP.join(paths)
+
+
+def split_image_paths(field: str) -> list[str]:
+    """The channel files of a manifest ``image_path`` field, in channel order."""
+    return field.split(IMAGE_PATHS_SEP)
+
+
+ChannelReader = Callable[[Path], tuple[np.ndarray, Geometry]]
+
+
+def stack_channels(paths: Sequence[Path], read: ChannelReader) -> tuple[np.ndarray, Geometry]:
+    """Read each file channels first with ``read`` and concatenate them along the channel axis.
+
+    Shape: ``(C, *S)``; each file contributes its own channels (a 4D file several, a 3D one).
+
+    Raises:
+        ChannelGridError: A file's spatial shape, spacing, origin or direction differs from the
+            first file's (tolerances of ``grid_mismatches``); checked before the next is read.
+        ValueError: ``paths`` is empty.
+    """
+    if not paths:
+        raise ValueError("a case needs at least one image file")
+    first, geometry = read(Path(paths[0]))
+    arrays = [first]
+    for k, path in enumerate(paths[1:], start=1):
+        arr, geom = read(Path(path))
+        mismatches = grid_mismatches(arr.shape[1:], geom, first.shape[1:], geometry)
+        if mismatches:
+            raise ChannelGridError(Path(path), k, Path(paths[0]), mismatches)
+        arrays.append(arr)
+    return (first if len(arrays) == 1 else np.concatenate(arrays, axis=0)), geometry
+
+
+def _volume_channels_first(path: Path) -> tuple[np.ndarray, Geometry]:
+    if not is_volume(path):
+        raise VolumeReadError(f"{path}: not a volume file (expected one of {', '.join(VOLUME_SUFFIXES)})")
+    arr, geometry = read_volume(path)
+    return (arr if arr.ndim == geometry.ndim + 1 else arr[np.newaxis]), geometry
+
+
+def read_case_image(paths: Sequence[Path]) -> tuple[np.ndarray, Geometry]:
+    """Read a volume case's image channels first: one 3D file, one 4D file, or one file per channel.
+
+    Shape: ``(C, Z, Y, X)``.
+
+    Args:
+        paths: The case's image files in channel order (see ``split_image_paths``).
+
+    Returns:
+        The channels and their common geometry.
+
+    Raises:
+        VolumeReadError: A file is not a readable volume.
+        ChannelGridError: The channel files are not on one grid (names the offending file).
+    """
+    return stack_channels(paths, _volume_channels_first)

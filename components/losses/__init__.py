@@ -82,8 +82,8 @@ class CompoundLoss(nn.Module):
         norm, total = sum(ws), outputs[0].new_zeros(())
         for i, (w, out) in enumerate(zip(ws, outputs, strict=True)):
             t = target
-            if i > 0 and out.shape[-2:] != target.shape[-2:]:  # auxiliary output at lower resolution
-                t = F.interpolate(target[:, None].float(), size=out.shape[-2:], mode="nearest")[:, 0].long()
+            if i > 0 and out.shape[2:] != target.shape[1:]:  # auxiliary output at lower resolution
+                t = F.interpolate(target[:, None].float(), size=out.shape[2:], mode="nearest")[:, 0].long()
             total = total + (w / norm) * self._single(out, t, i == 0)
         return total
 

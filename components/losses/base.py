@@ -1,6 +1,7 @@
 """Loss registry and the conversions every loss shares (logits -> probabilities, targets -> one-hot).
 
-Conventions: logits (N, C, H, W), target int64 class indices (N, H, W). With C == 1 the task is binary:
+Conventions: logits (N, C, *S), target int64 class indices (N, *S), S = (H, W) or (Z, Y, X) (every
+loss works in 2D and 3D; the docstrings write 2D shapes). With C == 1 the task is binary:
 the single channel is the foreground logit (sigmoid) and the target holds 0/1. With C >= 2 softmax is
 used and "one-vs-rest" losses (bce, balanced_bce) treat each channel as a sigmoid output.
 """
@@ -17,10 +18,11 @@ LOSSES: Registry[nn.Module] = Registry("loss")
 
 
 def check_shapes(logits: torch.Tensor, target: torch.Tensor) -> None:
-    """Raise ValueError unless logits are (N, C, H, W) and target (N, H, W) of the same N, H, W."""
-    if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
+    """Raise ValueError unless logits are (N, C, *S) and target (N, *S), S two or three axes."""
+    if logits.ndim not in (4, 5) or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(
-            f"expected logits (N, C, H, W) and target (N, H, W); got {tuple(logits.shape)} and "
+            f"expected logits (N, C, H, W) / (N, C, Z, Y, X) and target (N, H, W) / (N, Z, Y, X); got "
+            f"{tuple(logits.shape)} and "
             f"{tuple(target.shape)}"
         )
 
@@ -31,7 +33,12 @@ def one_hot(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     Shape:
         (N, H, W) int64 -> (N, num_classes, H, W) float.
     """
-    return F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2).float()
+    return torch.movedim(F.one_hot(target.long(), num_classes), -1, 1).float()
+
+
+def spatial_dims(x: torch.Tensor) -> tuple[int, ...]:
+    """The spatial axes of an (N, C, *S) tensor: (2, 3) in 2D, (2, 3, 4) in 3D."""
+    return tuple(range(2, x.ndim))
 
 
 def probs_and_onehot(

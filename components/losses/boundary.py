@@ -50,5 +50,5 @@ class Boundary(nn.Module):
         dist = np.stack([[signed_distance(m) for m in img] for img in g_np])
         phi = torch.from_numpy(dist).to(device=p.device, dtype=p.dtype)
         if self.normalize:
-            phi = phi / float(np.hypot(*p.shape[-2:]))
+            phi = phi / float(np.sqrt(np.sum(np.square(p.shape[2:]))))  # the image diagonal
         return (p * phi).mean()

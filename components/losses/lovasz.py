@@ -71,7 +71,7 @@ class Lovasz(nn.Module):
         c = logits.shape[1]
         if c == 1:
             return lovasz_hinge_flat(logits.reshape(-1), (target == 1).reshape(-1))
-        probs = logits.softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, c)
+        probs = torch.movedim(logits.softmax(dim=1), 1, -1).reshape(-1, c)
         return lovasz_softmax_flat(probs, target.reshape(-1).long())
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

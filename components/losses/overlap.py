@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from components.losses.base import LOSSES, probs_and_onehot
+from components.losses.base import LOSSES, probs_and_onehot, spatial_dims
 
 
 class _Overlap(nn.Module):
@@ -31,7 +31,8 @@ class _Overlap(nn.Module):
 
     def _pg(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple]:
         p, g = probs_and_onehot(logits, target, self.include_background)
-        return p, g, ((0, 2, 3) if self.batch_dice else (2, 3))
+        dims = spatial_dims(p)
+        return p, g, ((0, *dims) if self.batch_dice else dims)
 
     def counts(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Soft (TP, FP, FN), each (K,) with batch_dice else (N, K).

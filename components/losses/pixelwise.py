@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.losses.base import LOSSES, binary_targets, check_shapes
+from components.losses.base import LOSSES, binary_targets, check_shapes, spatial_dims
 
 
 def class_weights(
@@ -125,7 +125,7 @@ class BalancedBCE(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y = binary_targets(logits, target)
         if self.beta is None:
-            beta = 1.0 - y.mean(dim=(0, 2, 3), keepdim=True)
+            beta = 1.0 - y.mean(dim=(0, *spatial_dims(y)), keepdim=True)
         else:
             beta = torch.full((1, y.shape[1], 1, 1), self.beta, device=y.device)
         pix = beta * y * F.logsigmoid(logits) + (1 - beta) * (1 - y) * F.logsigmoid(-logits)

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from components.models import dilated, fcn, segnet, smp_models, tiramisu, unet  # noqa: F401  (register)
+from components.models import dilated, fcn, monai_nets, segnet, smp_models, tiramisu, unet  # noqa: F401  (register)
 from components.models.base import MODELS, PadToStride, count_parameters
 
 __all__ = ["MODELS", "PadToStride", "build_model", "count_parameters"]

@@ -18,17 +18,55 @@ from components.data.case_store import save_case
 from components.data.splits import Splits, check_splits, make_splits, split_sha, write_splits
 from components.errors import UserError
 from components.io import read_image, read_mask
+from components.preprocessing.native import NativeSpec, preprocess_case
+from components.preprocessing.native_io import image_files, read_native_image, read_native_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
+from components.preprocessing.specs import AnySpec
 
 
 def _labels(s: object) -> list[int]:
     return [int(v) for v in str(s).split(",") if str(v).strip() != ""]
 
 
+def _cache_resized(rows: list[Any], data_dir: Path, spec: PreprocessSpec, out: Path) -> dict[str, Any]:
+    """Cache each case at the network size; return the original (H, W) per case."""
+    shapes = {}
+    for row in tqdm(rows, desc="preprocess", unit="case"):
+        # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
+        image = read_image(data_dir / cast(str, row.image_path))
+        mask = read_mask(data_dir / cast(str, row.mask_path))
+        unit, m, _ = to_unit_image(image, mask, spec)
+        assert m is not None  # a mask was given
+        save_case(out, str(row.case_id), unit, m)
+        shapes[str(row.case_id)] = list(image.shape[:2])
+    return {"original_shapes": shapes}
+
+
+def _cache_native(
+    rows: list[Any], data_dir: Path, spec: NativeSpec, num_classes: int, out: Path
+) -> dict[str, Any]:
+    """Cache each case at native resolution (cropped/resampled/normalised); return the case records."""
+    records = {}
+    for row in tqdm(rows, desc="preprocess", unit="case"):
+        image, geometry = read_native_image(image_files(data_dir, cast(str, row.image_path)), spec)
+        mask = read_native_mask(data_dir / cast(str, row.mask_path))
+        img, m, record = preprocess_case(image, geometry.spacing, spec, mask, num_classes)
+        assert m is not None  # a mask was given
+        save_case(out, str(row.case_id), img, m)
+        records[str(row.case_id)] = record.to_json()
+    shapes = {c: r["original_shape"] for c, r in records.items()}
+    return {"original_shapes": shapes, "case_records": records}
+
+
 def prepare_dataset(
-    manifest: pd.DataFrame, data_dir: Path, params: Params, spec: PreprocessSpec, out_dir: Path
+    manifest: pd.DataFrame,
+    data_dir: Path,
+    params: Params,
+    spec: AnySpec,
+    out_dir: Path,
+    fingerprint: dict[str, Any] | None = None,
 ) -> Splits:
-    """Cache every case at the network size and write ``splits.json``.
+    """Cache every case (at the network size, or native in patch mode) and write ``splits.json``.
 
     Everything is written into a temporary sibling folder that replaces ``out_dir`` only when
     complete, so a failure never leaves partial outputs behind.
@@ -39,6 +77,7 @@ def prepare_dataset(
         params: Validated params (splits section).
         spec: Preprocessing spec.
         out_dir: ``data/prepared``.
+        fingerprint: Patch mode: the dataset fingerprint the spec was resolved against (recorded).
     """
     cases = manifest.sort_values("case_id")
     ids = cases["case_id"].astype(str).tolist()
@@ -51,22 +90,19 @@ def prepare_dataset(
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shapes = {}
-    for row in tqdm(list(cases.itertuples(index=False)), desc="preprocess", unit="case"):
-        # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
-        image = read_image(data_dir / cast(str, row.image_path))
-        mask = read_mask(data_dir / cast(str, row.mask_path))
-        unit, m, _ = to_unit_image(image, mask, spec)
-        assert m is not None  # a mask was given
-        save_case(tmp, str(row.case_id), unit, m)
-        shapes[str(row.case_id)] = list(image.shape[:2])
+    rows = list(cases.itertuples(index=False))
+    if isinstance(spec, NativeSpec):
+        cached = _cache_native(rows, data_dir, spec, params.data.num_classes, tmp)
+    else:
+        cached = _cache_resized(rows, data_dir, spec, tmp)
     write_splits(splits, tmp / layout.SPLITS.name)
     info = {
         "preprocess": spec.to_dict(),
         "class_names": params.data.class_names,
         "n_cases": len(ids),
-        "original_shapes": shapes,
+        **cached,
         "test_split_sha256": split_sha(splits.test),
+        **({"fingerprint": fingerprint} if fingerprint is not None else {}),
     }
     (tmp / layout.PREPARED_INFO.name).write_text(json.dumps(info, indent=2))
     if out_dir.exists():
@@ -79,7 +115,7 @@ class PreparedDataMismatch(UserError, ValueError):
     """The prepared data was made with other preprocessing params than the stage was given."""
 
 
-def check_prepared_matches(prepared_dir: Path, spec: PreprocessSpec, class_names: Sequence[str]) -> None:
+def check_prepared_matches(prepared_dir: Path, spec: AnySpec, class_names: Sequence[str]) -> None:
     """Refuse prepared data that another preprocessing produced (a stale or foreign data/prepared).
 
     DVC normally re-runs preprocess when its params change; this guards against everything that

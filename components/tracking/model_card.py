@@ -91,8 +91,7 @@ def model_card_markdown(f: CardFacts) -> str:
     lines += [
         "",
         f"- data: DVC md5 `{f.lineage.get(TAG_DATA, 'unknown')}`, {f.n_cases} cases",
-        f"- ensemble: folds {list(f.folds)}, softmax averaging, "
-        f"{'horizontal-flip TTA' if f.tta else 'no TTA'}",
+        f"- ensemble: folds {list(f.folds)}, softmax averaging, {'mirroring TTA' if f.tta else 'no TTA'}",
         f"- params.yaml sha256 `{f.lineage.get(TAG_PARAMS, 'unknown')}`",
         f"- git commit `{f.lineage.get(TAG_GIT, 'unknown')}`",
     ]

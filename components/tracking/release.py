@@ -18,6 +18,7 @@ from components.data.splits import split_sha
 from components.ensembling.packaged_model import score_model_uri
 from components.ensembling.packaging import log_ensemble_model, save_ensemble_model
 from components.evaluation.scoring import ScoringOptions
+from components.inference.options import InferenceOptions
 from components.tracking.model_card import CardFacts, publish_model_card
 from components.tracking.promotion import compare_with_champion, register_and_gate
 from components.tracking.tracker import Tracker
@@ -28,7 +29,7 @@ def release_ensemble(
     run_id: str,
     registered_model: str,
     folds: Sequence[int],
-    tta: bool,
+    tta: bool | InferenceOptions,
     channels: int,
     test_dice: float,
     test_cases: pd.DataFrame,
@@ -43,7 +44,8 @@ def release_ensemble(
         tracker: The experiment's tracker; ``run_id`` is the ensemble's (child) run.
         registered_model: Registry name.
         folds: Fold indices whose best checkpoints form the ensemble.
-        tta: Flip test-time augmentation in the packaged model.
+        tta: Test-time settings of the packaged model (mirroring, windows, ensemble mode), or
+            just whether to flip.
         channels: Input channels the model was trained on.
         test_dice: This ensemble's test mean foreground Dice (the gate score).
         test_cases: Manifest rows of the test split (to re-score a champion tested elsewhere).
@@ -99,7 +101,7 @@ def release_ensemble(
         comparison,
         tags,
         list(folds),
-        tta,
+        tta.tta if isinstance(tta, InferenceOptions) else tta,
         int(prepared["n_cases"]),
         len(test_ids),
         unit,

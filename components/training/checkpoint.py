@@ -13,7 +13,7 @@ from torch import nn
 
 from components.errors import UserError
 from components.models import build_model
-from components.preprocessing.pipeline import PreprocessSpec
+from components.preprocessing.specs import AnySpec, spec_from_dict
 
 if TYPE_CHECKING:
     from components.config import Params
@@ -45,7 +45,7 @@ def model_spec_from_params(params: Params) -> ModelSpec:
 
 
 def save_checkpoint(
-    path: Path, model: nn.Module, model_spec: ModelSpec, preprocess: PreprocessSpec, extra: dict[str, Any]
+    path: Path, model: nn.Module, model_spec: ModelSpec, preprocess: AnySpec, extra: dict[str, Any]
 ) -> None:
     """Write a checkpoint atomically (temp file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +63,7 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def load_checkpoint(
-    path: Path, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, ModelSpec, PreprocessSpec]:
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelSpec, AnySpec]:
     """Rebuild the model from a checkpoint, in eval mode on ``device``."""
     try:  # weights_only: tensors and plain data only, so a checkpoint from anywhere cannot run code
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -77,4 +75,4 @@ def load_checkpoint(
     spec = ModelSpec(**ckpt["model"])
     model = spec.build()
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), spec, PreprocessSpec.from_dict(ckpt["preprocess"])
+    return model.to(device).eval(), spec, spec_from_dict(ckpt["preprocess"])

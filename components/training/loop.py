@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,17 @@ from components.metrics import case_metrics
 from components.metrics.reductions import class_means, mean_foreground_dice
 from components.models import build_model
 from components.preprocessing.augment import build_augmentation, describe_augmentation
-from components.preprocessing.pipeline import PreprocessSpec, spec_from_params
+from components.preprocessing.native import NativeSpec
+from components.preprocessing.specs import AnySpec, prepared_spec
 from components.training.checkpoint import ModelSpec, model_spec_from_params, save_checkpoint
 from components.training.dataset import SegmentationDataset
 from components.training.device import autocast, resolve_device, seed_everything
 from components.training.early_stopping import EarlyStopping
+from components.training.native_data import native_fold_data, native_model_kwargs
 from components.training.optim import build_optimizer
+from components.training.patches import PatchDataset
 from components.training.schedulers import build_scheduler
+from components.windowing import SliceWise, WindowSettings, sliding_window_probabilities
 
 MetricLogger = Callable[[Mapping[str, float], int], None]
 
@@ -64,16 +68,24 @@ class FoldSetup:
     params: Params
     fold: int
     device: torch.device
-    spec: PreprocessSpec
+    spec: AnySpec
     model_spec: ModelSpec
     augmentation: Any
     train_loader: DataLoader
-    val_loader: DataLoader
+    val_loader: DataLoader | None
     model: nn.Module
     criterion: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
     stopper: EarlyStopping | None
+    val_cases: list[tuple[np.ndarray, np.ndarray]] | None = None  # patch mode: whole cases
+    window: WindowSettings | None = None  # patch mode: sliding-window validation
+
+
+def _patch_loader(ds: PatchDataset, params: Params) -> DataLoader:
+    """Patches in batches; every item is drawn at random already, so no shuffling."""
+    tc = params.train
+    return DataLoader(ds, batch_size=tc.batch_size, shuffle=False, num_workers=tc.num_workers, drop_last=True)
 
 
 def _loader(ds: SegmentationDataset, params: Params, shuffle: bool, gen: torch.Generator) -> DataLoader:
@@ -105,13 +117,26 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
     tc = params.train
     device = resolve_device(tc.device)
     gen = seed_everything(tc.seed + fold)
-    spec = spec_from_params(params)
-    aug = build_augmentation([t.model_dump() for t in tc.augment.transforms], seed=tc.augment.seed + fold)
-    train_ds = SegmentationDataset(prepared_dir, splits.train_cases(fold), spec, augment=aug)
-    val_ds = SegmentationDataset(prepared_dir, splits.folds[fold], spec)
-    train_dl, val_dl = _loader(train_ds, params, True, gen), _loader(val_ds, params, False, gen)
-
+    spec = prepared_spec(prepared_dir)
     mspec = model_spec_from_params(params)
+    val_cases, window, val_dl = None, None, None
+    if isinstance(spec, NativeSpec):
+        nd = native_fold_data(params, fold, splits, prepared_dir, spec)
+        train_ds: PatchDataset | SegmentationDataset = nd.train
+        train_dl, aug, val_cases = _patch_loader(nd.train, params), nd.augmentation, nd.val_cases
+        # validation windows use the defaults (overlap 0.5, no TTA): ensemble.* must not re-train
+        window = WindowSettings(
+            patch_size=(1, *nd.patch_size) if spec.slice_axis is not None else nd.patch_size
+        )
+        kwargs = native_model_kwargs(mspec.name, mspec.kwargs, nd.patch_size, nd.spacing)
+        mspec = ModelSpec(mspec.name, spec.channels, mspec.num_classes, kwargs)
+        spec = replace(spec, patch_size=nd.patch_size)  # checkpoints carry the window size
+    else:
+        aug = build_augmentation([t.model_dump() for t in tc.augment.transforms], seed=tc.augment.seed + fold)
+        train_ds = SegmentationDataset(prepared_dir, splits.train_cases(fold), spec, augment=aug)
+        val_ds = SegmentationDataset(prepared_dir, splits.folds[fold], spec)
+        train_dl, val_dl = _loader(train_ds, params, True, gen), _loader(val_ds, params, False, gen)
+
     model = build_model(mspec.name, mspec.in_channels, mspec.num_classes, **mspec.kwargs).to(device)
     freqs = class_frequencies(train_ds.masks(), params.data.num_classes)
     criterion = build_loss(
@@ -138,6 +163,8 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
         optimizer,
         scheduler,
         stopper,
+        val_cases,
+        window,
     )
 
 
@@ -178,6 +205,32 @@ def train_one_epoch(s: FoldSetup) -> tuple[float, int, float]:
     return float(np.mean(losses)), seen, time.perf_counter() - t0
 
 
+def _validation_batches(s: FoldSetup) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(logits-like, target) per validation batch: network outputs at network size, or in patch
+    mode the log of each whole case's sliding-window probabilities (softmax of it gives them back,
+    so the loss is that of the stitched prediction)."""
+    if s.window is None:
+        assert s.val_loader is not None  # resize/pad/letterbox modes validate in batches
+        for x, y in s.val_loader:
+            x, y = x.to(s.device), y.to(s.device)
+            with autocast(s.device, s.params.train.bf16):
+                logits = s.model(x)
+            yield logits.float(), y
+        return
+    assert s.val_cases is not None
+    spec = s.spec
+    axis = spec.slice_axis if isinstance(spec, NativeSpec) else None
+    net = SliceWise(s.model) if axis is not None else s.model
+    for image, mask in s.val_cases:
+        img, m = (
+            (np.moveaxis(image, 1 + axis, 1), np.moveaxis(mask, axis, 0))
+            if axis is not None
+            else (image, mask)
+        )
+        probs = sliding_window_probabilities([net], img, s.window, s.device, bf16=s.params.train.bf16)
+        yield probs.clamp_min(1e-8).log()[None], torch.from_numpy(np.asarray(m, dtype=np.int64))[None]
+
+
 def validate(s: FoldSetup) -> dict[str, float]:
     """Validation loss and per-class Dice (the shared metric code, at network resolution).
 
@@ -191,11 +244,8 @@ def validate(s: FoldSetup) -> dict[str, float]:
     names = params.data.class_names
     losses, rows = [], []
     with torch.no_grad():
-        for x, y in s.val_loader:
-            x, y = x.to(s.device), y.to(s.device)
-            with autocast(s.device, params.train.bf16):
-                logits = s.model(x)
-                losses.append(float(s.criterion(logits.float(), y)))
+        for logits, y in _validation_batches(s):
+            losses.append(float(s.criterion(logits, y.to(logits.device))))
             pred = logits.argmax(1).cpu().numpy()
             for p, r in zip(pred, y.cpu().numpy(), strict=True):
                 rows += [
@@ -247,6 +297,8 @@ def train_fold(
     extra = {"fold": fold, "params_train": tc.model_dump(mode="json")}
     bar = tqdm(range(tc.epochs), desc=f"fold {fold}", unit="epoch", dynamic_ncols=True)
     for epoch in bar:
+        if isinstance(s.train_loader.dataset, PatchDataset):
+            s.train_loader.dataset.epoch = epoch  # fresh patches each epoch
         train_loss, n_images, seconds = train_one_epoch(s)
         seen, busy = seen + n_images, busy + seconds
         row = {"epoch": float(epoch), "train_loss": train_loss, "lr": s.optimizer.param_groups[0]["lr"]}
@@ -275,5 +327,5 @@ def train_fold(
         last_path,
         hist_path,
         seen / max(busy, 1e-9),
-        describe_augmentation(s.augmentation),
+        s.augmentation if isinstance(s.augmentation, dict) else describe_augmentation(s.augmentation),
     )

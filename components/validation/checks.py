@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from components.validation.geometry import shape_problem, split_shape
+
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
@@ -41,19 +43,21 @@ class Check:
     expectation: Expectation
 
 
-def majority_channels(meta: pd.DataFrame) -> int | None:
-    """Most common image channel count among readable images (ties -> the smaller), or None."""
-    counts = meta["channels"].dropna().value_counts()
+def majority(meta: pd.DataFrame, column: str) -> int | None:
+    """Most common value of an integer column among non-null rows (ties -> the smaller), or None."""
+    counts = meta[column].dropna().value_counts()
     if counts.empty:
         return None
     top = counts[counts == counts.max()].index
     return int(min(top))
 
 
-def _size(row: Row, prefix: str) -> str:
-    depth = row.get(f"{prefix}depth")
-    hw = f"{row.get(f'{prefix}height')}x{row.get(f'{prefix}width')}"
-    return hw if depth in (None, 1) or pd.isna(depth) else f"{depth}x{hw}"
+def _shape_note(row: Row) -> str:
+    """What a ``size_match`` failure shows (worded like the geometry messages)."""
+    mask, image = split_shape(row.get("mask_shape")), split_shape(row.get("shape"))
+    if mask is None or image is None:
+        return ""
+    return shape_problem(str(row.get("case_id")), mask, image)
 
 
 def build_checks(
@@ -62,7 +66,8 @@ def build_checks(
     """Build the dataset checks for one metadata table.
 
     Args:
-        meta: Output of ``build_metadata`` (used only to pick the majority channel count).
+        meta: Output of ``build_metadata`` (used only to pick the majority channel count and
+            number of spatial axes).
         class_values: Declared mask pixel values.
         expected_channels: Required image channel count; None = all images like the majority.
     """
@@ -125,10 +130,21 @@ def build_checks(
         (
             "size_match",
             "size_match",
-            "Image and mask have the same height and width",
+            "Image and mask have the same shape (height and width, and depth for volumes)",
             "save the mask at the image's size (resize masks only with nearest-neighbour)",
             ("image_path", "mask_path"),
-            lambda r: f"image {_size(r, '')}, mask {_size(r, 'mask_')}",
+            _shape_note,
+            [True],
+        ),
+        (
+            "geometry_match",
+            "geometry_ok",
+            "Image and mask volumes (and all channels of an image) lie on one voxel grid: equal "
+            "spacing (relative tolerance 1e-3), origin (1e-3 mm) and direction (1e-4)",
+            "resample the mask (nearest-neighbour) or the channel onto the image's grid, or copy the "
+            "image's header geometry when the voxels already correspond",
+            ("image_path", "mask_path"),
+            lambda r: str(r.get("geometry_error") or "grid mismatch"),
             [True],
         ),
         (
@@ -152,7 +168,7 @@ def build_checks(
     ]
     checks = [Check(n, c, d, f, p, o, in_set(n, c, v, d)) for n, c, d, f, p, o, v in specs]
 
-    target = expected_channels if expected_channels is not None else majority_channels(meta)
+    target = expected_channels if expected_channels is not None else majority(meta, "channels")
     if target is not None:
         how = "as configured" if expected_channels is not None else "as the majority of images"
         desc = f"All images have {target} channel(s) ({how})"
@@ -168,6 +184,20 @@ def build_checks(
                 ("image_path",),
                 lambda r: f"{r.get('channels')} channels",
                 in_set("channels_consistent", "channels", [target], desc),
+            )
+        )
+    ndim = majority(meta, "ndim")
+    if ndim is not None:
+        desc = f"All images have {ndim} spatial axes (as the majority of images)"
+        checks.append(
+            Check(
+                "ndim_consistent",
+                "ndim",
+                desc,
+                f"keep only {ndim}D images in the dataset (2D images and 3D volumes cannot be mixed)",
+                ("image_path",),
+                lambda r: f"{r.get('ndim')}D",
+                in_set("ndim_consistent", "ndim", [ndim], desc),
             )
         )
 

@@ -7,6 +7,15 @@ suite can flag those files by name. Decoding problems never raise here: the row 
 Columns whose value cannot be known for a row (e.g. ``labels_ok`` of a missing or unreadable
 mask) are null; GX column expectations skip nulls, so each problem is reported once, by the
 check that owns it (``has_mask``, ``mask_readable``, ...).
+
+Every image is read channels first (``read_case_channels``: one file, a 4D file or one file per
+channel), once: its geometry comes with the decoded voxels, so no header is read separately.
+Grid columns: ``ndim`` (2 or 3), ``shape``/``mask_shape`` and ``spacing`` as comma-joined
+values in array-axis order (``"35,51,35"``, ``"1.0,1.0,1.0"``; 2D files have spacing
+``"1.0,1.0"``), ``size_match`` (mask shape == image shape), ``geometry_ok`` (spacing, origin and
+direction of a volume mask equal its image's, and all channels share one grid) with the
+mismatches in ``geometry_error``. A multi-channel case's ``image_path`` holds its files joined
+by ``components.io.IMAGE_PATHS_SEP``.
 """
 
 from __future__ import annotations
@@ -21,7 +30,21 @@ import numpy as np
 import pandas as pd
 
 from components.data.discovery import Discovery
-from components.io import ImageReadError, file_stem, is_nifti, read_image, read_mask
+from components.io import (
+    ChannelGridError,
+    ImageReadError,
+    file_stem,
+    is_volume,
+    join_image_paths,
+    read_case_channels,
+    read_channels_first,
+)
+from components.validation.geometry import (
+    Grid,
+    channel_problems,
+    join_values,
+    mask_geometry_problems,
+)
 
 BASE_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -33,6 +56,9 @@ BASE_COLUMNS: tuple[str, ...] = (
     "image_readable",
     "mask_readable",
     "read_error",
+    "ndim",
+    "shape",
+    "spacing",
     "depth",
     "height",
     "width",
@@ -41,11 +67,14 @@ BASE_COLUMNS: tuple[str, ...] = (
     "intensity_min",
     "intensity_max",
     "intensity_finite",
+    "mask_shape",
     "mask_depth",
     "mask_height",
     "mask_width",
     "mask_channels",
     "size_match",
+    "geometry_ok",
+    "geometry_error",
     "labels_present",
     "labels_ok",
     "content_hash",
@@ -71,11 +100,15 @@ def check_class_values(class_values: Sequence[int]) -> list[int]:
     return sorted(int(v) for v in values)
 
 
-def _layout(arr: np.ndarray, nifti: bool) -> tuple[int, int, int, int]:
-    """(depth, height, width, channels) of a 2D image ``(H, W[, C])`` or a NIfTI volume ``(Z, Y, X[, C])``."""
-    if nifti and arr.ndim >= 3:
-        return arr.shape[0], arr.shape[1], arr.shape[2], arr.shape[3] if arr.ndim > 3 else 1
-    return 1, arr.shape[0], arr.shape[1], arr.shape[2] if arr.ndim > 2 else 1
+def _layout(spatial: tuple[int, ...]) -> tuple[int, int, int]:
+    """(depth, height, width) of a spatial shape ``(H, W)`` (depth 1) or ``(Z, Y, X)``."""
+    return (spatial[0] if len(spatial) > 2 else 1), spatial[-2], spatial[-1]
+
+
+def _label(value: np.generic) -> str:
+    """A mask value as text; integral floats (float-typed label files) print as integers."""
+    v = value.item()
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
 def content_hash(arr: np.ndarray) -> str:
@@ -97,91 +130,115 @@ def _rel(path: Path | None, root: Path | None) -> str | None:
     return Path(os.path.relpath(path.absolute(), Path(root).absolute())).as_posix()
 
 
-def _image_facts(path: Path) -> dict[str, Any]:
-    arr = read_image(path)
-    depth, height, width, channels = _layout(arr, is_nifti(path))
-    return {
+def _image_facts(paths: Sequence[Path]) -> tuple[dict[str, Any], Grid]:
+    arr, geometry = read_case_channels(paths)  # (C, *spatial)
+    spatial = tuple(int(d) for d in arr.shape[1:])
+    depth, height, width = _layout(spatial)
+    facts = {
         "image_readable": True,
+        "ndim": len(spatial),
+        "shape": join_values(spatial),
+        "spacing": join_values(geometry.spacing),
         "depth": depth,
         "height": height,
         "width": width,
-        "channels": channels,
+        "channels": arr.shape[0],
         "dtype": str(arr.dtype),
         "intensity_min": float(arr.min()),
         "intensity_max": float(arr.max()),
         "intensity_finite": bool(np.isfinite(arr).all()) if np.issubdtype(arr.dtype, np.inexact) else True,
         "content_hash": content_hash(arr),
     }
+    return facts, Grid(spatial, geometry, all(is_volume(p) for p in paths))
 
 
-def _mask_facts(path: Path, class_values: list[int]) -> dict[str, Any]:
-    arr = read_mask(path)
-    depth, height, width, channels = _layout(arr, is_nifti(path))
+def _mask_facts(path: Path, class_values: list[int]) -> tuple[dict[str, Any], Grid]:
+    arr, geometry = read_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
+    spatial = tuple(int(d) for d in arr.shape[1:])
+    depth, height, width = _layout(spatial)
     values, counts = np.unique(arr, return_counts=True)
     facts: dict[str, Any] = {
         "mask_readable": True,
+        "mask_shape": join_values(spatial),
         "mask_depth": depth,
         "mask_height": height,
         "mask_width": width,
-        "mask_channels": channels,
-        "labels_present": ",".join(str(v.item()) for v in values),
+        "mask_channels": arr.shape[0],
+        "labels_present": ",".join(_label(v) for v in values),
         "labels_ok": bool(np.isin(values, class_values).all()),
     }
-    if channels == 1:  # class fractions only mean something for a class-index mask
+    if arr.shape[0] == 1:  # class fractions only mean something for a class-index mask
         total = float(arr.size)
         lookup = dict(zip(values.tolist(), counts.tolist(), strict=True))
         facts.update({frac_column(v): lookup.get(v, 0) / total for v in class_values})
-    return facts
+    return facts, Grid(spatial, geometry, is_volume(path))
 
 
 def _row(
     case_id: str,
     patient_id: str,
-    image: Path | None,
+    images: Sequence[Path],
     mask: Path | None,
     class_values: list[int],
     root: Path | None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(BASE_COLUMNS)
+    image_paths = [_rel(p, root) or "" for p in images]
     row.update(
         case_id=case_id,
         patient_id=patient_id,
-        image_path=_rel(image, root),
+        image_path=join_image_paths(image_paths) if images else None,
         mask_path=_rel(mask, root),
-        has_image=image is not None,
+        has_image=bool(images),
         has_mask=mask is not None,
-        read_error="",
     )
     errors: list[str] = []
-    if image is not None:
+    geometry: list[str] = []
+    image_grid = mask_grid = None
+    if images:
         try:
-            row.update(_image_facts(image))
+            facts, image_grid = _image_facts(images)
+            row.update(facts)
+        except ChannelGridError as exc:  # readable, but not one case: the geometry check owns it
+            geometry += channel_problems(case_id, exc, image_paths[exc.channel])
         except ImageReadError as exc:
             row["image_readable"] = False
             errors.append(f"image: {exc}")
     if mask is not None:
         try:
-            row.update(_mask_facts(mask, class_values))
+            facts, mask_grid = _mask_facts(mask, class_values)
+            row.update(facts)
         except ImageReadError as exc:
             row["mask_readable"] = False
             errors.append(f"mask: {exc}")
     row["read_error"] = "; ".join(errors)
-    if row["image_readable"] and row["mask_readable"]:
-        row["size_match"] = (row["depth"], row["height"], row["width"]) == (
-            row["mask_depth"],
-            row["mask_height"],
-            row["mask_width"],
-        )
+    if image_grid is not None and mask_grid is not None:
+        row["size_match"] = mask_grid.shape == image_grid.shape
+        geometry += mask_geometry_problems(case_id, mask_grid, image_grid)
+    if geometry or (image_grid is not None and mask_grid is not None):
+        row["geometry_ok"] = not geometry
+    row["geometry_error"] = "; ".join(geometry)
     return row
 
 
 _DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
     **dict.fromkeys(["has_image", "has_mask"], "bool"),
     **dict.fromkeys(
-        ["image_readable", "mask_readable", "size_match", "labels_ok", "intensity_finite"], "object"
+        ["image_readable", "mask_readable", "size_match", "geometry_ok", "labels_ok", "intensity_finite"],
+        "object",
     ),
     **dict.fromkeys(
-        ["depth", "height", "width", "channels", "mask_depth", "mask_height", "mask_width", "mask_channels"],
+        [
+            "ndim",
+            "depth",
+            "height",
+            "width",
+            "channels",
+            "mask_depth",
+            "mask_height",
+            "mask_width",
+            "mask_channels",
+        ],
         "Int64",
     ),
     **dict.fromkeys(["intensity_min", "intensity_max"], "float64"),
@@ -202,20 +259,21 @@ def build_metadata(
     Returns:
         One row per pair (sorted by case id), then one per unpaired image, then one per unpaired
         mask. Columns: ``BASE_COLUMNS`` plus ``frac_<v>`` for every declared class value.
-        Nullable flags (``image_readable``, ``mask_readable``, ``size_match``, ``labels_ok``) are
-        True/False, or None where they do not apply.
+        Nullable flags (``image_readable``, ``mask_readable``, ``size_match``, ``geometry_ok``,
+        ``labels_ok``) are True/False, or None where they do not apply (``image_readable`` is
+        None when the channel files were not stacked because their grids differ).
     """
     values = check_class_values(class_values)
-    rows = [_row(p.case_id, p.patient_id, p.image, p.mask, values, root) for p in discovery.pairs]
-    rows += [_row(file_stem(p), file_stem(p), p, None, values, root) for p in discovery.unpaired_images]
-    rows += [_row(file_stem(p), file_stem(p), None, p, values, root) for p in discovery.unpaired_masks]
+    pairs = discovery.pairs
+    rows = [_row(p.case_id, p.patient_id, p.image_channels, p.mask, values, root) for p in pairs]
+    rows += [_row(file_stem(p), file_stem(p), (p,), None, values, root) for p in discovery.unpaired_images]
+    rows += [_row(file_stem(p), file_stem(p), (), p, values, root) for p in discovery.unpaired_masks]
     columns = [*BASE_COLUMNS, *(frac_column(v) for v in values)]
     meta = pd.DataFrame(rows, columns=columns)
     for col, dtype in _DTYPES.items():
         meta[col] = meta[col].astype(dtype)
     for col in (frac_column(v) for v in values):
         meta[col] = meta[col].astype("float64")
-    text = ("case_id", "patient_id", "image_path", "mask_path", "read_error", "dtype", "labels_present")
-    for col in (*text, "content_hash"):  # plain object columns: what GX's pandas backend expects
-        meta[col] = meta[col].astype(object)
+    for col in (c for c in BASE_COLUMNS if c not in _DTYPES):  # plain object columns: what GX's
+        meta[col] = meta[col].astype(object)  # pandas backend expects
     return meta

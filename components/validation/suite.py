@@ -16,7 +16,6 @@ report and re-runs do not accumulate old validation pages.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from components.validation.checks import Check, build_checks
+from components.validation.manifest import write_json_atomic
 from components.validation.metadata import BASE_COLUMNS, check_class_values
 from components.validation.report import PATH_COLUMNS, Failure, failure_from_result
 
@@ -52,13 +52,6 @@ class ValidationOutcome:
     failures: list[Failure]
     result_path: Path
     docs_index: Path | None
-
-
-def _write_json_atomic(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -126,8 +119,10 @@ def validate_metadata(
     """Validate the metadata table with a GX suite and write the report.
 
     Checks: every image has a mask and every mask an image; files readable; image and mask of
-    equal size; masks single-channel with values among ``class_values``; one channel count for
-    all images (``expected_channels`` if given); no duplicate images; at least one row.
+    equal shape and, for volumes, on one grid (spacing, origin, direction; all channels too);
+    masks single-channel with values among ``class_values``; one channel count for all images
+    (``expected_channels`` if given); one number of spatial axes; no duplicate images; at least
+    one row.
 
     Args:
         meta: Output of ``build_metadata``.
@@ -153,8 +148,8 @@ def validate_metadata(
     try:
         vr, suite = _run_gx(work, meta.reset_index(drop=True), checks)
         result_path = report_dir / RESULT_FILE
-        _write_json_atomic(vr.to_json_dict(), result_path)
-        _write_json_atomic(suite.to_json_dict(), report_dir / SUITE_FILE)
+        write_json_atomic(vr.to_json_dict(), result_path)
+        write_json_atomic(suite.to_json_dict(), report_dir / SUITE_FILE)
         site = work / "gx" / "uncommitted" / "data_docs" / "local_site"
         docs_index: Path | None = None
         if (site / "index.html").is_file():

@@ -29,7 +29,7 @@ LAYERS: Sequence[Sequence[str]] = (
     ("components.io", "components.viz"),
     ("components.data",),
     ("components.validation", "components.preprocessing"),
-    ("components.models", "components.losses", "components.metrics"),
+    ("components.models", "components.losses", "components.metrics", "components.windowing"),
     ("components.training",),
     ("components.inference",),
     ("components.evaluation",),

@@ -111,3 +111,60 @@ def test_missing_folder_is_an_error(tmp_path: Path, missing: str) -> None:
 
 def test_discovery_error_is_a_value_error() -> None:
     assert issubclass(DiscoveryError, ValueError)
+
+
+def test_channel_files_are_grouped_into_one_case_in_channel_order(tmp_path: Path) -> None:
+    _touch(
+        tmp_path,
+        "images/hip_1_0001.nii.gz", "images/hip_1_0000.nii.gz", "images/hip_1_0002.nrrd",
+        "masks/hip_1.nii.gz",
+        "images/b.mha", "masks/b.mha",
+        "images/lone_0000.nii.gz",
+    )  # fmt: skip
+    disc = discover(tmp_path)
+    assert [p.case_id for p in disc.pairs] == ["b", "hip_1"]
+    b, hip = disc.pairs
+    assert b.image_channels == (tmp_path / "images/b.mha",)
+    assert hip.image == tmp_path / "images/hip_1_0000.nii.gz"
+    assert [p.name for p in hip.image_channels] == [
+        "hip_1_0000.nii.gz",
+        "hip_1_0001.nii.gz",
+        "hip_1_0002.nrrd",
+    ]
+    assert hip.mask == tmp_path / "masks/hip_1.nii.gz"
+    assert disc.unpaired_images == [tmp_path / "images/lone_0000.nii.gz"]  # no mask "lone": stays a file
+    assert disc.unpaired_masks == []
+
+
+def test_a_mask_with_the_channel_stem_pairs_by_exact_stem(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/scan_0000.png", "masks/scan_0000.png", "masks/scan.png")
+    disc = discover(tmp_path)
+    assert [(p.case_id, p.image_channels) for p in disc.pairs] == [
+        ("scan_0000", (tmp_path / "images/scan_0000.png",))
+    ]
+    assert disc.unpaired_masks == [tmp_path / "masks/scan.png"]
+
+
+def test_a_gap_in_the_channel_numbers_names_the_case_and_channel(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/c7_0000.nii.gz", "images/c7_0002.nii.gz", "masks/c7.nii.gz")
+    with pytest.raises(DiscoveryError, match=r"case 'c7': channel c7_0001 is missing"):
+        discover(tmp_path)
+
+
+def test_a_single_image_and_channel_files_for_one_case_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/c.nii.gz", "images/c_0000.nii.gz", "masks/c.nii.gz")
+    with pytest.raises(DiscoveryError, match=r"case 'c' has both"):
+        discover(tmp_path)
+
+
+def test_the_path_separator_in_a_file_name_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a;b.png", "masks/a;b.png")
+    with pytest.raises(DiscoveryError, match=r"must not contain ';'"):
+        discover(tmp_path)
+
+
+def test_case_pair_defaults_its_channels_to_the_image() -> None:
+    pair = CasePair("a", Path("images/a.png"), Path("masks/a.png"), "a")
+    assert pair.image_channels == (Path("images/a.png"),)
+    with pytest.raises(ValueError, match="first channel"):
+        CasePair("a", Path("x.png"), Path("masks/a.png"), "a", (Path("y.png"),))

@@ -56,7 +56,7 @@ def test_card_states_the_numbers_gate_and_lineage() -> None:
     assert "brought to 64x64 (resize, intensity minmax)" in md
     assert "mean Dice difference 0.012 [-0.010, 0.030], Wilcoxon p = 0.200" in md
     assert "Test mean foreground Dice **0.8765** on 12 held-out cases." in md
-    for text in ("`abc123.dir`, 60 cases", "folds [0, 1, 2]", "horizontal-flip TTA", "`f00d`", "`deadbeef`"):
+    for text in ("`abc123.dir`, 60 cases", "folds [0, 1, 2]", "mirroring TTA", "`f00d`", "`deadbeef`"):
         assert text in md
     assert "previous champion" not in model_card_markdown(facts())
 

@@ -45,7 +45,7 @@ def test_real_datasets_pass(
     assert outcome.success, format_failures(outcome.failures)
     assert outcome.failures == []
     result = _assert_report_written(outcome, tmp_path / "report")
-    assert len(result["results"]) == 11 and all(r["success"] for r in result["results"])
+    assert len(result["results"]) == 13 and all(r["success"] for r in result["results"])
 
 
 def test_broken_dataset_names_every_offending_file(tmp_path: Path) -> None:

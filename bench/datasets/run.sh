@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run the whole segflow pipeline (real DVC, Prefect, MLflow) on a dataset, in a fresh workspace.
+#   bench/datasets/run.sh bench/datasets/hippocampus_3d.yaml /tmp/hippo3d
+# The params file names the dataset folder (data.dir, an absolute path). Prints the CV and test
+# reports at the end; wall time and peak memory of every stage go to <workspace>/stages.tsv.
+set -euo pipefail
+params=$(realpath "$1"); ws=$2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$repo/.venv/bin
+rm -rf "$ws" && mkdir -p "$ws" && cd "$ws"
+for f in components flows dvc.yaml .dvcignore; do cp -r "$repo/$f" .; done
+find . -name __pycache__ -prune -exec rm -rf {} +
+cp "$params" params.yaml
+export PATH=$bin:$PATH PREFECT_HOME=$ws/.prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
+  DVC_NO_ANALYTICS=1 NO_ALBUMENTATIONS_UPDATE=1 MLFLOW_TRACKING_URI=sqlite:///$ws/mlflow.db \
+  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90
+git init -q -b main && dvc init -q
+printf 'stage\tseconds\tpeak_rss_kb\n' > stages.tsv
+for stage in validate preprocess train evaluate ensemble; do
+  /usr/bin/time -f "$stage\t%e\t%M" -a -o stages.tsv dvc repro -s "$stage"
+done
+cat stages.tsv
+cat reports/cv/statistics.json reports/test/statistics.json 2>/dev/null | head -c 4000

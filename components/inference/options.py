@@ -1,0 +1,59 @@
+"""How a predictor combines windows, mirrored copies and fold models (params ``ensemble``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from components.config import Params
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Test-time settings, stored with the packaged model so it predicts as evaluation did.
+
+    Attributes:
+        tta: Mirroring test-time augmentation (2D resize modes: horizontal flip only).
+        tta_axes: Patch mode: the patch axes to mirror (every subset is averaged); None = all.
+        mode: Fold ensemble by ``mean`` probabilities or majority ``vote`` of the labels.
+        overlap: Sliding-window overlap (fraction of the window).
+        window_batch: Windows per forward pass.
+    """
+
+    tta: bool = False
+    tta_axes: tuple[int, ...] | None = None
+    mode: str = "mean"
+    overlap: float = 0.5
+    window_batch: int = 4
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values."""
+        d = asdict(self)
+        d["tta_axes"] = list(self.tta_axes) if self.tta_axes is not None else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> InferenceOptions:
+        """Inverse of :meth:`to_json` (missing keys take the defaults)."""
+        axes = d.get("tta_axes")
+        return cls(
+            tta=bool(d.get("tta", False)),
+            tta_axes=tuple(int(a) for a in axes) if axes is not None else None,
+            mode=str(d.get("mode", "mean")),
+            overlap=float(d.get("overlap", 0.5)),
+            window_batch=int(d.get("window_batch", 4)),
+        )
+
+
+def inference_options(params: Params, tta: bool | None = None) -> InferenceOptions:
+    """The options params.yaml's ``ensemble`` section gives (``tta`` overrides ``ensemble.tta``)."""
+    en = params.ensemble
+    return InferenceOptions(
+        tta=en.tta if tta is None else tta,
+        tta_axes=tuple(en.tta_axes) if en.tta_axes is not None else None,
+        mode=en.mode,
+        overlap=en.overlap,
+        window_batch=en.window_batch,
+    )

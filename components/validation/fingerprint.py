@@ -1,0 +1,149 @@
+"""The dataset fingerprint: spacing, shape, intensity and class statistics of a validated dataset.
+
+What nnU-Net calls the dataset fingerprint, and what later stages plan from (target spacing,
+patch size, intensity normalisation, loss weighting). Written as ``reports/validation/
+fingerprint.json`` with exactly these keys::
+
+    {"ndim": 3, "n_cases": N, "channels": C,
+     "spacing": {"median": [...], "min": [...], "max": [...], "p10": [...], "p90": [...]},
+     "shape": {"median": [...], "min": [...], "max": [...]},
+     "anisotropy": float, "coarsest_axis": int,
+     "intensity": [{"channel": 0, "p0_5": .., "p50": .., "p99_5": .., "mean": .., "sd": ..}],
+     "class_fractions": {"background": f, "<class>": f, ...}}
+
+Spacing and shape are per array axis (``(Z, Y, X)``; 2D images ``(H, W)`` with spacing 1.0).
+Intensities are those of foreground voxels (mask > 0), at most ``max_voxels_per_case`` drawn per
+case without replacement from a generator seeded by ``(seed, case index)``, so the numbers do
+not depend on the machine or on how many cases came before. A channel without any foreground
+voxel in the dataset has null statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from components.io import read_case_channels, read_mask, split_image_paths
+from components.validation.manifest import write_json_atomic
+
+INTENSITY_PERCENTILES: dict[str, float] = {"p0_5": 0.5, "p50": 50.0, "p99_5": 99.5}
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _sample_foreground(
+    image: np.ndarray, mask: np.ndarray, n_max: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Foreground voxels of every channel, at most ``n_max`` of them.
+
+    Shape: image ``(C, *S)``, mask ``S`` -> ``(C, n)``.
+    """
+    index = np.flatnonzero(mask.ravel() > 0)
+    if index.size > n_max:
+        index = np.sort(rng.choice(index, size=n_max, replace=False))
+    return image.reshape(image.shape[0], -1)[:, index]
+
+
+def _intensity(samples: np.ndarray, channel: int) -> dict[str, Any]:
+    """Statistics of one channel's sampled foreground voxels (null when there are none)."""
+    stats: dict[str, Any] = {"channel": channel}
+    values = samples.astype(np.float64)
+    empty = values.size == 0
+    for key, q in INTENSITY_PERCENTILES.items():
+        stats[key] = None if empty else float(np.percentile(values, q))
+    stats["mean"] = None if empty else float(values.mean())
+    stats["sd"] = None if empty else float(values.std())
+    return stats
+
+
+def compute_fingerprint(
+    manifest: pd.DataFrame,
+    data_dir: Path,
+    class_names: Sequence[str],
+    max_voxels_per_case: int = 10000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compute the fingerprint of a validated dataset, reading each case once.
+
+    Args:
+        manifest: The validated metadata table (``build_metadata``); rows with both an image and
+            a mask are used, ``image_path`` (``;``-joined for channel files) and ``mask_path``
+            relative to ``data_dir``.
+        data_dir: Folder the manifest's paths are relative to.
+        class_names: Class names ordered by mask value (``class_names[v]`` labels value ``v``).
+        max_voxels_per_case: Foreground voxels sampled per case for the intensity statistics.
+        seed: Seed of the sampling.
+
+    Returns:
+        The fingerprint (JSON-ready; keys in the module docstring).
+
+    Raises:
+        ValueError: No usable case, cases of different dimensionality or channel count, or a
+            mask value outside ``0..len(class_names)-1`` (validate the dataset first).
+    """
+    if max_voxels_per_case < 1:
+        raise ValueError(f"max_voxels_per_case must be >= 1, got {max_voxels_per_case}")
+    rows = manifest[manifest["has_image"].astype(bool) & manifest["has_mask"].astype(bool)]
+    if rows.empty:
+        raise ValueError("the manifest has no case with both an image and a mask")
+    n_classes = len(class_names)
+    spacings: list[tuple[float, ...]] = []
+    shapes: list[tuple[int, ...]] = []
+    samples: list[np.ndarray] = []
+    counts = np.zeros(n_classes, np.int64)
+    for i, row in enumerate(rows.itertuples(index=False)):
+        image, geometry = read_case_channels(
+            [data_dir / p for p in split_image_paths(cast(str, row.image_path))]
+        )
+        mask = read_mask(data_dir / cast(str, row.mask_path))
+        if mask.shape != image.shape[1:]:
+            raise ValueError(f"case {row.case_id}: mask shape {mask.shape} != image shape {image.shape[1:]}")
+        labels = mask.astype(np.int64).ravel()
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise ValueError(f"case {row.case_id}: mask values outside 0..{n_classes - 1}")
+        counts += np.bincount(labels, minlength=n_classes)
+        spacings.append(geometry.spacing)
+        shapes.append(tuple(mask.shape))
+        samples.append(_sample_foreground(image, mask, max_voxels_per_case, np.random.default_rng([seed, i])))
+    if len({len(s) for s in shapes}) > 1 or len({s.shape[0] for s in samples}) > 1:
+        raise ValueError(
+            "cases differ in their number of spatial axes or channels; validate the dataset first"
+        )
+
+    sp, sh = np.asarray(spacings, np.float64), np.asarray(shapes, np.float64)
+    median_spacing = np.median(sp, axis=0)
+    foreground = np.concatenate(samples, axis=1)
+    return {
+        "ndim": int(sp.shape[1]),
+        "n_cases": len(rows),
+        "channels": int(foreground.shape[0]),
+        "spacing": {
+            "median": _floats(median_spacing),
+            "min": _floats(sp.min(axis=0)),
+            "max": _floats(sp.max(axis=0)),
+            "p10": _floats(np.percentile(sp, 10, axis=0)),
+            "p90": _floats(np.percentile(sp, 90, axis=0)),
+        },
+        "shape": {
+            "median": _floats(np.median(sh, axis=0)),
+            "min": [int(v) for v in sh.min(axis=0)],
+            "max": [int(v) for v in sh.max(axis=0)],
+        },
+        "anisotropy": float(median_spacing.max() / median_spacing.min()),
+        "coarsest_axis": int(np.argmax(median_spacing)),
+        "intensity": [_intensity(foreground[c], c) for c in range(foreground.shape[0])],
+        "class_fractions": {name: float(counts[v] / counts.sum()) for v, name in enumerate(class_names)},
+    }
+
+
+def write_fingerprint(fingerprint: dict[str, Any], path: Path) -> None:
+    """Write the fingerprint as JSON to ``path`` atomically (parent folders are created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(fingerprint, path)
