@@ -80,12 +80,18 @@ def generate(
     out: Annotated[Path, typer.Option(help="Output folder (images/, masks/, cases.csv).")] = layout.RAW_DATA,
     params: Annotated[Path, typer.Option(help="params file (data.synthetic section)")] = Path("params.yaml"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
+    dims: Annotated[
+        int,
+        typer.Option(min=2, max=3, help="2: PNG phantoms; 3: NIfTI volumes (tubes and blobs, anisotropic)."),
+    ] = 2,
+    channels: Annotated[int, typer.Option(min=1, help="3D only: channels per case (<case>_0000, ...).")] = 1,
 ) -> None:
     """Write the default synthetic phantom dataset (deterministic for the configured seed)."""
     import shutil
 
     from components.config import ConfigError, load_params
     from components.data.synthetic import generate_phantoms
+    from components.data.synthetic3d import CLASSES_3D, generate_volumes
 
     try:
         syn = load_params(params).data.synthetic
@@ -96,6 +102,12 @@ def generate(
             typer.echo(f"{out} exists; keeping it (use --overwrite to regenerate)")
             return
         shutil.rmtree(out)
+    if dims == 3:
+        generate_volumes(
+            out, n_cases=syn.n_cases, seed=syn.seed, n_channels=channels, n_patients=syn.n_patients
+        )
+        typer.echo(f"wrote {syn.n_cases} synthetic volumes to {out} (data.classes: {CLASSES_3D})")
+        return
     generate_phantoms(out, n_cases=syn.n_cases, size=syn.image_size, seed=syn.seed, n_patients=syn.n_patients)
     typer.echo(f"wrote {syn.n_cases} synthetic cases to {out}")
 
@@ -116,20 +128,33 @@ def predict(
     model: Annotated[
         str, typer.Option(help="MLflow model URI, e.g. models:/segflow-synthetic@champion, or a folder.")
     ],
-    input: Annotated[Path, typer.Option("--input", help="Folder of images (PNG/JPG/TIFF).")],
-    output: Annotated[Path, typer.Option(help="Output folder: <stem>.png label masks and overlays/.")],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="Folder of images (PNG/JPG/TIFF) or volumes (NIfTI/NRRD/MHA; channels as <case>_0000, ...).",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: <stem>.png masks and overlays/, or volumes with the inputs' geometry."
+        ),
+    ],
     overlays: Annotated[bool, typer.Option(help="Also write colour overlays.")] = True,
 ) -> None:
     """Segment new images with a registered (packaged) model."""
     from components.ensembling.predict_folder import predict_folder
-    from components.io import ImageReadError
+    from components.io import ImageReadError, VolumeReadError
 
     try:
         n = predict_folder(model, input, output, overlays=overlays)
-    except (FileNotFoundError, ImageReadError) as exc:  # no folder, no images, unreadable image
+    except (FileNotFoundError, ImageReadError, VolumeReadError) as exc:  # no folder/images, unreadable
         raise _fail("predict", exc) from None
+    wrote_overlays = overlays and (output / "overlays").is_dir()  # volumes get none
     typer.echo(
-        f"wrote {n} label masks to {output}" + (f" and overlays to {output / 'overlays'}" if overlays else "")
+        f"wrote {n} label masks to {output}"
+        + (f" and overlays to {output / 'overlays'}" if wrote_overlays else "")
     )
 
 

@@ -32,7 +32,7 @@ from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_s
 
 CASES_CSV = "cases.csv"
 CASES_COLUMNS = ("case_id", "patient_id")
-_CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
 class DiscoveryError(UserError, ValueError):
@@ -91,7 +91,7 @@ def _group_channels(images: dict[str, Path], masks: dict[str, Path]) -> dict[str
     cases: dict[str, tuple[Path, ...]] = {s: (images[s],) for s in images.keys() & masks.keys()}
     channels: dict[str, dict[int, Path]] = defaultdict(dict)
     for stem, path in images.items():
-        match = _CHANNEL_STEM.match(stem)
+        match = CHANNEL_STEM.match(stem)
         if match and stem not in masks and match["case"] in masks:
             channels[match["case"]][int(match["channel"])] = path
     for case_id, by_index in sorted(channels.items()):

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from components.io import IMAGE_SUFFIXES, file_stem, is_nifti, read_image, write_mask
+from components.ensembling.predict_volumes import predict_volumes
+from components.io import IMAGE_SUFFIXES, file_stem, is_volume, read_image, write_mask
 from components.viz.overlay import overlay_uint8
 
 
@@ -22,7 +23,7 @@ def list_images(folder: Path) -> list[Path]:
         if p.is_file()
         and not p.name.startswith(".")
         and p.name.lower().endswith(IMAGE_SUFFIXES)
-        and not is_nifti(p)
+        and not is_volume(p)
     )
     if not files:
         raise FileNotFoundError(f"--input {folder}: no PNG/JPG/TIFF images found")
@@ -30,7 +31,8 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: bool = True) -> int:
-    """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``.
+    """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``;
+    a folder of volumes gets label volumes with the inputs' geometry instead (no overlays).
 
     Args:
         model_uri: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/...`` or a
@@ -40,10 +42,12 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
         overlays: Also write colour overlays of the prediction on the image.
 
     Returns:
-        Number of images segmented.
+        Number of images (or volumes) segmented.
     """
     import mlflow.pyfunc
 
+    if input_dir.is_dir() and any(is_volume(p) for p in input_dir.iterdir()):
+        return predict_volumes(model_uri, input_dir, output_dir)
     files = list_images(input_dir)
     model = mlflow.pyfunc.load_model(model_uri)
     output_dir.mkdir(parents=True, exist_ok=True)
