@@ -192,7 +192,8 @@ class EvaluateConfig(_Frozen):
 
     connectivity: int = Field(default=1, ge=1, le=3)
     surface_tolerance: float = Field(default=1.0, ge=0)
-    spacing: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = None
+    # mm per pixel (H, W) or voxel (Z, Y, X); None: the files' own spacing (volumes) or pixels (2D)
+    spacing: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=2, max_length=3)
     worst_cases: int = Field(default=6, ge=0)
 
 

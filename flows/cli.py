@@ -164,9 +164,10 @@ app.command("metrics", help="Score a folder of predicted masks against reference
 app.command("compare", help="Paired statistics of two per-case result tables (e.g. challenger vs champion).")(
     compare_command
 )
-app.command("list", help="List registered models, losses, optimizers, schedulers or augmentations.")(
-    list_command
-)
+app.command(
+    "list",
+    help="List registered models, losses, optimizers, schedulers, augmentations (2D) or augmentations3d.",
+)(list_command)
 app.command("augment-preview", help="Render a grid of augmented samples with their masks.")(
     augment_preview_command
 )

@@ -14,14 +14,13 @@ depends only on the seed, its index and its patient, and two runs write byte-ide
 
 from __future__ import annotations
 
-import csv
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from components.data.staging import staged_dataset, write_cases_csv
 
 CLASS_NAMES: tuple[str, ...] = ("background", "organ_a", "organ_b", "lesion")
 
@@ -213,11 +212,7 @@ def generate_phantoms(
     width = max(3, len(str(n_cases - 1)))
     pwidth = max(3, len(str(n_pat - 1)))
     max_val = float(np.iinfo(_DTYPES[dtype]).max)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        (tmp / "images").mkdir()
-        (tmp / "masks").mkdir()
+    with staged_dataset(out_dir) as tmp:
         anatomies: dict[int, _Anatomy] = {}
         rows = []
         for i in range(n_cases):
@@ -230,19 +225,5 @@ def generate_phantoms(
             (tmp / "images" / f"{case_id}.png").write_bytes(_png_bytes(pixels))
             (tmp / "masks" / f"{case_id}.png").write_bytes(_png_bytes(mask))
             rows.append((case_id, f"patient_{p:0{pwidth}d}"))
-        with (tmp / "cases.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(("case_id", "patient_id"))
-            writer.writerows(rows)
-        tmp.chmod(0o755)  # mkdtemp creates 0o700
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.{tmp.name}.old")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_cases_csv(tmp / "cases.csv", rows)
     return out_dir

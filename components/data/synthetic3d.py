@@ -18,15 +18,13 @@ and differ by per-scan jitter. Every case draws from its own ``SeedSequence`` de
 
 from __future__ import annotations
 
-import csv
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from components.data.staging import staged_dataset, write_cases_csv
 from components.io.volumes import Geometry, write_volume
 
 CLASSES_3D: dict[str, int] = {"background": 0, "tube": 1, "blob": 2}
@@ -184,9 +182,7 @@ def generate_volumes(
     width = max(3, len(str(n_cases - 1)))
     pwidth = max(3, len(str(n_pat - 1)))
     sp = np.asarray(spacing, dtype=np.float64)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with staged_dataset(out_dir) as tmp:
         anatomies: dict[int, _Anatomy] = {}
         rows = []
         for i in range(n_cases):
@@ -207,19 +203,5 @@ def generate_volumes(
             write_volume(tmp / "masks" / f"{case_id}.nii.gz", mask, geometry)
             rows.append((case_id, f"patient_{p:0{pwidth}d}"))
         if n_patients is not None:
-            with (tmp / "cases.csv").open("w", newline="") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(("case_id", "patient_id"))
-                writer.writerows(rows)
-        tmp.chmod(0o755)  # mkdtemp creates 0o700
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.{tmp.name}.old")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_cases_csv(tmp / "cases.csv", rows)
     return [case_id for case_id, _ in rows]

@@ -20,7 +20,9 @@ from components.config import ConfigError, Params
 from components.losses import build_loss
 from components.models import build_model
 from components.preprocessing.augment import build_augmentation, build_transform
+from components.preprocessing.augment3d import build_augmentation_3d
 from components.registry import RegistryError
+from components.training.native_data import native_model_kwargs
 from components.training.optim import build_optimizer
 from components.training.schedulers import build_scheduler
 
@@ -79,9 +81,13 @@ def preflight(params: Params, root: Path | None = None) -> None:
     tc, k = params.train, params.data.num_classes
 
     kwargs = {**tc.model.kwargs, "encoder_weights": None}
-    model = _attempt(
-        problems, "train.model", lambda: build_model(tc.model.name, params.data.channels, k, **kwargs)
-    )
+    patch = tc.patch_size or []
+
+    def _model() -> nn.Module:
+        extra = native_model_kwargs(tc.model.name, kwargs, patch, None) if patch else kwargs
+        return build_model(tc.model.name, params.data.channels, k, **extra)
+
+    model = _attempt(problems, "train.model", _model)
     uniform = [1.0 / k] * k  # stand-in class frequencies (weighted CE)
     for i, term in enumerate(tc.loss):
         _attempt(problems, f"train.loss[{i}]", partial(build_loss, [term.model_dump()], k, uniform))
@@ -99,6 +105,10 @@ def preflight(params: Params, root: Path | None = None) -> None:
             ),
         )
     specs = [t.model_dump() for t in tc.augment.transforms]
+    if len(patch) == 3:  # 3D patches: the albumentations 3D + MONAI pipeline (names its own index)
+        key = "train.augment.transforms"
+        _attempt(problems, key, lambda: build_augmentation_3d(specs, tc.augment.seed), arg_key=key)
+        specs = []
     before = len(problems)
     for i, spec in enumerate(specs):
         _attempt(problems, f"train.augment.transforms[{i}]", partial(build_transform, spec, i))

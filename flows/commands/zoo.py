@@ -12,7 +12,7 @@ from components import layout
 if TYPE_CHECKING:
     from components.registry import Registry
 
-FAMILIES = ("models", "losses", "optimizers", "schedulers", "augmentations")
+FAMILIES = ("models", "losses", "optimizers", "schedulers", "augmentations", "augmentations3d")
 
 
 def _registry(family: str) -> Registry[Any]:
@@ -25,6 +25,8 @@ def _registry(family: str) -> Registry[Any]:
         from components.training.optim import OPTIMIZERS as reg
     elif family == "schedulers":
         from components.training.schedulers import SCHEDULERS as reg
+    elif family == "augmentations3d":
+        from components.preprocessing.augment3d import AUGMENTATIONS_3D as reg
     else:
         from components.preprocessing.augment import AUGMENTATIONS as reg
     return reg

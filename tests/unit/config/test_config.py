@@ -105,7 +105,7 @@ def test_unknown_key_is_an_error_naming_the_dotted_key(dotted: str, value: Any) 
         ("preprocess.intensity.method", "gamma", "preprocess.intensity.method"),
         ("preprocess.splits.test_fraction", 0.95, "preprocess.splits.test_fraction"),
         ("preprocess.splits.n_folds", 1, "preprocess.splits.n_folds"),
-        ("data.channels", 2, "data.channels"),
+        ("data.channels", 0, "data.channels"),
         ("train.device", "tpu", "train.device"),
         ("train.loss", [], "train.loss"),
         ("train.early_stopping.mode", "up", "train.early_stopping.mode"),
