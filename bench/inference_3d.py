@@ -309,9 +309,28 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError("probabilities do not sum to 1")
     del probs
 
-    voxels = math.prod(grid)
-    window_mb = args.window_batch * (1 + case.num_classes) * math.prod(case.patch) * 4 / MB
-    bound_mb = (case.num_classes + 2) * voxels * 4 / MB + window_mb
+    gpu: dict[str, float] = {}
+    if device.type == "cuda":
+        gpu["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / MB
+        gpu["gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved(device) / MB
+
+    # what one forward pass of a window batch costs on its own (activations), measured the same way
+    gc.collect()
+    fwd_before = vm_status("VmRSS")
+    fwd_reset = reset_hwm()
+    with torch.no_grad():
+        batch = torch.zeros(args.window_batch, 1, *case.patch, device=device)
+        predictor.models[0](batch).float().softmax(1)
+        sync()
+    fwd_hwm = vm_status("VmHWM")
+    forward_mb = (
+        fwd_hwm - fwd_before if fwd_reset and fwd_hwm is not None and fwd_before is not None else None
+    )
+    del batch
+
+    vol_mb = math.prod(grid) * 4 / MB
+    tensors_mb = args.window_batch * (1 + case.num_classes) * math.prod(case.patch) * 4 / MB
+    bound_mb = (case.num_classes + 2) * vol_mb + (forward_mb if forward_mb is not None else tensors_mb)
     base = rss_before if rss_before is not None else maxrss_before
     increase = maxrss_after - base
     row.update(
@@ -322,18 +341,25 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         maxrss_before_mb=maxrss_before,
         maxrss_after_mb=maxrss_after,
         peak_rss_increase_mb=increase,
-        # ru_maxrss is a high-water mark: if the prediction did not raise it, its own peak was lower
-        peak_set_by_prediction=maxrss_after > maxrss_before,
+        # Linux: clear_refs also resets the high-water mark getrusage reads, so ru_maxrss after is the
+        # prediction's own peak; without the reset it is exact only if the prediction raised it
+        hwm_reset=hwm_reset,
+        peak_exact=hwm_reset or maxrss_after > maxrss_before,
         hwm_increase_mb=(hwm_after - base) if hwm_reset and hwm_after is not None else None,
-        volume_float32_mb=voxels * 4 / MB,
+        volume_float32_mb=vol_mb,
         raw_volume_mb=case.image.nbytes / MB,
+        window_batch_forward_mb=forward_mb,
         promised_bound_mb=bound_mb,
-        promised_bound_formula="(K + 2) x grid voxels x 4 B + window_batch x (C + K) x patch x 4 B",
+        promised_bound_formula=(
+            "(K + 2) x grid voxels x 4 B + window_batch_forward_mb (peak RSS increase of one forward of "
+            "window_batch windows; window input + output tensors if not measurable)"
+        ),
         increase_over_bound=increase / bound_mb,
+        increase_beyond_forward_in_volumes=(
+            (increase - forward_mb) / vol_mb if forward_mb is not None and vol_mb > 0 else None
+        ),
+        **gpu,
     )
-    if device.type == "cuda":
-        row["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / MB
-        row["gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved(device) / MB
     return row
 
 
@@ -411,7 +437,7 @@ def fmt(v: Any, spec: str) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'input':12s} {'config':9s} {'models x var':>12s} {'windows':>7s} {'seconds':>9s} "
-        f"{'s/pass':>7s} {'peak dRSS MB':>12s} {'bound MB':>9s} {'x bound':>7s}"
+        f"{'s/pass':>7s} {'peak dRSS MB':>12s} {'fwd MB':>7s} {'vol MB':>7s} {'bound MB':>9s} {'x bound':>7s}"
     )
     out = [head, "-" * len(head)]
     for r in rows:
@@ -420,6 +446,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             out.append(
                 f"{r['input']:12s} {r['config']:9s} {mv:>12s} {r['windows']:7d} {r['seconds']:9.2f} "
                 f"{r['seconds_per_window_pass']:7.3f} {r['peak_rss_increase_mb']:12.1f} "
+                f"{fmt(r['window_batch_forward_mb'], '7.1f')} {r['volume_float32_mb']:7.1f} "
                 f"{r['promised_bound_mb']:9.1f} {r['increase_over_bound']:7.2f}"
             )
         elif r["status"] == "skipped":
@@ -577,6 +604,10 @@ def main() -> None:
     print()
     print(f"device {args.device} ({dev_name}), {args.threads} torch thread(s), torch {torch.__version__}")
     print(table(rows))
+    print(
+        "peak dRSS: peak RSS during predict_proba over RSS just before; fwd: one forward of a window batch; "
+        "vol: one float32 volume; bound: (K + 2) x vol + fwd"
+    )
     for c in comparisons:
         if c["seconds_ratio"] is not None:
             mem = fmt(c["peak_rss_increase_ratio"], ".2f")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from components.errors import UserError
 from components.evaluation.statistics import regional_breakdown
-from components.io import MASK_SUFFIXES, file_stem, is_nifti, read_with_spacing
+from components.io import MASK_SUFFIXES, file_stem, is_volume, read_with_spacing
 from components.metrics import METRIC_NAMES, case_metrics
 from components.metrics.per_case import per_case_rows
 
@@ -71,7 +71,7 @@ def pair_files(pred_dir: str | Path, ref_dir: str | Path) -> list[tuple[str, Pat
 
 def _read_labels(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     arr, spacing = read_with_spacing(path)
-    if not is_nifti(path) and arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+    if not is_volume(path) and arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
         if arr.shape[-1] != 1:
             raise FolderEvaluationError(
                 f"{path}: mask has {arr.shape[-1]} channels; expected a single-channel class-index mask"

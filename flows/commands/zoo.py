@@ -66,6 +66,12 @@ def augment_preview_command(
     from components.preprocessing.preview import load_samples, render_preview
 
     cfg = load_params(params)
+    if cfg.preprocess.spatial_mode == "patch":
+        raise typer.BadParameter(
+            "augment-preview renders the 2D network-size pipeline; in patch mode (preprocess.spatial_mode: "
+            "patch) it is not available yet: set spatial_mode to resize to preview the 2D transforms",
+            param_hint="--params",
+        )
     spec = spec_from_params(cfg)
     aug = build_augmentation([t.model_dump() for t in cfg.train.augment.transforms], cfg.train.augment.seed)
     samples = load_samples(data if data is not None else Path(cfg.data.dir), spec, n)
