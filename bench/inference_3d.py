@@ -20,10 +20,13 @@ Measured per configuration, through ``NativePredictor.predict_proba`` (preproces
 windows, stitching, restoring to the input grid): wall seconds for one volume (``perf_counter``,
 after a warm-up call on a patch-sized crop), the process's peak RSS (``getrusage`` ``ru_maxrss``)
 and its increase over the resident set just before the prediction, the number of windows
-(``count_windows``), and on CUDA the peak GPU memory. The ensemble/single ratios come from the
-same run. A configuration whose estimated time (per window pass of the single-model run x
-windows x variants x models; for the single model itself, a timed one-window probe) exceeds
-``--max-seconds`` is reported as skipped with its estimate, not run.
+(``count_windows``), and on CUDA the peak GPU memory. The RSS increase is set against
+(K + 2) x one float32 volume + the measured peak of one forward pass of a window batch (the
+memory the project promises for the stitched prediction). The ensemble/single ratios come from
+the same run. A configuration whose estimated time (per window pass of the single-model run x
+windows x variants x models; for the single model itself, a timed call on a patch-sized crop,
+which includes per-call overhead and so overestimates small volumes) exceeds ``--max-seconds``
+is reported as skipped with its estimate, not run.
 
 Writes ``bench/results/inference_3d-<hostname>-<device>.json`` (``--quick``: ``inference_3d-quick-...``)
 and prints a table. Usage::
@@ -229,7 +232,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     case = make_case(input_name, args.quick, args.hippocampus_dir)
     n_models = 1 if config == "single" else args.folds
     options = InferenceOptions(tta=config == "ensemble", mode="mean", window_batch=args.window_batch)
-    models = []
+    models: list[torch.nn.Module] = []
     for fold in range(n_models):
         torch.manual_seed(fold)
         models.append(

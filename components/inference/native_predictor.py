@@ -98,7 +98,10 @@ class NativePredictor:
         sp = tuple(spacing) if spacing is not None else (1.0,) * self.spec.ndim
         x, _, record = preprocess_case(raw, sp, self.spec)
         scale, shift = record.intensity_map
-        probs = self.network_probabilities(x * scale + shift)
+        if (scale, shift) != (1.0, 0.0):  # in place: no second copy of a large volume
+            x *= scale
+            x += shift
+        probs = self.network_probabilities(x)
         return restore_probabilities(probs, record)
 
     def predict_labels(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:

@@ -115,29 +115,38 @@ class SliceWise(nn.Module):
 
 
 class _MirroredSoftmax:
-    """Window predictor: mean softmax of one model over the mirror variants.
+    """Window predictor: mean softmax over the models and the mirror variants of each window.
+
+    Every model sees each window batch in turn, so one stitched output serves the whole
+    ensemble: memory holds one (K, *S) map (plus MONAI's count map), whatever the fold count.
 
     Shape:
         windows ``(N, C, *P)`` -> ``(N, K, *P)`` float32.
     """
 
-    def __init__(self, model: nn.Module, mirror_axes: Sequence[int], bf16: bool) -> None:
-        self.model = model
+    def __init__(self, models: Sequence[nn.Module], mirror_axes: Sequence[int], bf16: bool) -> None:
+        self.models = list(models)
         self.flips = [[a + 2 for a in v] for v in mirror_variants(mirror_axes)]
         self.bf16 = bf16
 
-    def _softmax(self, x: torch.Tensor) -> torch.Tensor:
+    def _softmax(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model(x)
+            logits = model(x)
         return logits.float().softmax(1)
 
     def __call__(self, windows: torch.Tensor) -> torch.Tensor:
-        probs = self._softmax(windows)
-        for dims in self.flips[1:]:
-            probs += self._softmax(windows.flip(dims)).flip(dims)
-        if len(self.flips) > 1:
-            probs /= len(self.flips)
-        return probs
+        probs: torch.Tensor | None = None
+        for model in self.models:
+            for dims in self.flips:
+                p = (
+                    self._softmax(model, windows.flip(dims)).flip(dims)
+                    if dims
+                    else self._softmax(model, windows)
+                )
+                probs = p if probs is None else probs.add_(p)
+        assert probs is not None  # at least one model and the identity variant
+        n = len(self.models) * len(self.flips)
+        return probs / n if n > 1 else probs
 
 
 @torch.no_grad()
@@ -173,29 +182,21 @@ def sliding_window_probabilities(
         )
     dev = torch.device(device)
     use_bf16 = bf16 and dev.type == "cuda"
-    total: torch.Tensor | None = None
     for model in models:
         model.to(dev).eval()
-        out = sliding_window_inference(
-            x[None],
-            roi_size=settings.patch_size,
-            sw_batch_size=settings.batch_size,
-            predictor=_MirroredSoftmax(model, settings.mirror_axes, use_bf16),
-            overlap=settings.overlap,
-            mode=settings.mode,
-            sigma_scale=settings.sigma_scale,
-            sw_device=dev,
-            device="cpu",
-        )
-        assert isinstance(out, torch.Tensor)  # a single-tensor predictor gives a single tensor
-        if total is None:
-            total = out[0]
-        else:
-            total += out[0]
-        del out
-    assert total is not None
-    if len(models) > 1:
-        total /= len(models)
+    out = sliding_window_inference(
+        x[None],
+        roi_size=settings.patch_size,
+        sw_batch_size=settings.batch_size,
+        predictor=_MirroredSoftmax(models, settings.mirror_axes, use_bf16),
+        overlap=settings.overlap,
+        mode=settings.mode,
+        sigma_scale=settings.sigma_scale,
+        sw_device=dev,
+        device="cpu",
+    )
+    assert isinstance(out, torch.Tensor)  # a single-tensor predictor gives a single tensor
+    total = out[0]
     if tuple(total.shape[1:]) != tuple(x.shape[1:]):
         raise RuntimeError(f"stitched output {tuple(total.shape)} does not match image {tuple(x.shape)}")
     return total
