@@ -247,6 +247,8 @@ class Params(_Frozen):
                 "train.patch_size / train.iterations_per_epoch apply to preprocess.spatial_mode 'patch' "
                 f"only (spatial_mode is {self.preprocess.spatial_mode!r}); remove them or set the mode"
             )
+        if self.ensemble.mode == "vote" and patch is None:
+            raise ValueError("ensemble.mode 'vote' applies to preprocess.spatial_mode 'patch'; use 'mean'")
         bad_axes = [a for a in (self.ensemble.tta_axes or []) if patch is None or a >= len(patch)]
         if bad_axes:
             raise ValueError(f"ensemble.tta_axes {bad_axes} out of range for train.patch_size {patch}")
