@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ class Oracle:
             self.refs[image.tobytes()] = (row.case_id, read_mask(root / row.mask_path).astype(np.int64))
         self.shift = shift or {}
 
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
+        assert spacing is None  # 2D files carry no spacing
         case_id, ref = self.refs[image.tobytes()]
         s = self.shift.get(case_id, 0)
         labels = np.zeros_like(ref) if s is None else np.roll(ref, s, axis=1)
