@@ -102,14 +102,16 @@ def generate(
             typer.echo(f"{out} exists; keeping it (use --overwrite to regenerate)")
             return
         shutil.rmtree(out)
-    if dims == 3:
-        generate_volumes(
-            out, n_cases=syn.n_cases, seed=syn.seed, n_channels=channels, n_patients=syn.n_patients
-        )
-        typer.echo(f"wrote {syn.n_cases} synthetic volumes to {out} (data.classes: {CLASSES_3D})")
-        return
-    generate_phantoms(out, n_cases=syn.n_cases, size=syn.image_size, seed=syn.seed, n_patients=syn.n_patients)
-    typer.echo(f"wrote {syn.n_cases} synthetic cases to {out}")
+    n, seed, n_pat = syn.n_cases, syn.seed, syn.n_patients
+    try:
+        if dims == 3:
+            generate_volumes(out, n_cases=n, seed=seed, n_channels=channels, n_patients=n_pat)
+            typer.echo(f"wrote {n} synthetic volumes to {out} (data.classes: {CLASSES_3D})")
+            return
+        generate_phantoms(out, n_cases=n, size=syn.image_size, seed=seed, n_patients=n_pat)
+    except ValueError as exc:  # e.g. data.synthetic.n_patients above n_cases
+        raise _fail("generate", ValueError(f"data.synthetic: {exc}")) from None
+    typer.echo(f"wrote {n} synthetic cases to {out}")
 
 
 @app.command()

@@ -33,6 +33,7 @@ VOLUMES: dict[str, Any] = {
     **PATCH_COMMON,
     "data.classes": {"background": 0, "tube": 1, "blob": 2},
     "data.synthetic.n_cases": 8,
+    "data.synthetic.n_patients": 8,
     "preprocess.target_spacing": "median",
     "preprocess.crop_nonzero": True,
     "preprocess.intensity.method": "ct",
@@ -50,6 +51,7 @@ VOLUMES: dict[str, Any] = {
 IMAGES_2D: dict[str, Any] = {
     **PATCH_COMMON,
     "data.synthetic.n_cases": 12,
+    "data.synthetic.n_patients": 12,
     "data.synthetic.image_size": 48,
     "train.model.name": "unet",
     "train.model.kwargs": {"encoder_weights": None, "base_channels": 8, "depth": 3},

@@ -51,7 +51,13 @@ def test_model_folder_holds_the_folds_and_the_config(packaged: tuple[Path, list[
     assert {p.name for p in artifacts.iterdir()} >= {"fold_0.pt", "fold_1.pt", "ensemble.json"}
     cfg = json.loads((artifacts / "ensemble.json").read_text())
     assert (cfg["tta"], cfg["class_names"]) == (True, CLASS_NAMES)
-    assert cfg["inference"] == {"tta": True, "tta_axes": None, "mode": "mean", "overlap": 0.5, "window_batch": 4}
+    assert cfg["inference"] == {
+        "tta": True,
+        "tta_axes": None,
+        "mode": "mean",
+        "overlap": 0.5,
+        "window_batch": 4,
+    }
 
 
 def test_labels_and_probabilities_for_an_odd_sized_gray_image(loaded: mlflow.pyfunc.PyFuncModel) -> None:

@@ -33,7 +33,12 @@ def _case(root: Path, channels: int) -> tuple[pd.DataFrame, np.ndarray]:
     for name in names:
         write_volume(root / "images" / name, (ref * 100).astype(np.int16), geometry)
     write_volume(root / "masks/c.nii.gz", ref, geometry)
-    row = {"case_id": "c", "image_path": ";".join(f"images/{n}" for n in names), "mask_path": "masks/c.nii.gz", "ndim": 3}
+    row = {
+        "case_id": "c",
+        "image_path": ";".join(f"images/{n}" for n in names),
+        "mask_path": "masks/c.nii.gz",
+        "ndim": 3,
+    }
     return pd.DataFrame([row]), ref
 
 
