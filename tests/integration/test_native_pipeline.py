@@ -105,12 +105,9 @@ def test_3d_phantoms_end_to_end_and_predict_keeps_the_geometry(
     assert summary["registration"]["alias"] == "champion"
 
     out = tmp_path / "pred"
-    run(
-        [str(BIN / "segflow"), "predict", "--model", "models/ensemble/model", "--input", "data/raw/images"]
-        + ["--output", str(out)],
-        root,
-        env,
-    )
+    predict = ["predict", "--model", "models/ensemble/model", "--input", "data/raw/images"]
+    predict += ["--output", str(out)]
+    run([str(BIN / "segflow"), *predict], root, env)
     inputs = sorted((root / "data/raw/images").glob("*.nii.gz"))
     assert len(list(out.glob("*.nii.gz"))) == len(inputs)
     for src in inputs[:3]:
