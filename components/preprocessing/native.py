@@ -13,7 +13,7 @@ Arrays are channels first: images ``(C, *S)``, masks ``(*S)``, probabilities ``(
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -288,15 +288,16 @@ def resolve_target_spacing(
 
 
 def native_spec_from_params(params: Params, fingerprint: Mapping[str, Any]) -> NativeSpec:
-    """The native spec params.yaml describes, resolved against the dataset fingerprint.
+    """The native spec the ``preprocess`` params describe, resolved against the dataset fingerprint.
+
+    Only preprocessing settings: the window (patch size, slice axis) is training's and is added by
+    :func:`with_training_window`, so changing ``train.patch_size`` does not re-run preprocess.
 
     Raises:
         ValueError: A setting that does not fit the data (names the params key).
     """
-    pp, patch = params.preprocess, params.train.patch_size or []
+    pp = params.preprocess
     ndim = int(fingerprint["ndim"])
-    if ndim == 2 and len(patch) != 2:
-        raise ValueError(f"train.patch_size {patch}: the dataset holds 2D images, give 2 ints (H, W)")
     target = resolve_target_spacing(pp.target_spacing, fingerprint) if ndim == 3 else None
     if target is not None and len(target) != 3:
         raise ValueError(f"preprocess.target_spacing {list(target)}: volumes need 3 values (z, y, x) in mm")
@@ -307,10 +308,6 @@ def native_spec_from_params(params: Params, fingerprint: Mapping[str, Any]) -> N
         stats = tuple(
             {k: float(s[k]) for k in ("p0_5", "p99_5", "mean", "sd")} for s in fingerprint["intensity"]
         )
-    slice_axis = None
-    if ndim == 3 and len(patch) == 2:
-        axis = pp.slice_axis
-        slice_axis = int(fingerprint["coarsest_axis"]) if axis == "coarsest" else int(axis)
     return NativeSpec(
         ndim=ndim,
         channels=params.data.channels if ndim == 2 else int(fingerprint["channels"]),
@@ -320,5 +317,21 @@ def native_spec_from_params(params: Params, fingerprint: Mapping[str, Any]) -> N
         crop_nonzero=pp.crop_nonzero,
         intensity_stats=stats,
         clahe=(pp.clahe.clip_limit, pp.clahe.tile_grid) if pp.clahe and ndim == 2 else None,
-        slice_axis=slice_axis,
     )
+
+
+def with_training_window(spec: NativeSpec, params: Params, fingerprint: Mapping[str, Any]) -> NativeSpec:
+    """``spec`` plus the training window: ``train.patch_size`` and, for a 2D patch on volumes, the
+    slice axis (``preprocess.slice_axis``; ``coarsest`` from the fingerprint). Checkpoints carry it.
+
+    Raises:
+        ValueError: A patch that does not fit the data.
+    """
+    patch = tuple(int(p) for p in params.train.patch_size or ())
+    if spec.ndim == 2 and len(patch) != 2:
+        raise ValueError(f"train.patch_size {list(patch)}: the dataset holds 2D images, give 2 ints (H, W)")
+    slice_axis = None
+    if spec.ndim == 3 and len(patch) == 2:
+        axis = params.preprocess.slice_axis
+        slice_axis = int(fingerprint["coarsest_axis"]) if axis == "coarsest" else int(axis)
+    return replace(spec, patch_size=patch, slice_axis=slice_axis)

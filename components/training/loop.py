@@ -6,7 +6,7 @@ import csv
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from components.metrics import case_metrics
 from components.metrics.reductions import class_means, mean_foreground_dice
 from components.models import build_model
 from components.preprocessing.augment import build_augmentation, describe_augmentation
-from components.preprocessing.native import NativeSpec
-from components.preprocessing.specs import AnySpec, prepared_spec
+from components.preprocessing.native import NativeSpec, with_training_window
+from components.preprocessing.specs import AnySpec, prepared_info, prepared_spec
 from components.training.checkpoint import ModelSpec, model_spec_from_params, save_checkpoint
 from components.training.dataset import SegmentationDataset
 from components.training.device import autocast, resolve_device, seed_everything
@@ -121,6 +121,7 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
     mspec = model_spec_from_params(params)
     val_cases, window, val_dl = None, None, None
     if isinstance(spec, NativeSpec):
+        spec = with_training_window(spec, params, prepared_info(prepared_dir)["fingerprint"])
         nd = native_fold_data(params, fold, splits, prepared_dir, spec)
         train_ds: PatchDataset | SegmentationDataset = nd.train
         train_dl, aug, val_cases = _patch_loader(nd.train, params), nd.augmentation, nd.val_cases
@@ -130,7 +131,6 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
         )
         kwargs = native_model_kwargs(mspec.name, mspec.kwargs, nd.patch_size, nd.spacing)
         mspec = ModelSpec(mspec.name, spec.channels, mspec.num_classes, kwargs)
-        spec = replace(spec, patch_size=nd.patch_size)  # checkpoints carry the window size
     else:
         aug = build_augmentation([t.model_dump() for t in tc.augment.transforms], seed=tc.augment.seed + fold)
         train_ds = SegmentationDataset(prepared_dir, splits.train_cases(fold), spec, augment=aug)

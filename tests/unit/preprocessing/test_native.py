@@ -14,6 +14,7 @@ from components.preprocessing.native import (
     preprocess_case,
     resolve_target_spacing,
     restore_probabilities,
+    with_training_window,
 )
 
 FINGERPRINT = {
@@ -53,6 +54,23 @@ def test_spec_from_params_resolves_ct_statistics_and_the_slice_axis() -> None:
     assert spec.target_spacing == (2.0, 0.8, 0.8) and spec.intensity_stats is not None
     assert spec.intensity_stats[0]["p99_5"] == 300.0
     assert NativeSpec.from_dict(spec.to_dict()) == spec
+    assert spec.patch_size is None and spec.slice_axis is None  # the window is training's
+
+
+def test_the_training_window_adds_the_patch_and_the_slice_axis() -> None:
+    spec = native_spec_from_params(_params(), FINGERPRINT)
+    windowed = with_training_window(spec, _params(), FINGERPRINT)
+    assert (windowed.patch_size, windowed.slice_axis) == ((8, 16, 16), None)
+    params_2d = _params()
+    sliced = with_training_window(
+        spec,
+        params_2d.model_copy(update={"train": params_2d.train.model_copy(update={"patch_size": [16, 16]})}),
+        FINGERPRINT,
+    )
+    assert (sliced.patch_size, sliced.slice_axis) == ((16, 16), 0)  # the coarsest axis
+    flat = NativeSpec(ndim=2, channels=1, intensity_method="zscore")
+    with pytest.raises(ValueError, match="2D images"):
+        with_training_window(flat, _params(), {"ndim": 2})
 
 
 def test_ct_normalisation_clips_to_the_foreground_percentiles_then_z_scores() -> None:
