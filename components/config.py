@@ -195,6 +195,8 @@ class EvaluateConfig(_Frozen):
     # mm per pixel (H, W) or voxel (Z, Y, X); None: the files' own spacing (volumes) or pixels (2D)
     spacing: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=2, max_length=3)
     worst_cases: int = Field(default=6, ge=0)
+    overlap: float = Field(default=0.5, ge=0, lt=1)  # patch mode: sliding windows (fold and test scoring)
+    window_batch: int = Field(default=4, ge=1)  # patch mode: windows per forward pass
 
 
 class EnsembleConfig(_Frozen):
@@ -203,8 +205,6 @@ class EnsembleConfig(_Frozen):
     tta: bool = True
     tta_axes: list[Annotated[int, Field(ge=0, le=2)]] | None = None  # patch mode; None = every axis
     mode: Literal["mean", "vote"] = "mean"  # fold ensemble: mean probabilities or majority vote
-    overlap: float = Field(default=0.5, ge=0, lt=1)  # sliding windows (patch mode)
-    window_batch: int = Field(default=4, ge=1)
     registered_model: str = "segflow"
     gate_metric: Literal["dice"] = "dice"
 

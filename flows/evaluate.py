@@ -16,7 +16,7 @@ from components.evaluation.cross_validation import evaluate_folds
 from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
 from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
-from components.inference.options import inference_options
+from components.inference.options import window_options
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
@@ -36,7 +36,7 @@ def evaluate_all_folds(params_path: str) -> dict:
         Path(params.data.dir),
         layout.FOLDS,
         scoring_options(params),
-        inference_options(params, tta=False),
+        window_options(params),
     )
     unit = distance_unit(params, has_volumes(manifest))
     return write_report(scored, layout.CV_REPORTS, params.data.class_names, by_fold=True, unit=unit)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """Test-time settings, stored with the packaged model so it predicts as evaluation did.
+    """Test-time settings, stored with the packaged model so it predicts as the test report did.
 
     Attributes:
         tta: Mirroring test-time augmentation (2D resize modes: horizontal flip only).
@@ -47,13 +47,19 @@ class InferenceOptions:
         )
 
 
-def inference_options(params: Params, tta: bool | None = None) -> InferenceOptions:
-    """The options params.yaml's ``ensemble`` section gives (``tta`` overrides ``ensemble.tta``)."""
-    en = params.ensemble
+def window_options(params: Params) -> InferenceOptions:
+    """Fold evaluation: one model, no TTA, the sliding windows of ``evaluate.overlap`` / ``window_batch``."""
+    ev = params.evaluate
+    return InferenceOptions(overlap=ev.overlap, window_batch=ev.window_batch)
+
+
+def inference_options(params: Params) -> InferenceOptions:
+    """The fold ensemble: ``ensemble.tta``, ``tta_axes``, ``mode`` with the evaluate windows."""
+    en, ev = params.ensemble, params.evaluate
     return InferenceOptions(
-        tta=en.tta if tta is None else tta,
+        tta=en.tta,
         tta_axes=tuple(en.tta_axes) if en.tta_axes is not None else None,
         mode=en.mode,
-        overlap=en.overlap,
-        window_batch=en.window_batch,
+        overlap=ev.overlap,
+        window_batch=ev.window_batch,
     )
