@@ -97,9 +97,24 @@ ALTERNATIVES: dict[str, Any] = {
     "train.early_stopping.mode": "min",
     "train.device": "cpu",
     "train.folds": [0, 1],
+    "preprocess.target_spacing": [1.0, 1.0, 1.0],
+    "preprocess.slice_axis": 0,
+    "train.patch_size": [32, 32],
+    "train.iterations_per_epoch": 10,
+    "ensemble.tta_axes": [0],
+    "ensemble.mode": "vote",
+    "evaluate.overlap": 0.25,
 }
-# One class value alone cannot change without breaking "values 0..K-1" (it stays an int).
-NOT_VALIDATED = ("data.classes.",)
+# One class value alone cannot change without breaking "values 0..K-1" (it stays an int); the
+# patch-mode keys below are valid only with preprocess.spatial_mode 'patch' (the stages are fake
+# scripts here: what matters is which stages DVC re-runs, not what they would do).
+NOT_VALIDATED = (
+    "data.classes.",
+    "train.patch_size",
+    "train.iterations_per_epoch",
+    "ensemble.tta_axes",
+    "ensemble.mode",
+)
 
 
 # ----------------------------------------------------------------------------- params trees
