@@ -84,6 +84,8 @@ for out in spec["outs"]:
 for out in spec["metrics"]:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("{}")
+for inner in spec["inner"]:  # files inside a folder out that another stage depends on
+    Path(inner).write_text(payload)
 """
 
 # Where "another value of the same type" needs a choice: None, and strings that are one of a
@@ -280,12 +282,21 @@ class Project:
         (root / "dvc.yaml").write_text(yaml.safe_dump(fake, sort_keys=False))
         (root / "params.yaml").write_text(params_text)
         (root / SCRIPT).write_text(STAGE_SCRIPT)
-        spec = {n: {"params": s.params, "outs": s.outs, "metrics": s.metrics} for n, s in self.stages.items()}
+        spec = {
+            n: {"params": s.params, "outs": s.outs, "metrics": s.metrics, "inner": self.inner_deps(s)}
+            for n, s in self.stages.items()
+        }
         (root / SPEC).write_text(json.dumps(spec, indent=1))
         for key in self.interpolated_keys:
             self.make_data_dir(get(self.params, key))
         self.run("git", "init", "-q")
         self.run(str(DVC), "init", "-q")
+
+    def inner_deps(self, stage: Stage) -> list[str]:
+        """Deps of other stages that lie inside one of ``stage``'s folder outs (e.g. a file of
+        reports/validation): the fake stage must write them for those stages to find them."""
+        deps = {d for s in self.stages.values() if s is not stage for d in s.deps}
+        return sorted(d for d in deps if any(_under(d, o) and d != o for o in stage.outs))
 
     @property
     def interpolated_keys(self) -> set[str]:
