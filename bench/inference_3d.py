@@ -61,9 +61,11 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_model
+
 INPUTS: tuple[str, ...] = ("hippocampus", "ct512")
 CONFIGS: tuple[str, ...] = ("single", "ensemble")
-HIPPOCAMPUS_DIR = Path("/work/shared/datasets/msd_hippocampus/images")
+HIPPOCAMPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "msd_hippocampus" / "images"
 CT_SHAPE, CT_SHAPE_QUICK = (300, 512, 512), (64, 192, 192)
 CT_SPACING = (2.5, 0.8, 0.8)
 BASE_FILTERS = 8
@@ -367,16 +369,6 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- driver
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def ram_gb() -> float | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole segflow pipeline (real DVC, Prefect, MLflow) on a dataset, in a fresh workspace.
 #   bench/datasets/run.sh bench/datasets/hippocampus_3d.yaml /tmp/hippo3d
-# The params file names the dataset folder (data.dir, an absolute path). Prints the CV and test
+# The params file names the dataset folder (data.dir: an absolute path, or ../shared/... relative
+# to the repository, as in the files here). Prints the CV and test
 # reports at the end; wall time and peak memory of every stage go to <workspace>/stages.tsv.
 set -euo pipefail
 params=$(realpath "$1"); ws=$2
@@ -11,6 +12,7 @@ rm -rf "$ws" && mkdir -p "$ws" && cd "$ws"
 for f in components flows dvc.yaml .dvcignore; do cp -r "$repo/$f" .; done
 find . -name __pycache__ -prune -exec rm -rf {} +
 cp "$params" params.yaml
+sed -i "s#^  dir: \.\./shared/#  dir: $(dirname "$repo")/shared/#" params.yaml  # the workspace is elsewhere
 export PATH=$bin:$PATH PREFECT_HOME=$ws/.prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
   DVC_NO_ANALYTICS=1 NO_ALBUMENTATIONS_UPDATE=1 MLFLOW_TRACKING_URI=sqlite:///$ws/mlflow.db \
   PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90
