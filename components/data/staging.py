@@ -10,6 +10,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def patient_count(n_cases: int, n_patients: int | None) -> int:
+    """Patients to spread ``n_cases`` over (None: one per case).
+
+    Raises:
+        ValueError: Not between 1 and ``n_cases``.
+    """
+    n_pat = n_cases if n_patients is None else n_patients
+    if not 1 <= n_pat <= n_cases:
+        raise ValueError(f"n_patients must be between 1 and n_cases={n_cases}, got {n_patients}")
+    return n_pat
+
+
 @contextmanager
 def staged_dataset(out_dir: Path) -> Iterator[Path]:
     """A temporary folder (with ``images/`` and ``masks/``) that becomes ``out_dir`` on success.

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from components.data.staging import staged_dataset, write_cases_csv
+from components.data.staging import patient_count, staged_dataset, write_cases_csv
 
 CLASS_NAMES: tuple[str, ...] = ("background", "organ_a", "organ_b", "lesion")
 
@@ -201,9 +201,7 @@ def generate_phantoms(
         raise ValueError(f"size must be >= 32 pixels, got {size}")
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    n_pat = n_cases if n_patients is None else n_patients
-    if not 1 <= n_pat <= n_cases:
-        raise ValueError(f"n_patients must be between 1 and n_cases={n_cases}, got {n_patients}")
+    n_pat = patient_count(n_cases, n_patients)
     if out_dir.exists() and not (out_dir.is_dir() and _is_replaceable(out_dir)):
         raise FileExistsError(
             f"{out_dir}: exists and is not an earlier phantom dataset (no cases.csv); refusing to replace it"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from components.data.staging import staged_dataset, write_cases_csv
+from components.data.staging import patient_count, staged_dataset, write_cases_csv
 from components.io.volumes import Geometry, write_volume
 
 CLASSES_3D: dict[str, int] = {"background": 0, "tube": 1, "blob": 2}
@@ -171,9 +171,7 @@ def generate_volumes(
         raise ValueError(f"spacing must be 3 positive sizes in mm (Z, Y, X), got {spacing}")
     if n_channels < 1:
         raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-    n_pat = n_cases if n_patients is None else n_patients
-    if not 1 <= n_pat <= n_cases:
-        raise ValueError(f"n_patients must be between 1 and n_cases={n_cases}, got {n_patients}")
+    n_pat = patient_count(n_cases, n_patients)
     if out_dir.exists() and not (out_dir.is_dir() and _is_replaceable(out_dir)):
         raise FileExistsError(
             f"{out_dir}: exists and holds more than images/, masks/ and cases.csv; refusing to replace it"

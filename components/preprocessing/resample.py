@@ -153,6 +153,19 @@ def _running_argmax(maps: Iterator[tuple[int, np.ndarray]], shape: tuple[int, ..
     return labels
 
 
+def _per_channel(
+    arr: np.ndarray, shape: tuple[int, ...], order: SplineOrder, spacing: Sequence[float] | None
+) -> np.ndarray:
+    """Resample each channel of ``(C, *S)`` into one float32 ``(C, *shape)`` (no copy when unchanged)."""
+    if arr.shape[1:] == shape:
+        return arr.astype(np.float32, copy=False)
+    axis = _coarse_axis(arr.shape[1:], shape, spacing)
+    out = np.empty((arr.shape[0], *shape), dtype=np.float32)
+    for c in range(arr.shape[0]):
+        _resample_into(arr[c], out[c], order, axis)
+    return out
+
+
 def resample_image(
     image: np.ndarray, new_shape: Sequence[int], spacing: Sequence[float] | None = None, order: int = 3
 ) -> np.ndarray:
@@ -178,13 +191,7 @@ def resample_image(
         raise ValueError(f"image must be channels-first (C, *S), got shape {image.shape}")
     spline = _spline_order(order)
     shape = _check_shape(image.shape[1:], new_shape)
-    if image.shape[1:] == shape:
-        return image.astype(np.float32, copy=False)
-    axis = _coarse_axis(image.shape[1:], shape, spacing)
-    out = np.empty((image.shape[0], *shape), dtype=np.float32)
-    for c in range(image.shape[0]):
-        _resample_into(image[c], out[c], spline, axis)
-    return out
+    return _per_channel(image, shape, spline, spacing)
 
 
 def resample_mask(
@@ -249,10 +256,7 @@ def resample_probabilities(
     shape = _check_shape(probs.shape[1:], new_shape)
     if probs.shape[1:] == shape:
         return probs.astype(np.float32, copy=False)
-    axis = _coarse_axis(probs.shape[1:], shape, spacing)
-    out = np.empty((probs.shape[0], *shape), dtype=np.float32)
-    for k in range(probs.shape[0]):
-        _resample_into(probs[k], out[k], 1, axis)
+    out = _per_channel(probs, shape, 1, spacing)
     total = out.sum(axis=0, keepdims=True)
     np.divide(out, total, out=out, where=total > 0)
     return out
