@@ -187,6 +187,16 @@ def read_mask(path: str | Path) -> np.ndarray:
     return arr
 
 
+def read_roi(path: str | Path) -> np.ndarray:
+    """Read a region-of-interest file (2D image or volume) as a boolean map (non-zero = inside;
+    see ``components.data.regions``).
+
+    Shape:
+        -> (*S) bool.
+    """
+    return np.asarray(read_mask(path)) != 0
+
+
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
     """Write a class-index mask as a single-channel PNG (uint8, or uint16 above 255 classes)."""
     p = Path(path)

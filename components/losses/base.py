@@ -4,6 +4,11 @@ Conventions: logits (N, C, *S), target int64 class indices (N, *S), S = (H, W) o
 loss works in 2D and 3D; the docstrings write 2D shapes). With C == 1 the task is binary:
 the single channel is the foreground logit (sigmoid) and the target holds 0/1. With C >= 2 softmax is
 used and "one-vs-rest" losses (bce, balanced_bce) treat each channel as a sigmoid output.
+
+Ignored pixels: target pixels equal to ``IGNORE_INDEX`` (outside the region of interest, or the
+dataset's ignore label) count in no loss. Every loss gives exactly the same value (and zero
+gradient there) whatever the logits at those pixels: overlap losses zero both probabilities and
+one-hot targets there, pixel-wise losses average over the valid pixels only.
 """
 
 from __future__ import annotations
@@ -12,9 +17,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.data.regions import IGNORE_INDEX
 from components.registry import Registry
 
 LOSSES: Registry[nn.Module] = Registry("loss")
+
+
+def split_ignore(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target with ignored pixels set to 0, and the valid-pixel mask (None when none is ignored).
+
+    Shape:
+        (N, *S) int -> (N, *S) int64 and (N, 1, *S) float or None.
+    """
+    ignored = target == IGNORE_INDEX
+    if not bool(ignored.any()):
+        return target.long(), None
+    return target.long().masked_fill(ignored, 0), (~ignored).unsqueeze(1).float()
+
+
+def masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-pixel ``values`` over the valid pixels (all pixels when ``valid`` is None).
+
+    Shape:
+        values (N, K, *S), valid (N, 1, *S) or None -> scalar.
+    """
+    if valid is None:
+        return values.mean()
+    weights = valid.expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def check_shapes(logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -53,21 +83,27 @@ def probs_and_onehot(
         logits (N, C, H, W), target (N, H, W) -> two (N, K, H, W) tensors, K = C or C - 1.
     """
     check_shapes(logits, target)
+    target, valid = split_ignore(target)
     if logits.shape[1] == 1:
-        return torch.sigmoid(logits), (target == 1).unsqueeze(1).float()
-    p, g = logits.softmax(dim=1), one_hot(target, logits.shape[1])
-    if not include_background:
-        p, g = p[:, 1:], g[:, 1:]
+        p, g = torch.sigmoid(logits), (target == 1).unsqueeze(1).float()
+    else:
+        p, g = logits.softmax(dim=1), one_hot(target, logits.shape[1])
+        if not include_background:
+            p, g = p[:, 1:], g[:, 1:]
+    if valid is not None:  # ignored pixels: no probability mass, no target
+        p, g = p * valid, g * valid
     return p, g
 
 
-def binary_targets(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Targets for sigmoid outputs: (target == 1) for C == 1, else one-vs-rest one-hot.
+def binary_targets(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Targets for sigmoid outputs: (target == 1) for C == 1, else one-vs-rest one-hot; and the
+    valid-pixel mask (None when no pixel is ignored).
 
     Shape:
-        logits (N, C, H, W), target (N, H, W) -> (N, C, H, W) float.
+        logits (N, C, H, W), target (N, H, W) -> (N, C, H, W) float and (N, 1, H, W) float or None.
     """
     check_shapes(logits, target)
+    target, valid = split_ignore(target)
     if logits.shape[1] == 1:
-        return (target == 1).unsqueeze(1).float()
-    return one_hot(target, logits.shape[1])
+        return (target == 1).unsqueeze(1).float(), valid
+    return one_hot(target, logits.shape[1]), valid

@@ -12,7 +12,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-from components.losses.base import LOSSES, probs_and_onehot
+from components.losses.base import LOSSES, masked_mean, probs_and_onehot, split_ignore
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
@@ -45,10 +45,11 @@ class Boundary(nn.Module):
         self.include_background, self.normalize = include_background, normalize
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        p, g = probs_and_onehot(logits, target, self.include_background)
+        p, g = probs_and_onehot(logits, target, self.include_background)  # zero where ignored
+        valid = split_ignore(target)[1]
         g_np = g.detach().cpu().numpy().astype(bool)
         dist = np.stack([[signed_distance(m) for m in img] for img in g_np])
         phi = torch.from_numpy(dist).to(device=p.device, dtype=p.dtype)
         if self.normalize:
             phi = phi / float(np.sqrt(np.sum(np.square(p.shape[2:]))))  # the image diagonal
-        return (p * phi).mean()
+        return masked_mean(p * phi, valid)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.losses.base import LOSSES, check_shapes
+from components.losses.base import IGNORE_INDEX, LOSSES, check_shapes
 
 
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -69,10 +69,13 @@ class Lovasz(nn.Module):
 
     def _flat(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         c = logits.shape[1]
+        keep = target.reshape(-1) != IGNORE_INDEX  # ignored pixels are left out of the sorted errors
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
         if c == 1:
-            return lovasz_hinge_flat(logits.reshape(-1), (target == 1).reshape(-1))
+            return lovasz_hinge_flat(logits.reshape(-1)[keep], (target == 1).reshape(-1)[keep])
         probs = torch.movedim(logits.softmax(dim=1), 1, -1).reshape(-1, c)
-        return lovasz_softmax_flat(probs, target.reshape(-1).long())
+        return lovasz_softmax_flat(probs[keep], target.reshape(-1).long()[keep])
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_shapes(logits, target)

@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.losses.base import LOSSES, binary_targets, check_shapes, spatial_dims
+from components.losses.base import (
+    IGNORE_INDEX,
+    LOSSES,
+    binary_targets,
+    check_shapes,
+    masked_mean,
+    spatial_dims,
+    split_ignore,
+)
 
 
 def class_weights(
@@ -73,7 +81,11 @@ class CrossEntropy(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_shapes(logits, target)
         w = None if self.weight is None else self.weight.to(logits.dtype)
-        return F.cross_entropy(logits, target.long(), weight=w, label_smoothing=self.label_smoothing)
+        if not bool((target != IGNORE_INDEX).any()):  # nothing to learn from (F.cross_entropy gives NaN)
+            return logits.sum() * 0.0
+        return F.cross_entropy(
+            logits, target.long(), weight=w, label_smoothing=self.label_smoothing, ignore_index=IGNORE_INDEX
+        )
 
 
 @LOSSES.register("weighted_ce", "Class-weighted cross-entropy (default weights: inverse class frequency)")
@@ -103,9 +115,10 @@ class BCE(nn.Module):
         self.pos_weight = pos_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        y = binary_targets(logits, target)
+        y, valid = binary_targets(logits, target)
         pw = None if self.pos_weight is None else torch.tensor(self.pos_weight, device=logits.device)
-        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw)
+        pix = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none")
+        return masked_mean(pix, valid)
 
 
 @LOSSES.register("balanced_bce", "Class-balanced BCE with logits: positives weighted by negative fraction")
@@ -123,13 +136,15 @@ class BalancedBCE(nn.Module):
         self.beta = beta
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        y = binary_targets(logits, target)
+        y, valid = binary_targets(logits, target)
         if self.beta is None:
-            beta = 1.0 - y.mean(dim=(0, *spatial_dims(y)), keepdim=True)
+            dims = (0, *spatial_dims(y))
+            w = torch.ones_like(y[:, :1]) if valid is None else valid
+            beta = 1.0 - (y * w).sum(dim=dims, keepdim=True) / w.sum(dim=dims, keepdim=True).clamp_min(1.0)
         else:
-            beta = torch.full((1, y.shape[1], 1, 1), self.beta, device=y.device)
+            beta = torch.full((1, y.shape[1], *([1] * (y.ndim - 2))), self.beta, device=y.device)
         pix = beta * y * F.logsigmoid(logits) + (1 - beta) * (1 - y) * F.logsigmoid(-logits)
-        return -pix.mean()
+        return -masked_mean(pix, valid)
 
 
 @LOSSES.register("focal", "Focal loss (softmax; sigmoid when C=1), gamma=2")
@@ -148,7 +163,7 @@ class Focal(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_shapes(logits, target)
-        t = target.long()
+        t, valid = split_ignore(target)
         if logits.shape[1] == 1:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)  # softmax([0, x]) = sigmoid
             t = (t == 1).long()
@@ -157,4 +172,4 @@ class Focal(nn.Module):
         if self.alpha is not None:
             a = [1 - self.alpha, self.alpha] if isinstance(self.alpha, int | float) else list(self.alpha)
             loss = loss * torch.tensor(a, dtype=loss.dtype, device=loss.device)[t]
-        return loss.mean()
+        return masked_mean(loss.unsqueeze(1), valid)

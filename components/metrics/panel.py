@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.data.regions import valid_pixels
 from components.metrics.surface import check_connectivity, normalize_spacing, surface_distances
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -128,12 +129,13 @@ def _ratio(num: int, den: int) -> float:
     return num / float(den) if den else NAN
 
 
-def _overlap(pred: np.ndarray, ref: np.ndarray, voxel: float) -> dict[str, float]:
-    """Overlap and volume metrics from the confusion counts (formulas of medpy 0.5.2)."""
+def _overlap(pred: np.ndarray, ref: np.ndarray, voxel: float, n_valid: int) -> dict[str, float]:
+    """Overlap and volume metrics from the confusion counts (formulas of medpy 0.5.2), over
+    ``n_valid`` scored pixels (``pred``/``ref`` are already False outside them)."""
     n_pred, n_ref = int(np.count_nonzero(pred)), int(np.count_nonzero(ref))
     tp = int(np.count_nonzero(pred & ref))
     fp, fn = n_pred - tp, n_ref - tp
-    tn = pred.size - tp - fp - fn
+    tn = n_valid - tp - fp - fn
     iou = _ratio(tp, n_pred + n_ref - tp)
     rvd = _ratio(n_pred - n_ref, n_ref)
     return {
@@ -195,8 +197,13 @@ def binary_metrics(
     connectivity: int = 1,
     surface: bool = True,
     surface_tolerance: float = 1.0,
+    valid: np.ndarray | None = None,
 ) -> dict[str, float | str]:
     """Every metric of :data:`METRIC_NAMES` for one binary pair, with the empty-mask policy applied.
+
+    Pixels outside ``valid`` (outside the region of interest, or on the ignore label) count in no
+    metric: both masks are cleared there before the surfaces are found, and specificity's true
+    negatives are counted over valid pixels only.
 
     Args:
         pred: Predicted mask; non-zero = foreground. Shape: (H, W) or (D, H, W).
@@ -205,6 +212,7 @@ def binary_metrics(
         connectivity: Neighbourhood defining the border (1..ndim), as medpy's ``connectivity``.
         surface: ``False`` skips the surface metrics (NaN), for cheap training validation.
         surface_tolerance: Surface Dice tolerance in physical units (>= 0).
+        valid: Scored pixels (bool, same shape), or None for all.
 
     Returns:
         ``{metric: value}`` for every metric plus ``"empty"`` (``"none"|"ref"|"pred"|"both"``).
@@ -218,11 +226,17 @@ def binary_metrics(
         raise ValueError(f"pred shape {pred.shape} != ref shape {ref.shape}; masks must be the same size")
     if pred.ndim not in (2, 3):
         raise ValueError(f"masks must be 2D or 3D, got {pred.ndim}D with shape {pred.shape}")
+    n_valid = pred.size
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != pred.shape:
+            raise ValueError(f"valid shape {valid.shape} != mask shape {pred.shape}")
+        pred, ref, n_valid = pred & valid, ref & valid, int(np.count_nonzero(valid))
     sp = normalize_spacing(spacing, pred.ndim)
     conn = check_connectivity(connectivity, pred.ndim)
     if not surface_tolerance >= 0:
         raise ValueError(f"surface_tolerance={surface_tolerance!r} must be >= 0 (physical units)")
-    values: dict[str, float | str] = dict(_overlap(pred, ref, float(np.prod(sp))))
+    values: dict[str, float | str] = dict(_overlap(pred, ref, float(np.prod(sp)), n_valid))
     state = empty_state(pred, ref)
     if state == "none" and surface:
         values.update(surface_metrics(pred, ref, sp, conn, float(surface_tolerance)))
@@ -239,6 +253,23 @@ def binary_metrics(
     return out
 
 
+def check_label_maps(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two label maps as arrays, checked to be integer (or bool) maps of one shape.
+
+    Raises:
+        ValueError: Shape mismatch or a non-integer dtype.
+    """
+    pred, ref = np.asarray(pred), np.asarray(ref)
+    if pred.shape != ref.shape:
+        raise ValueError(
+            f"pred shape {pred.shape} != ref shape {ref.shape}; label maps must be the same size"
+        )
+    for name, arr in (("pred", pred), ("ref", ref)):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
+    return pred, ref
+
+
 def case_metrics(
     pred: np.ndarray,
     ref: np.ndarray,
@@ -249,6 +280,9 @@ def case_metrics(
     surface_tolerance: float = 1.0,
 ) -> list[dict[str, float | int | str]]:
     """The metric panel for each class of one case.
+
+    Reference pixels holding ``IGNORE_INDEX`` (outside the ROI, or the ignore label; see
+    ``components.data.regions``) count in no metric, whatever the prediction there.
 
     Args:
         pred: Predicted integer label map. Shape: (H, W) or (D, H, W).
@@ -265,17 +299,13 @@ def case_metrics(
     Raises:
         ValueError: Shape mismatch, non-integer label maps, or the arguments of :func:`binary_metrics`.
     """
-    pred, ref = np.asarray(pred), np.asarray(ref)
-    if pred.shape != ref.shape:
-        raise ValueError(
-            f"pred shape {pred.shape} != ref shape {ref.shape}; label maps must be the same size"
-        )
-    for name, arr in (("pred", pred), ("ref", ref)):
-        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-            raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
+    pred, ref = check_label_maps(pred, ref)
+    valid = valid_pixels(ref)
     rows: list[dict[str, float | int | str]] = []
     for c in classes:
         row: dict[str, float | int | str] = {"class": int(c)}
-        row.update(binary_metrics(pred == c, ref == c, spacing, connectivity, surface, surface_tolerance))
+        row.update(
+            binary_metrics(pred == c, ref == c, spacing, connectivity, surface, surface_tolerance, valid)
+        )
         rows.append(row)
     return rows

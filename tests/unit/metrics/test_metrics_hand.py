@@ -107,3 +107,26 @@ def test_bad_inputs() -> None:
         binary_metrics(np.zeros(5, bool), np.zeros(5, bool))
     with pytest.raises(ValueError, match="non-empty"):
         surface_distances(np.zeros((3, 3), bool), np.ones((3, 3), bool))
+
+
+def test_ignored_reference_pixels_count_in_no_metric() -> None:
+    """Garbage predictions at ignored pixels change nothing; TN are counted over valid pixels."""
+    from components.data.regions import IGNORE_INDEX
+
+    rng = np.random.default_rng(0)
+    ref = np.zeros((12, 12), dtype=np.int64)
+    ref[2:6, 2:6] = 1
+    ref[7:10, 6:11] = 2
+    ref[:, 10:] = IGNORE_INDEX  # unannotated band
+    pred = ref.copy()
+    pred[pred == IGNORE_INDEX] = 0
+    pred[3, 3] = 0
+    rows = []
+    for _ in range(3):
+        garbage = pred.copy()
+        band = ref == IGNORE_INDEX
+        garbage[band] = rng.integers(0, 3, int(band.sum()))
+        rows.append(case_metrics(garbage, ref, [1, 2], surface=True))
+    assert rows[0] == rows[1] == rows[2]
+    # the same numbers as scoring only the annotated 12x10 part
+    assert case_metrics(pred[:, :10], ref[:, :10], [1, 2]) == rows[0]
