@@ -41,8 +41,6 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import re
 import resource
 import socket
@@ -61,7 +59,7 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import cpu_model
+from bench.machine import cpu_model, machine_info, reset_hwm, usable_cores, vm_status
 
 INPUTS: tuple[str, ...] = ("hippocampus", "ct512")
 CONFIGS: tuple[str, ...] = ("single", "ensemble")
@@ -188,33 +186,10 @@ def make_case(name: str, quick: bool, hippocampus_dir: Path) -> Case:
 # ----------------------------------------------------------------------------- memory
 
 
-def vm_status(field: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process from /proc/self/status, in MiB (None off Linux)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 def maxrss_mb() -> float:
     """``ru_maxrss`` of this process in MiB (Linux reports KiB, macOS bytes)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / MB if sys.platform == "darwin" else r / 1024.0
-
-
-def reset_hwm() -> bool:
-    """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS; False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-# ----------------------------------------------------------------------------- one configuration
 
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
@@ -379,13 +354,6 @@ def ram_gb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def child(args: argparse.Namespace, input_name: str, config: str) -> dict[str, Any]:
@@ -558,15 +526,7 @@ def main() -> None:
         "benchmark": "inference_3d: NativePredictor.predict_proba, one model vs fold ensemble x mirror TTA",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "machine": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "cpu_model": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "usable_cores": usable_cores(),
-            "ram_gb": ram_gb(),
-            "python": platform.python_version(),
-        },
+        "machine": {**machine_info(), "ram_gb": ram_gb()},
         "device": {"type": args.device, "name": dev_name, "torch_threads": args.threads},
         "versions": {"torch": torch.__version__, "monai": monai.__version__, "numpy": np.__version__},
         "settings": {
