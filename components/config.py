@@ -19,6 +19,10 @@ from components.layout import RAW_DATA
 from components.params_keys import DVC_RESERVED_KEYS, reserved_key_paths
 from components.params_reads import PARAMS_READS_ENV, record_reads
 
+# Mirrors of constants of higher layers (config imports nothing of them); tests check they agree.
+MAX_CLASSES = 255  # components.data.regions: mask value 255 marks ignored pixels
+NEAR_DUPLICATE_THRESHOLD = 0.82  # components.validation.near_duplicates.DEFAULT_THRESHOLD
+
 
 class ConfigError(UserError, ValueError):
     """params.yaml is missing, unreadable or holds an invalid value."""
@@ -78,7 +82,17 @@ class DataConfig(_Frozen):
     dir: str = RAW_DATA.as_posix()
     classes: dict[str, int]
     channels: int = Field(default=1, ge=1, le=64)  # 2D: 1 gray or 3 RGB; volumes: modalities
+    ignore_label: int | None = Field(default=None, ge=0, le=65535)  # mask value: not annotated
     synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _ignore_label_free(self) -> DataConfig:
+        if self.ignore_label is not None and self.ignore_label in self.classes.values():
+            raise ValueError(
+                f"data.ignore_label {self.ignore_label} is also a class value; give the ignore label "
+                "a mask value that no class uses (e.g. 255)"
+            )
+        return self
 
     @field_validator("classes")
     @classmethod
@@ -88,6 +102,8 @@ class DataConfig(_Frozen):
             raise ValueError("declare at least two classes (background and one foreground)")
         if sorted(values) != list(range(len(values))):
             raise ValueError(f"class values must be 0..{len(values) - 1} without gaps, got {sorted(values)}")
+        if len(values) > MAX_CLASSES:
+            raise ValueError(f"at most {MAX_CLASSES} classes (mask value 255 marks ignored pixels)")
         return v
 
     @property
@@ -99,6 +115,14 @@ class DataConfig(_Frozen):
     def num_classes(self) -> int:
         """Number of classes including background."""
         return len(self.classes)
+
+
+class ValidateConfig(_Frozen):
+    """Dataset checks beyond the per-file ones: near-duplicate images (flipped, rotated,
+    re-encoded or slightly cropped copies of one case)."""
+
+    near_duplicates: Literal["group", "fail", "ignore"] = "group"  # group: one patient in the splits
+    near_duplicate_threshold: float = Field(default=NEAR_DUPLICATE_THRESHOLD, gt=0, le=1)
 
 
 class IntensityConfig(_Frozen):
@@ -197,6 +221,7 @@ class EvaluateConfig(_Frozen):
     worst_cases: int = Field(default=6, ge=0)
     overlap: float = Field(default=0.5, ge=0, lt=1)  # patch mode: sliding windows (fold and test scoring)
     window_batch: int = Field(default=4, ge=1)  # patch mode: windows per forward pass
+    postprocess: Literal["cv", "none"] = "cv"  # cv: connected-component rules kept where CV Dice gains
 
 
 class EnsembleConfig(_Frozen):
@@ -218,7 +243,11 @@ class TrackingConfig(_Frozen):
 class Params(_Frozen):
     """The whole params.yaml."""
 
+    # the ``validate`` section is the field ``validate_`` (BaseModel has a ``validate`` method)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True)
+
     data: DataConfig
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     preprocess: PreprocessConfig = PreprocessConfig()
     train: TrainConfig
     evaluate: EvaluateConfig = EvaluateConfig()

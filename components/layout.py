@@ -35,6 +35,7 @@ HEADLINE_FILE = "summary.json"  # the DVC metrics file: per class mean ± sd of 
 STATISTICS_FILE = "statistics.json"
 ROC_FILE = "roc.csv"
 PLOTS_DIR = "plots"
+POSTPROCESSING = CV_REPORTS / "postprocessing.json"  # evaluate: the rules chosen on the folds' cases
 
 # ensemble
 ENSEMBLE = Path("models/ensemble")
@@ -86,6 +87,6 @@ def stage_outputs() -> dict[str, dict[str, list[Path]]]:
         "validate": {"outs": [MANIFEST, VALIDATION_REPORTS], "metrics": []},
         "preprocess": {"outs": [PREPARED], "metrics": []},
         "train": {"outs": [FOLDS], "metrics": []},
-        "evaluate": cv,
+        "evaluate": {"outs": [*cv["outs"], POSTPROCESSING], "metrics": cv["metrics"]},
         "ensemble": {"outs": [*test["outs"], ENSEMBLE], "metrics": test["metrics"]},
     }

@@ -51,8 +51,10 @@ class RecordedView:
         if isinstance(attr, property) and attr.fget is not None:
             return attr.fget(self)
         value = getattr(obj, name)
-        if name in type(obj).model_fields:
-            path = f"{prefix}.{name}" if prefix else name
+        field = type(obj).model_fields.get(name)
+        if field is not None:
+            key = field.alias or name  # the params.yaml key (``validate_`` is read as ``validate``)
+            path = f"{prefix}.{key}" if prefix else key
             if isinstance(value, BaseModel):
                 return RecordedView(value, path, sink)
             sink(path)

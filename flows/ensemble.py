@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from components import layout
 from components.config import load_params
 from components.data.splits import read_splits
+from components.evaluation.postprocess_report import read_postprocessing
 from components.evaluation.presentation import headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
 from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
@@ -37,11 +38,12 @@ def score_test_split(params_path: str) -> dict:
     """Score the fold ensemble on the held-out test split and write the test report."""
     params = load_params(params_path)
     cases = _test_cases()
+    pp = read_postprocessing(layout.POSTPROCESSING)
     predictor = predictor_from_checkpoints(
-        [layout.best_checkpoint(k) for k in params.folds], options=inference_options(params)
+        [layout.best_checkpoint(k) for k in params.folds], options=inference_options(params, pp)
     )
     scored = score_cases(
-        predictor, cases, Path(params.data.dir), scoring_options(params), desc="test ensemble"
+        predictor, cases, Path(params.data.dir), scoring_options(params, pp), desc="test ensemble"
     )
     headline = write_report(
         scored,
@@ -84,12 +86,12 @@ def package_and_register(params_path: str, result: dict) -> dict:
             run_id,
             params.ensemble.registered_model,
             params.folds,
-            inference_options(params),
+            inference_options(params, read_postprocessing(layout.POSTPROCESSING)),
             params.data.channels,
             result["test_dice"],
             cases,
             Path(params.data.dir),
-            scoring_options(params),
+            scoring_options(params, read_postprocessing(layout.POSTPROCESSING)),
             tags,
             distance_unit(params, has_volumes(cases)),
         )

@@ -13,6 +13,7 @@ from components import layout
 from components.config import load_params
 from components.data.splits import read_splits
 from components.evaluation.cross_validation import evaluate_folds
+from components.evaluation.postprocess_report import decide, describe, write_postprocessing
 from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
 from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
@@ -39,7 +40,12 @@ def evaluate_all_folds(params_path: str) -> dict:
         window_options(params),
     )
     unit = distance_unit(params, has_volumes(manifest))
-    return write_report(scored, layout.CV_REPORTS, params.data.class_names, by_fold=True, unit=unit)
+    names = params.data.class_names
+    decision, summary = decide(scored.candidates, names, params.evaluate.connectivity)
+    headline = write_report(scored, layout.CV_REPORTS, names, by_fold=True, unit=unit)
+    write_postprocessing(layout.POSTPROCESSING, decision, summary, scored.per_case["case_id"].nunique())
+    print(f"postprocessing chosen on the out-of-fold cases: {describe(decision, names)}")
+    return headline
 
 
 @task(cache_policy=NO_CACHE)

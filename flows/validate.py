@@ -19,27 +19,46 @@ from components.validation import (
     write_fingerprint,
     write_manifest,
 )
+from components.validation.duplicate_groups import NearDuplicateOptions, duplicate_summary
 from flows.stage import main
 
 
 @task(cache_policy=NO_CACHE)
-def check_dataset(data_dir: str, class_names: list[str], channels: int) -> str:
+def check_dataset(
+    data_dir: str,
+    class_names: list[str],
+    channels: int,
+    ignore_label: int | None = None,
+    near_duplicates: NearDuplicateOptions | None = None,
+) -> str:
     """Build the metadata table, run the suite; only when it passes write the fingerprint, then the manifest.
 
     Args:
-        data_dir: The dataset folder (images/, masks/).
+        data_dir: The dataset folder (images/, masks/, optional rois/ and cases.csv).
         class_names: Class names ordered by mask value (values are 0..K-1).
         channels: Required image channel count.
+        ignore_label: Mask value of unannotated pixels (``data.ignore_label``).
+        near_duplicates: Near-duplicate search (``validate``); None = group with the default threshold.
     """
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data.dir '{data_dir}' is not a folder; it must hold images/ and masks/")
     class_values = list(range(len(class_names)))
-    meta = build_metadata(discover(root), class_values, root=root)
-    outcome = validate_metadata(meta, class_values, layout.VALIDATION_REPORTS, expected_channels=channels)
+    allowed = class_values + ([ignore_label] if ignore_label is not None else [])
+    options = near_duplicates or NearDuplicateOptions()
+    meta = build_metadata(
+        discover(root), class_values, root=root, ignore_label=ignore_label, near_duplicates=options
+    )
+    for line in duplicate_summary(meta):
+        print(line)
+    outcome = validate_metadata(
+        meta, allowed, layout.VALIDATION_REPORTS, expected_channels=channels, near_duplicates=options.mode
+    )
     if not outcome.success:
         raise DatasetValidationError(outcome.failures, outcome.result_path)
-    write_fingerprint(compute_fingerprint(meta, root, class_names), layout.FINGERPRINT)
+    write_fingerprint(
+        compute_fingerprint(meta, root, class_names, ignore_label=ignore_label), layout.FINGERPRINT
+    )
     write_manifest(meta, layout.MANIFEST)
     return str(layout.MANIFEST)
 
@@ -48,7 +67,10 @@ def check_dataset(data_dir: str, class_names: list[str], channels: int) -> str:
 def validate_flow(params_path: str = "params.yaml") -> str:
     """Validate the dataset named by params.yaml data.dir."""
     params = load_params(params_path)
-    return check_dataset(params.data.dir, params.data.class_names, params.data.channels)
+    v = params.validate_
+    options = NearDuplicateOptions(v.near_duplicates, v.near_duplicate_threshold)
+    data = params.data
+    return check_dataset(data.dir, data.class_names, data.channels, data.ignore_label, options)
 
 
 if __name__ == "__main__":

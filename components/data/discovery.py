@@ -5,7 +5,8 @@ A dataset folder looks like::
     data_dir/
       images/<case_id>.<png|jpg|jpeg|tif|tiff|nii|nii.gz|nrrd|mha>
       masks/<case_id>.<png|tif|tiff|nii|nii.gz|nrrd|mha>
-      cases.csv            # optional: columns case_id, patient_id
+      rois/<case_id>.<...>  # optional: region of interest (non-zero = scored), same stems
+      cases.csv            # optional: columns case_id, patient_id (+ split: train | test)
 
 Multi-channel cases follow nnU-Net's convention: ``images/<case_id>_0000.nii.gz``,
 ``images/<case_id>_0001.nii.gz``, ... pair with ``masks/<case_id>.nii.gz``. An image whose stem
@@ -27,11 +28,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.data.regions import ROIS_DIR
 from components.errors import UserError
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
 CASES_CSV = "cases.csv"
 CASES_COLUMNS = ("case_id", "patient_id")
+SPLIT_COLUMN = "split"  # optional cases.csv column: an official train/test split to keep
+SPLIT_VALUES = ("train", "test")
 CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
@@ -50,6 +54,8 @@ class CasePair:
         patient_id: From ``cases.csv``, else the case id.
         image_channels: Every image file in channel order; ``(image,)`` for a single-file case
             (the default when omitted).
+        roi: The case's region-of-interest file (``rois/``), or None.
+        split: ``"train"``/``"test"`` from the ``split`` column of ``cases.csv``, or None.
     """
 
     case_id: str
@@ -57,6 +63,8 @@ class CasePair:
     mask: Path
     patient_id: str
     image_channels: tuple[Path, ...] = field(default=())
+    roi: Path | None = None
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if not self.image_channels:
@@ -144,11 +152,21 @@ def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> tuple[dict[str,
     return by_stem, ignored
 
 
-def read_cases_csv(path: Path) -> dict[str, str]:
-    """Read ``cases.csv`` into ``{case_id: patient_id}``.
+@dataclass(frozen=True)
+class CaseTable:
+    """The content of ``cases.csv``: patient per case and, when the file has a ``split`` column,
+    the official train/test assignment per case."""
+
+    patients: dict[str, str]
+    splits: dict[str, str] | None = None
+
+
+def read_cases_csv(path: Path) -> CaseTable:
+    """Read ``cases.csv``: ``case_id``, ``patient_id`` and optionally ``split`` (train | test).
 
     Raises:
-        DiscoveryError: Missing ``case_id``/``patient_id`` columns, empty values or duplicate case ids.
+        DiscoveryError: Missing ``case_id``/``patient_id`` columns, empty values, duplicate case ids
+            or a split value other than train/test.
     """
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -159,7 +177,9 @@ def read_cases_csv(path: Path) -> dict[str, str]:
                 f"{path}: expected columns {', '.join(CASES_COLUMNS)} but found {columns or 'no header'} "
                 f"(missing: {', '.join(missing)}); the header line must be 'case_id,patient_id'"
             )
+        has_split = SPLIT_COLUMN in columns
         mapping: dict[str, str] = {}
+        splits: dict[str, str] = {}
         for line_no, row in enumerate(reader, start=2):
             row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
             case_id, patient_id = row["case_id"], row["patient_id"]
@@ -168,7 +188,44 @@ def read_cases_csv(path: Path) -> dict[str, str]:
             if case_id in mapping:
                 raise DiscoveryError(f"{path}, line {line_no}: case_id {case_id!r} is listed twice")
             mapping[case_id] = patient_id
-    return mapping
+            if has_split:
+                value = row.get(SPLIT_COLUMN, "").lower()
+                if value not in SPLIT_VALUES:
+                    raise DiscoveryError(
+                        f"{path}, line {line_no}: split {row.get(SPLIT_COLUMN)!r} for case {case_id!r}; "
+                        f"the split column holds {' or '.join(SPLIT_VALUES)} for every case (the official "
+                        "test set is kept as it is, the folds are built from the train cases)"
+                    )
+                splits[case_id] = value
+    if has_split and SPLIT_VALUES[1] not in splits.values():
+        raise DiscoveryError(
+            f"{path}: the split column marks no case as 'test'; mark the official test cases"
+        )
+    return CaseTable(mapping, splits if has_split else None)
+
+
+def _listing(ids: list[str]) -> str:
+    """The first ten ids, comma-joined (``...`` when there are more)."""
+    return ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+
+
+def _rois(folder: Path, case_ids: list[str]) -> dict[str, Path]:
+    """Case id -> ROI file; {} without a ``rois/`` folder.
+
+    Raises:
+        DiscoveryError: ``rois/`` exists but lacks a file for some case.
+    """
+    if not folder.is_dir():
+        return {}
+    by_stem, _ = _scan(folder, MASK_SUFFIXES, "ROI")
+    absent = [c for c in case_ids if c not in by_stem]
+    if absent:
+        raise DiscoveryError(
+            f"{folder}: no region-of-interest file for {len(absent)} case(s): {_listing(absent)}; "
+            "with a rois/ folder every case needs rois/<case_id>.<png|tif|nii.gz|...> "
+            "(non-zero = scored pixels)"
+        )
+    return {c: by_stem[c] for c in case_ids}
 
 
 def discover(data_dir: Path) -> Discovery:
@@ -180,7 +237,7 @@ def discover(data_dir: Path) -> Discovery:
     Returns:
         The pairs (sorted by case id; multi-channel cases grouped) plus unpaired and ignored
         files. ``patient_id`` comes from ``cases.csv`` when present, else it is the case id
-        itself (one patient per case).
+        itself (one patient per case); ``split`` from its ``split`` column; ``roi`` from ``rois/``.
 
     Raises:
         DiscoveryError: A folder is missing, two files in one folder share a stem, a file name
@@ -194,19 +251,24 @@ def discover(data_dir: Path) -> Discovery:
     paired = sorted(cases)
     used = {p for files in cases.values() for p in files}
 
-    patients: dict[str, str] = {}
+    table = CaseTable({})
     cases_csv = data_dir / CASES_CSV
     if cases_csv.is_file():
-        patients = read_cases_csv(cases_csv)
+        table = read_cases_csv(cases_csv)
+        patients = table.patients
         absent = [c for c in paired if c not in patients]
         if absent:
-            shown = ", ".join(absent[:10]) + (" ..." if len(absent) > 10 else "")
             raise DiscoveryError(
-                f"{cases_csv}: no patient_id for {len(absent)} case(s): {shown}; add one row per case "
-                "(case_id = the file stem) so that splits can keep each patient's cases together"
+                f"{cases_csv}: no patient_id for {len(absent)} case(s): {_listing(absent)}; add one row "
+                "per case (case_id = the file stem) so that splits can keep each patient's cases together"
             )
 
-    pairs = [CasePair(c, cases[c][0], masks[c], patients.get(c, c), cases[c]) for c in paired]
+    rois = _rois(data_dir / ROIS_DIR, paired)
+    splits = table.splits or {}
+    pairs = [
+        CasePair(c, cases[c][0], masks[c], table.patients.get(c, c), cases[c], rois.get(c), splits.get(c))
+        for c in paired
+    ]
     return Discovery(
         pairs=pairs,
         unpaired_images=[images[s] for s in sorted(images) if images[s] not in used],

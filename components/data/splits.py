@@ -8,6 +8,11 @@ sorted ids, then by size (largest first), and each is placed greedily in the bin
 reduces the squared deviation of per-stratum and total counts from the bin's target share. The
 test set is drawn first (target ``test_fraction``), then the rest is split into ``n_folds`` equal
 bins. The result depends only on the inputs as sets and the seed, never on their order.
+
+An official split (the ``split`` column of ``cases.csv``) fixes the test set instead: the folds are
+then built from the remaining cases, still grouped and stratified. Near-duplicate groups found by
+the validate stage (``dup_group``) are merged with the patients (:func:`merge_groups`), so copies of
+one case never land on both sides of a split.
 """
 
 from __future__ import annotations
@@ -106,6 +111,37 @@ def _assign(groups: list[tuple[str, np.ndarray]], targets: np.ndarray, n_strata:
     return bins
 
 
+def merge_groups(patients: Mapping[str, str], linked: Mapping[str, str]) -> dict[str, str]:
+    """Patient groups merged through links between cases (e.g. near-duplicate groups).
+
+    Args:
+        patients: Case id -> patient id.
+        linked: Case id -> link group id (cases of one link group must stay together); cases
+            without a link are absent.
+
+    Returns:
+        Case id -> merged group id: the smallest patient id of its connected component, so an
+        unlinked patient keeps its own id.
+    """
+    parent: dict[str, str] = {str(p): str(p) for p in patients.values()}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first: dict[str, str] = {}
+    for case, link in sorted(linked.items()):
+        if case not in patients:
+            continue
+        p = find(str(patients[case]))
+        q = find(first.setdefault(str(link), p))
+        if p != q:
+            parent[max(p, q)] = min(p, q)
+    return {c: find(str(p)) for c, p in patients.items()}
+
+
 def make_splits(
     case_ids: Sequence[str],
     labels_present: Mapping[str, Sequence[int]],
@@ -113,6 +149,7 @@ def make_splits(
     n_folds: int,
     test_fraction: float,
     seed: int,
+    fixed_test: Sequence[str] | None = None,
 ) -> Splits:
     """Split cases into a held-out test set and ``n_folds`` folds.
 
@@ -125,6 +162,9 @@ def make_splits(
         test_fraction: Share of cases held out for testing, in [0, 1), params key
             ``preprocess.splits.test_fraction``. 0 gives an empty test set.
         seed: Seed of the shuffle that orders equally sized groups.
+        fixed_test: An official test set (case ids) to keep as it is; ``test_fraction`` is then
+            unused and the folds are built from the other cases. A group with cases on both
+            sides keeps them there (the official split wins; see :func:`split_leaks`).
 
     Returns:
         The splits, with sorted case lists.
@@ -147,11 +187,22 @@ def make_splits(
     if no_group:
         raise ValueError(f"no patient id for {len(no_group)} case(s), e.g. {no_group[:3]} (cases.csv)")
 
+    fixed = None if fixed_test is None else sorted(set(map(str, fixed_test)))
+    if fixed is not None:
+        unknown = sorted(set(fixed) - set(ids))
+        if unknown:
+            raise ValueError(f"official test cases not in the dataset: {unknown[:5]}")
+        ids = sorted(set(ids) - set(fixed))
     members: dict[str, list[str]] = {}
     for c in ids:
         members.setdefault(str(groups[c]), []).append(c)
-    with_test = test_fraction > 0
+    with_test = test_fraction > 0 and fixed is None
     n_needed = n_folds + int(with_test)
+    if fixed is not None and len(members) < n_folds:
+        raise ValueError(
+            f"too few patients outside the official test set: {len(ids)} train cases from "
+            f"{len(members)} patients, but preprocess.splits.n_folds={n_folds} needs at least {n_folds}"
+        )
     if len(members) < n_needed or (with_test and round(test_fraction * len(ids)) < 1):
         raise ValueError(
             f"too few cases/patients to split: {len(ids)} cases from {len(members)} patients, but "
@@ -179,7 +230,7 @@ def make_splits(
     def cases_of(gids: list[str]) -> list[str]:
         return sorted(c for g in gids for c in members[g])
 
-    test: list[str] = []
+    test: list[str] = fixed or []
     rest = order
     if with_test:
         test_g, rest_g = _assign(
@@ -190,6 +241,22 @@ def make_splits(
         rest = [g for g in order if g in kept]
     fold_g = _assign([(g, vecs[g]) for g in rest], np.full(n_folds, 1.0 / n_folds), len(keys))
     return Splits(test=test, folds=[cases_of(f) for f in fold_g], seed=seed)
+
+
+def split_leaks(test: Sequence[str], groups: Mapping[str, str]) -> list[str]:
+    """Groups (patients or near-duplicate groups) with cases both in ``test`` and outside it, as
+    ``"<group>: <test cases> | <other cases>"`` lines (an official split that leaks)."""
+    in_test = set(test)
+    members: dict[str, list[str]] = {}
+    for c, g in groups.items():
+        members.setdefault(str(g), []).append(c)
+    out = []
+    for g, cs in sorted(members.items()):
+        t = sorted(c for c in cs if c in in_test)
+        o = sorted(c for c in cs if c not in in_test)
+        if t and o:
+            out.append(f"{g}: test {', '.join(t[:4])} | train {', '.join(o[:4])}")
+    return out
 
 
 def check_splits(splits: Splits, case_ids: Sequence[str], groups: Mapping[str, str] | None = None) -> None:

@@ -37,6 +37,7 @@ class FoldEnsembleModel(PythonModel):
 
         options = InferenceOptions.from_json(cfg.get("inference") or {"tta": cfg["tta"]})
         self.predictor = predictor_from_checkpoints([context.artifacts[k] for k in keys], options=options)
+        self.options = options  # labels: argmax, then the postprocessing chosen on CV
         self.class_names: list[str] = cfg["class_names"]
 
     # No type hints on predict: MLflow would try to derive a schema from them; the signature is explicit.
@@ -55,7 +56,7 @@ class FoldEnsembleModel(PythonModel):
             probs = self.predictor.predict_proba(vol, spacing or None)[None]
             if params.get("output", "labels") == "probabilities":
                 return probs
-            return probs.argmax(1).astype(np.int64)
+            return self.options.labels(probs[0])[None].astype(np.int64)
         if dtype is None and self.predictor.spec.intensity_method == "dtype" and x.size and x.max() > 1:
             raise ValueError(
                 "this model normalises intensities by the images' dtype range; pass "
@@ -64,7 +65,7 @@ class FoldEnsembleModel(PythonModel):
         probs = np.stack([self.predictor.predict_proba(img.astype(dtype) if dtype else img) for img in x])
         if params.get("output", "labels") == "probabilities":
             return probs
-        return probs.argmax(1).astype(np.int64)
+        return np.stack([self.options.labels(p) for p in probs]).astype(np.int64)
 
 
 mlflow.models.set_model(FoldEnsembleModel())

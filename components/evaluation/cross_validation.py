@@ -12,6 +12,7 @@ from components.evaluation.scoring import ScoredCases, ScoringOptions, score_cas
 from components.inference.options import InferenceOptions
 from components.inference.predictor import predictor_from_checkpoints
 from components.layout import best_checkpoint
+from components.metrics.protocol import PooledCounts
 
 
 def evaluate_folds(
@@ -25,12 +26,14 @@ def evaluate_folds(
 ) -> ScoredCases:
     """Score every fold's best model on that fold's validation cases; rows carry a ``fold`` column.
 
-    The ROC is pooled over the folds' pixels; the gallery keeps the
+    The ROC and the pooled pixel counts are pooled over the folds' pixels, the postprocessing
+    candidates (when ``opts`` asks for them) gathered over all folds; the gallery keeps the
     worst cases over all folds. ``inference`` sets the sliding windows of patch-mode models
     (fold scores use no TTA unless it says so).
     """
-    frames, worst = [], []
+    frames, worst, candidates = [], [], []
     roc = StreamingROC(len(opts.class_names))
+    pooled = PooledCounts(len(opts.class_names))
     by_id = manifest.set_index(manifest["case_id"].astype(str), drop=False)
     for fold in folds:
         scored = score_cases(  # adds to the pooled ROC
@@ -43,5 +46,10 @@ def evaluate_folds(
         )
         frames.append(scored.per_case.assign(fold=fold))
         worst.extend(scored.worst)
+        if scored.pooled is not None:
+            pooled.merge(scored.pooled)
+        if scored.candidates is not None:
+            candidates.append(scored.candidates)
     worst.sort(key=lambda item: float(item["mean_dice"]))
-    return ScoredCases(pd.concat(frames, ignore_index=True), roc, worst[: opts.worst_cases])
+    table = pd.concat(candidates, ignore_index=True) if candidates else None
+    return ScoredCases(pd.concat(frames, ignore_index=True), roc, worst[: opts.worst_cases], pooled, table)

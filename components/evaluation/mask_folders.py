@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.errors import UserError
 from components.evaluation.statistics import regional_breakdown
-from components.io import MASK_SUFFIXES, file_stem, is_volume, read_with_spacing
+from components.io import MASK_SUFFIXES, file_stem, is_volume, read_roi, read_with_spacing
 from components.metrics import METRIC_NAMES, case_metrics
 from components.metrics.per_case import per_case_rows
+from components.metrics.protocol import PooledCounts
 
 _LIST_LIMIT = 10
 
@@ -90,6 +92,20 @@ def _read_labels(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return arr, tuple(float(s) for s in spacing)
 
 
+def _with_regions(
+    ref: np.ndarray, case_id: str, rois: dict[str, Path] | None, ignore: int | None
+) -> np.ndarray:
+    """The reference with ``IGNORE_INDEX`` outside the case's ROI file and on the ignore label."""
+    if rois is None:
+        return reference_labels(ref, None, ignore) if ignore is not None else ref
+    if case_id not in rois:
+        raise FolderEvaluationError(f"no ROI file for case {case_id!r} (same file stem as the reference)")
+    roi = read_roi(rois[case_id])
+    if roi.shape != ref.shape:
+        raise FolderEvaluationError(f"case {case_id!r}: ROI shape {roi.shape} != reference shape {ref.shape}")
+    return reference_labels(ref, roi, ignore)
+
+
 def evaluate_folders(
     pred_dir: str | Path,
     ref_dir: str | Path,
@@ -99,6 +115,9 @@ def evaluate_folders(
     tolerance: float = 1.0,
     progress: bool = True,
     regions: bool = False,
+    roi_dir: str | Path | None = None,
+    ignore_label: int | None = None,
+    pooled: PooledCounts | None = None,
 ) -> pd.DataFrame:
     """Metric panel for every case and class of two folders of masks.
 
@@ -114,6 +133,10 @@ def evaluate_folders(
         regions: For 3D cases, add rows per third of the reference extent along the slice axis
             (``region`` = base / middle / apex, as cardiac studies report); whole-case rows have
             ``region`` = "all".
+        roi_dir: Folder of regions of interest (same stems; non-zero = scored): pixels outside
+            count in no metric and predictions there are ignored.
+        ignore_label: Reference value of unannotated pixels (count in no metric).
+        pooled: Accumulator that receives every case's pixels (pooled protocol metrics).
 
     Returns:
         One row per case and class: ``case_id, class_name, class, region, <METRIC_NAMES>, empty,
@@ -136,11 +159,13 @@ def evaluate_folders(
                 f"references in {ref_dir} contain no non-zero label; pass classes explicitly"
             )
     classes = [int(c) for c in classes]
+    rois = _mask_files(Path(roi_dir), "ROI") if roi_dir is not None else None
     rows: list[dict] = []
     bar = tqdm(pairs, desc="metrics", unit="case", disable=not progress or len(pairs) < 5)
     for case_id, pred_path, ref_path in bar:
         ref, ref_spacing = _read_labels(ref_path)
         pred, pred_spacing = _read_labels(pred_path)
+        ref = _with_regions(ref, case_id, rois, ignore_label)
         if pred.shape != ref.shape:
             raise FolderEvaluationError(
                 f"case {case_id!r}: prediction {pred_path.name} has shape {pred.shape} but reference "
@@ -160,6 +185,8 @@ def evaluate_folders(
                     "(header); resample the prediction or pass spacing explicitly"
                 )
             case_spacing = ref_spacing
+        if pooled is not None:
+            pooled.update(clear_outside(pred, ref), ref, valid_pixels(ref))
         case_rows = [
             {**row, "region": "all"}
             for row in case_metrics(pred, ref, classes, case_spacing, connectivity, True, tolerance)

@@ -12,29 +12,43 @@ from components.metrics.reductions import fold_class_means
 def headline_mlflow_metrics(headline: dict[str, Any], prefix: str) -> dict[str, float]:
     """``{"<prefix>_<metric>_<class>": mean}`` for every class and metric with a value."""
     out = {}
-    for cls, metrics in headline.items():
-        if isinstance(metrics, dict):
-            for m, v in metrics.items():
-                if v.get("mean") is not None:
-                    out[f"{prefix}_{m}_{cls}"] = float(v["mean"])
+    for cls, metrics in _classes(headline):
+        for m, v in metrics.items():
+            if v.get("mean") is not None:
+                out[f"{prefix}_{m}_{cls}"] = float(v["mean"])
+    for cls, values in (headline.get(PROTOCOL_KEY) or {}).items():  # pooled_dice, dice_thrmean, ...
+        out.update({f"{prefix}_{m}_{cls}": float(v) for m, v in values.items() if v is not None})
     if headline.get("mean_foreground_dice") is not None:
         out[f"{prefix}_dice_mean_fg"] = float(headline["mean_foreground_dice"])
     return out
+
+
+PROTOCOL_KEY = "protocol"  # summary.json: the protocol metrics, per class
+
+
+def _classes(headline: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The per-class entries of a headline (not the mean Dice or the protocol section)."""
+    return [(k, v) for k, v in headline.items() if isinstance(v, dict) and k != PROTOCOL_KEY]
 
 
 def headline_markdown(headline: dict[str, Any], title: str) -> str:
     """A Markdown table: one row per class, Dice / IoU / HD95 / ASSD as mean ± sd."""
     cols = ("dice", "iou", "hd95", "assd")
     lines = [f"### {title}", "", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for cls, metrics in headline.items():
-        if not isinstance(metrics, dict):
-            continue
+    for cls, metrics in _classes(headline):
         cells = []
         for m in cols:
             v = metrics.get(m, {})
             mean, sd = v.get("mean"), v.get("sd")
             cells.append("n/a" if mean is None else f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    protocol = headline.get(PROTOCOL_KEY) or {}
+    if protocol:
+        pcols = ("pooled_dice", "dice_thrmean", "pixel_roc_auc")
+        lines += ["", "| class | " + " | ".join(pcols) + " |", "|---" * (len(pcols) + 1) + "|"]
+        for cls, values in protocol.items():
+            cells = ["n/a" if values.get(m) is None else f"{values[m]:.3f}" for m in pcols]
+            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

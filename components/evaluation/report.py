@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from components.evaluation import plots
+from components.evaluation.presentation import PROTOCOL_KEY
 from components.evaluation.scoring import ScoredCases
 from components.evaluation.statistics import area_agreement, json_safe, metric_statistics
 from components.layout import HEADLINE_FILE, PER_CASE_FILE, PLOTS_DIR, ROC_FILE, STATISTICS_FILE
@@ -18,14 +19,43 @@ from components.metrics.reductions import mean_foreground_dice, mean_sd_by_class
 REPORT_METRICS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "assd")
 
 
-def headline_metrics(per_case: pd.DataFrame, class_names: Sequence[str], by_fold: bool) -> dict[str, Any]:
+def headline_metrics(
+    per_case: pd.DataFrame,
+    class_names: Sequence[str],
+    by_fold: bool,
+    protocol: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What ``summary.json`` (the DVC metrics file) holds: per class, mean and sd of each reported
-    metric (across fold means when ``by_fold``, else across cases), and the mean foreground Dice."""
+    metric (across fold means when ``by_fold``, else across cases), the mean foreground Dice and
+    the protocol metrics (pooled, pixel AUC, threshold-averaged Dice) under ``protocol``."""
     stats = mean_sd_by_class(per_case, REPORT_METRICS, by_fold)
     undefined = {m: {"mean": None, "sd": None} for m in REPORT_METRICS}
     out: dict[str, Any] = {name: stats.get(name, undefined) for name in class_names[1:]}
     out["mean_foreground_dice"] = mean_foreground_dice(per_case)
+    if protocol is not None:
+        out[PROTOCOL_KEY] = protocol
     return json_safe(out)
+
+
+def protocol_metrics(scored: ScoredCases, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per foreground class, the numbers of published protocols beside the per-case panel: pooled
+    pixel counts over the whole set (``pooled_*``), the pixel-level ROC AUC (``pixel_roc_auc``) and
+    the per-case mean of the Dice averaged over binarisation thresholds (``dice_thrmean``).
+    Pixels outside the ROI or on the ignore label count in none of them."""
+    pooled = scored.pooled.metrics() if scored.pooled is not None else {}
+    aucs = scored.roc.auc()
+    df = scored.per_case
+    out: dict[str, dict[str, Any]] = {}
+    for c, name in enumerate(class_names):
+        if c == 0:
+            continue
+        row: dict[str, Any] = dict(pooled.get(c, {}))
+        row["pixel_roc_auc"] = aucs.get(c)
+        if "dice_thrmean" in df.columns and len(df):
+            values = df.loc[df["class_name"] == name, "dice_thrmean"].dropna()
+            row["dice_thrmean"] = float(values.mean()) if len(values) else None
+        out[name] = row
+    return out
 
 
 def write_report(
@@ -46,12 +76,14 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     df = scored.per_case
     df.to_csv(out_dir / PER_CASE_FILE, index=False)
-    headline = headline_metrics(df, class_names, by_fold)
+    protocol = protocol_metrics(scored, class_names)
+    headline = headline_metrics(df, class_names, by_fold, protocol)
     (out_dir / HEADLINE_FILE).write_text(json.dumps(headline, indent=2))
     aucs = {c: a for c, a in scored.roc.auc().items() if c > 0}
     curves = {c: v for c, v in scored.roc.curves().items() if c > 0}
     stats = metric_statistics(df, REPORT_METRICS, by_fold=by_fold)
     stats["roc_auc"] = {class_names[c]: a for c, a in aucs.items()}
+    stats["protocol"] = protocol
     stats["area_agreement"] = {
         name: area_agreement(sub["pred_volume"], sub["ref_volume"])
         for name, sub in df.groupby("class_name")

@@ -12,11 +12,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.evaluation.roc import StreamingROC
-from components.io import read_image, read_mask
+from components.io import read_image, read_mask, read_roi
 from components.io.volumes import Geometry, is_volume, read_case_image, read_volume
 from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
+from components.metrics.protocol import PooledCounts, mean_dice_over_thresholds
+from components.postprocessing import Postprocessing, candidate_rules
+from components.postprocessing.selection import TABLE_COLUMNS, candidate_dice, candidate_rows
 from components.preprocessing.native_io import image_files
 
 if TYPE_CHECKING:
@@ -67,30 +71,63 @@ class WorstCase(TypedDict):
 
 @dataclass
 class ScoredCases:
-    """Per-case metric rows, the ROC accumulator and the worst cases (for the gallery)."""
+    """Per-case metric rows, the ROC and pooled-count accumulators, the worst cases (for the
+    gallery) and, for cross-validation, the Dice of every postprocessing candidate per case."""
 
     per_case: pd.DataFrame
     roc: StreamingROC
     worst: list[WorstCase] = field(default_factory=list)
+    pooled: PooledCounts | None = None
+    candidates: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How cases are scored."""
+    """How cases are scored.
+
+    Attributes:
+        ignore_label: Mask value of unannotated pixels (``data.ignore_label``); with the case's
+            ROI (manifest ``roi_path``) it marks pixels that count in no metric.
+        postprocessing: Applied to every prediction before it is scored (the test report).
+        postprocess_candidates: Also score every postprocessing rule (cross-validation).
+    """
 
     class_names: Sequence[str]
     spacing: Sequence[float] | None = None
     connectivity: int = 1
     surface_tolerance: float = 1.0
     worst_cases: int = 6
+    ignore_label: int | None = None
+    postprocessing: Postprocessing | None = None
+    postprocess_candidates: bool = False
 
 
-def scoring_options(params: Params) -> ScoringOptions:
+def scoring_options(params: Params, postprocessing: Postprocessing | None = None) -> ScoringOptions:
     """Scoring options from params.yaml (fold evaluation and the ensemble's test report)."""
     ev = params.evaluate
     return ScoringOptions(
-        params.data.class_names, ev.spacing, ev.connectivity, ev.surface_tolerance, ev.worst_cases
+        params.data.class_names,
+        ev.spacing,
+        ev.connectivity,
+        ev.surface_tolerance,
+        ev.worst_cases,
+        params.data.ignore_label,
+        postprocessing,
+        postprocess_candidates=postprocessing is None and ev.postprocess == "cv",
     )
+
+
+def _reference(data_dir: Path, row: object, mask: np.ndarray, ignore_label: int | None) -> np.ndarray:
+    """The reference labels with ``IGNORE_INDEX`` outside the case's ROI and on the ignore label."""
+    roi_path = getattr(row, "roi_path", None)
+    roi = read_roi(data_dir / roi_path) if isinstance(roi_path, str) and roi_path else None
+    return reference_labels(mask, roi, ignore_label)
+
+
+def _threshold_rows(probs: np.ndarray, ref: np.ndarray, classes: Sequence[int]) -> dict[int, float]:
+    """Mean Dice over binarisation thresholds of each class's probability (``dice_thrmean``)."""
+    valid = valid_pixels(ref)
+    return {c: mean_dice_over_thresholds(probs[c], ref == c, valid) for c in classes}
 
 
 def has_volumes(cases: pd.DataFrame) -> bool:
@@ -124,17 +161,29 @@ def score_cases(
     num_classes = len(opts.class_names)
     classes = list(range(1, num_classes))
     roc = roc if roc is not None else StreamingROC(num_classes)
+    pooled = PooledCounts(num_classes)
+    rules = candidate_rules() if opts.postprocess_candidates else []
+    candidates: list[dict[str, object]] = []
     rows: list[dict[str, object]] = []
     heap: list[tuple[float, int, WorstCase]] = []
     for i, row in enumerate(tqdm(list(cases.itertuples(index=False)), desc=desc, unit="case")):
         # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
-        image, ref, geometry = read_scoring_case(
+        image, mask, geometry = read_scoring_case(
             data_dir, cast(str, row.image_path), cast(str, row.mask_path)
         )
+        ref = _reference(data_dir, row, mask, opts.ignore_label)
         spacing = geometry.spacing if geometry is not None else None
         probs = predictor.predict_proba(image, spacing)
-        pred = probs.argmax(0)
+        pred = clear_outside(probs.argmax(0), ref)  # outside the ROI: background
+        valid = valid_pixels(ref)
+        if rules:
+            scores = candidate_dice(pred, ref, classes, rules, opts.connectivity, valid)
+            candidates += candidate_rows(str(row.case_id), scores)
+        if opts.postprocessing is not None:
+            pred = opts.postprocessing.apply(pred)
         roc.update(probs, ref)
+        pooled.update(pred, ref, valid)
+        thr_dice = _threshold_rows(probs, ref, classes)
         metrics = case_metrics(
             pred,
             ref,
@@ -143,6 +192,8 @@ def score_cases(
             connectivity=opts.connectivity,
             surface_tolerance=opts.surface_tolerance,
         )
+        for m in metrics:
+            m["dice_thrmean"] = thr_dice[int(m["class"])]
         rows += per_case_rows(str(row.case_id), metrics, lambda c: opts.class_names[c])
         mean_dice = float(np.nanmean([float(m["dice"]) for m in metrics]))
         view_image, view_ref, view_pred = gallery_slice(image, ref, pred)
@@ -157,4 +208,6 @@ def score_cases(
             heapq.heappush(heap, (-mean_dice, i, item))
             if len(heap) > opts.worst_cases:
                 heapq.heappop(heap)
-    return ScoredCases(pd.DataFrame(rows), roc, [h[2] for h in sorted(heap, key=lambda h: (-h[0], h[1]))])
+    worst = [h[2] for h in sorted(heap, key=lambda h: (-h[0], h[1]))]
+    table = pd.DataFrame(candidates, columns=list(TABLE_COLUMNS)) if rules else None
+    return ScoredCases(pd.DataFrame(rows), roc, worst, pooled, table)

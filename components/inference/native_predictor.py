@@ -106,4 +106,4 @@ class NativePredictor:
 
     def predict_labels(self, image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
         """Label map on the original grid (uint8)."""
-        return self.predict_proba(image, spacing).argmax(0).astype(np.uint8)
+        return self.options.labels(self.predict_proba(image, spacing)).astype(np.uint8)

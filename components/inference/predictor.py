@@ -15,6 +15,7 @@ from torch import nn
 
 from components.inference.native_predictor import NativePredictor
 from components.inference.options import InferenceOptions
+from components.postprocessing import Postprocessing
 from components.preprocessing.native import NativeSpec
 from components.preprocessing.pipeline import PreprocessSpec, to_network_input, to_unit_image
 from components.preprocessing.spatial import restore
@@ -43,10 +44,16 @@ class Predictor:
         spec: Preprocessing applied to raw images before the networks.
         tta: Average with the horizontal-flip prediction.
         device: Where to run.
+        postprocessing: Rules applied to the label maps of :meth:`predict_labels`.
     """
 
     def __init__(
-        self, models: Sequence[nn.Module], spec: PreprocessSpec, tta: bool = False, device: str = "cpu"
+        self,
+        models: Sequence[nn.Module],
+        spec: PreprocessSpec,
+        tta: bool = False,
+        device: str = "cpu",
+        postprocessing: Postprocessing | None = None,
     ) -> None:
         if not models:
             raise ValueError("Predictor needs at least one model")
@@ -54,6 +61,7 @@ class Predictor:
         self.models = [m.to(self.device).eval() for m in models]
         self.spec = spec
         self.tta = tta
+        self.options = InferenceOptions(tta=tta, postprocessing=postprocessing)
 
     @torch.no_grad()
     def predict_network(self, x: np.ndarray) -> np.ndarray:
@@ -84,7 +92,7 @@ class Predictor:
         Shape:
             image: (H, W) or (H, W, C) -> (H, W) uint8
         """
-        return self.predict_proba(image).argmax(0).astype(np.uint8)
+        return self.options.labels(self.predict_proba(image)).astype(np.uint8)
 
 
 def predictor_from_checkpoints(
@@ -101,4 +109,4 @@ def predictor_from_checkpoints(
     opts = options if options is not None else InferenceOptions(tta=tta)
     if isinstance(spec, NativeSpec):
         return NativePredictor(models, spec, opts, device=resolve_device("auto"))
-    return Predictor(models, spec, tta=opts.tta)
+    return Predictor(models, spec, tta=opts.tta, postprocessing=opts.postprocessing)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from components.data.regions import IGNORE_INDEX
 from components.preprocessing.crop import crop, nonzero_bbox, paste_probabilities
 from components.preprocessing.intensity import apply_clahe, to_unit_range
 from components.preprocessing.pipeline import match_channels
@@ -239,8 +240,12 @@ def preprocess_case(
     img = normalise(img, spec)
     if new_shape != tuple(img.shape[1:]):
         img = resample_image(img, new_shape, spacing=sp)
-        if m is not None:
-            m = resample_mask(m, new_shape, num_classes, spacing=sp)
+        if m is not None:  # ignored pixels (IGNORE_INDEX) are resampled as one more class
+            ignored = m == IGNORE_INDEX
+            k = num_classes + int(bool(ignored.any()))
+            m = resample_mask(np.where(ignored, num_classes, m), new_shape, k, spacing=sp)
+            if k > num_classes:
+                m[m == num_classes] = IGNORE_INDEX
     record = CaseRecord(shape, bbox, tuple(int(s) for s in new_shape), sp, intensity_map(img, spec))
     return img.astype(np.float32), None if m is None else m.astype(np.uint8), record
 

@@ -9,15 +9,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from components import layout
 from components.config import Params
 from components.data.case_store import save_case
-from components.data.splits import Splits, check_splits, make_splits, split_sha, write_splits
+from components.data.regions import reference_labels
+from components.data.splits import (
+    Splits,
+    check_splits,
+    make_splits,
+    merge_groups,
+    split_leaks,
+    split_sha,
+    write_splits,
+)
 from components.errors import UserError
-from components.io import read_image, read_mask
+from components.io import read_image, read_mask, read_roi
 from components.preprocessing.native import NativeSpec, preprocess_case
 from components.preprocessing.native_io import image_files, read_native_image, read_native_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
@@ -28,13 +38,22 @@ def _labels(s: object) -> list[int]:
     return [int(v) for v in str(s).split(",") if str(v).strip() != ""]
 
 
-def _cache_resized(rows: list[Any], data_dir: Path, spec: PreprocessSpec, out: Path) -> dict[str, Any]:
+def _roi(row: Any, data_dir: Path) -> np.ndarray | None:
+    """The case's region of interest (manifest ``roi_path``), or None."""
+    roi_path = getattr(row, "roi_path", None)
+    return read_roi(data_dir / str(roi_path)) if isinstance(roi_path, str) and roi_path else None
+
+
+def _cache_resized(
+    rows: list[Any], data_dir: Path, spec: PreprocessSpec, out: Path, ignore_label: int | None
+) -> dict[str, Any]:
     """Cache each case at the network size; return the original (H, W) per case."""
     shapes = {}
     for row in tqdm(rows, desc="preprocess", unit="case"):
         # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
         image = read_image(data_dir / cast(str, row.image_path))
         mask = read_mask(data_dir / cast(str, row.mask_path))
+        mask = reference_labels(mask, _roi(row, data_dir), ignore_label).astype(np.uint8)
         unit, m, _ = to_unit_image(image, mask, spec)
         assert m is not None  # a mask was given
         save_case(out, str(row.case_id), unit, m)
@@ -43,19 +62,52 @@ def _cache_resized(rows: list[Any], data_dir: Path, spec: PreprocessSpec, out: P
 
 
 def _cache_native(
-    rows: list[Any], data_dir: Path, spec: NativeSpec, num_classes: int, out: Path
+    rows: list[Any], data_dir: Path, spec: NativeSpec, num_classes: int, out: Path, ignore_label: int | None
 ) -> dict[str, Any]:
     """Cache each case at native resolution (cropped/resampled/normalised); return the case records."""
     records = {}
     for row in tqdm(rows, desc="preprocess", unit="case"):
         image, geometry = read_native_image(image_files(data_dir, cast(str, row.image_path)), spec)
         mask = read_native_mask(data_dir / cast(str, row.mask_path))
+        mask = reference_labels(mask, _roi(row, data_dir), ignore_label)
         img, m, record = preprocess_case(image, geometry.spacing, spec, mask, num_classes)
         assert m is not None  # a mask was given
         save_case(out, str(row.case_id), img, m)
         records[str(row.case_id)] = record.to_json()
     shapes = {c: r["original_shape"] for c, r in records.items()}
     return {"original_shapes": shapes, "case_records": records}
+
+
+def _column(cases: pd.DataFrame, ids: list[str], name: str) -> dict[str, str]:
+    """Non-null values of an optional manifest column, by case id."""
+    if name not in cases.columns:
+        return {}
+    return {c: str(v) for c, v in zip(ids, cases[name], strict=True) if isinstance(v, str) and v}
+
+
+def _split(cases: pd.DataFrame, ids: list[str], params: Params) -> tuple[Splits, dict[str, Any]]:
+    """The splits (grouped by patient and near-duplicate group; an official test set kept) and
+    what prepared.json records about how they were made."""
+    sp = params.preprocess.splits
+    patients = dict(zip(ids, cases["patient_id"].astype(str), strict=True))
+    dup_groups = _column(cases, ids, "dup_group")
+    groups = merge_groups(patients, dup_groups)
+    k = params.data.num_classes  # labels_present may hold the ignore label: not a stratum
+    labels = {c: [v for v in _labels(x) if v < k] for c, x in zip(ids, cases["labels_present"], strict=True)}
+    official = _column(cases, ids, "split")
+    fixed = sorted(c for c, v in official.items() if v == "test") if official else None
+    splits = make_splits(ids, labels, groups, sp.n_folds, sp.test_fraction, sp.seed, fixed_test=fixed)
+    leaks = split_leaks(splits.test, groups) if fixed is not None else []
+    for line in leaks:
+        print(f"warning: the official split puts one patient / near-duplicate group on both sides: {line}")
+    in_test = set(splits.test)
+    check_splits(splits, ids, {c: g for c, g in groups.items() if fixed is None or c not in in_test})
+    info: dict[str, Any] = {
+        "test_source": "cases.csv split column" if fixed is not None else "preprocess.splits.test_fraction",
+        "near_duplicate_groups": len(set(dup_groups.values())),
+        "official_split_leaks": leaks,
+    }
+    return splits, info
 
 
 def prepare_dataset(
@@ -81,20 +133,17 @@ def prepare_dataset(
     """
     cases = manifest.sort_values("case_id")
     ids = cases["case_id"].astype(str).tolist()
-    sp = params.preprocess.splits
-    groups = dict(zip(ids, cases["patient_id"].astype(str), strict=True))
-    labels = {c: _labels(v) for c, v in zip(ids, cases["labels_present"], strict=True)}
-    splits = make_splits(ids, labels, groups, sp.n_folds, sp.test_fraction, sp.seed)
-    check_splits(splits, ids, groups)
+    splits, split_info = _split(cases, ids, params)
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     rows = list(cases.itertuples(index=False))
+    ignore = params.data.ignore_label
     if isinstance(spec, NativeSpec):
-        cached = _cache_native(rows, data_dir, spec, params.data.num_classes, tmp)
+        cached = _cache_native(rows, data_dir, spec, params.data.num_classes, tmp, ignore)
     else:
-        cached = _cache_resized(rows, data_dir, spec, tmp)
+        cached = _cache_resized(rows, data_dir, spec, tmp, ignore)
     write_splits(splits, tmp / layout.SPLITS.name)
     info = {
         "preprocess": spec.to_dict(),
@@ -102,6 +151,7 @@ def prepare_dataset(
         "n_cases": len(ids),
         **cached,
         "test_split_sha256": split_sha(splits.test),
+        **split_info,
         **({"fingerprint": fingerprint} if fingerprint is not None else {}),
     }
     (tmp / layout.PREPARED_INFO.name).write_text(json.dumps(info, indent=2))

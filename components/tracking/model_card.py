@@ -38,6 +38,7 @@ class CardFacts:
     n_cases: int
     n_test: int
     unit: str
+    postprocessing: str = "none"  # the rules chosen on cross-validation, per class
 
 
 def _num(x: Any) -> str:
@@ -80,6 +81,19 @@ def model_card_markdown(f: CardFacts) -> str:
             f"| {name} | {_cv_cell(f.cv_statistics, name, 'dice')} | {_with_ci(test.get('dice'))} "
             f"| {_cv_cell(f.cv_statistics, name, 'hd95')} | {_with_ci(test.get('hd95'))} |"
         )
+    protocol = f.test_statistics.get("protocol") or {}
+    if protocol:
+        lines += [
+            "",
+            "| class | test pooled Dice (all pixels) | test mean Dice over thresholds | test pixel ROC AUC |",
+            "|---|---|---|---|",
+        ]
+        for name in f.class_names[1:]:
+            p = protocol.get(name, {})
+            lines.append(
+                f"| {name} | {_num(p.get('pooled_dice'))} | {_num(p.get('dice_thrmean'))} "
+                f"| {_num(p.get('pixel_roc_auc'))} |"
+            )
     lines += ["", f"Test mean foreground Dice **{reg.test_dice:.4f}** on {f.n_test} held-out cases."]
     if f.comparison:
         d = f.comparison.get("all", {}).get("dice", {})
@@ -92,6 +106,7 @@ def model_card_markdown(f: CardFacts) -> str:
         "",
         f"- data: DVC md5 `{f.lineage.get(TAG_DATA, 'unknown')}`, {f.n_cases} cases",
         f"- ensemble: folds {list(f.folds)}, softmax averaging, {'mirroring TTA' if f.tta else 'no TTA'}",
+        f"- postprocessing (chosen on the out-of-fold cases): {f.postprocessing}",
         f"- params.yaml sha256 `{f.lineage.get(TAG_PARAMS, 'unknown')}`",
         f"- git commit `{f.lineage.get(TAG_GIT, 'unknown')}`",
     ]

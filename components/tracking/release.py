@@ -17,6 +17,7 @@ from components import layout
 from components.data.splits import split_sha
 from components.ensembling.packaged_model import score_model_uri
 from components.ensembling.packaging import log_ensemble_model, save_ensemble_model
+from components.evaluation.postprocess_report import describe
 from components.evaluation.scoring import ScoringOptions
 from components.inference.options import InferenceOptions
 from components.tracking.model_card import CardFacts, publish_model_card
@@ -105,6 +106,9 @@ def release_ensemble(
         int(prepared["n_cases"]),
         len(test_ids),
         unit,
+        describe(tta.postprocessing, class_names)
+        if isinstance(tta, InferenceOptions) and tta.postprocessing is not None
+        else "none",
     )
     publish_model_card(tracker, facts)
     tracker.set_tags(run_id, {"segflow.registered_version": reg.version, "segflow.alias": reg.alias})

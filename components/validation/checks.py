@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from components.validation.duplicate_groups import MASK_AGREEMENT
 from components.validation.geometry import shape_problem, split_shape
 
 if TYPE_CHECKING:
@@ -60,16 +61,66 @@ def _shape_note(row: Row) -> str:
     return shape_problem(str(row.get("case_id")), mask, image)
 
 
+def _duplicate_checks(near_duplicates: str) -> list[Check]:
+    """Near-duplicate images: an error in ``fail`` mode, else a report (``mostly=0`` never fails
+    but lists the cases in the Data Docs); disagreeing masks of near-duplicates: a report."""
+    import great_expectations.expectations as gxe
+
+    fail = near_duplicates == "fail"
+    desc = (
+        "No near-duplicate images (flipped, rotated, re-encoded or slightly cropped copies)"
+        if fail
+        else "Near-duplicate images (reported; the splits keep each group together)"
+    )
+    agree = f"Near-duplicate images have agreeing masks (mask Dice >= {MASK_AGREEMENT}; reported)"
+    return [
+        Check(
+            "no_near_duplicates",
+            "dup_group",
+            desc,
+            "remove the copies, or give each group one patient_id in cases.csv and set "
+            "validate.near_duplicates: group (the splits then keep the copies together)",
+            ("image_path",),
+            lambda r: f"near-duplicate group {r.get('dup_group')}: {r.get('dup_partners')}",
+            gxe.ExpectColumnValuesToBeNull(
+                column="dup_group",
+                mostly=1.0 if fail else 0.0,
+                description=desc,
+                meta={"check": "no_near_duplicates"},
+            ),
+        ),
+        Check(
+            "near_duplicate_masks_agree",
+            "dup_mask_dice",
+            agree,
+            "check the masks of the listed near-duplicates: one of them is labelled differently",
+            ("mask_path",),
+            lambda r: f"mask Dice {r.get('dup_mask_dice')} with {r.get('dup_partners')}",
+            gxe.ExpectColumnValuesToBeBetween(
+                column="dup_mask_dice",
+                min_value=MASK_AGREEMENT,
+                mostly=0.0,
+                description=agree,
+                meta={"check": "near_duplicate_masks_agree"},
+            ),
+        ),
+    ]
+
+
 def build_checks(
-    meta: pd.DataFrame, class_values: Sequence[int], expected_channels: int | None = None
+    meta: pd.DataFrame,
+    class_values: Sequence[int],
+    expected_channels: int | None = None,
+    near_duplicates: str = "group",
 ) -> list[Check]:
     """Build the dataset checks for one metadata table.
 
     Args:
         meta: Output of ``build_metadata`` (used only to pick the majority channel count and
             number of spatial axes).
-        class_values: Declared mask pixel values.
+        class_values: Declared mask pixel values (with the ignore label, if any).
         expected_channels: Required image channel count; None = all images like the majority.
+        near_duplicates: ``validate.near_duplicates``: ``fail`` makes near-duplicates an error.
     """
     import great_expectations.expectations as gxe
 
@@ -157,6 +208,15 @@ def build_checks(
             [1],
         ),
         (
+            "roi_valid",
+            "roi_ok",
+            "Every region-of-interest file (rois/) is readable, has its mask's shape and is not empty",
+            "save rois/<case_id> as a single-channel image of the mask's size, non-zero inside the region",
+            ("mask_path", "roi_path"),
+            lambda r: str(r.get("roi_error") or "bad ROI"),
+            [True],
+        ),
+        (
             "mask_labels_declared",
             "labels_ok",
             f"Mask values are among the declared class values {{{allowed}}}",
@@ -215,6 +275,8 @@ def build_checks(
             ),
         )
     )
+    if near_duplicates != "ignore":
+        checks += _duplicate_checks(near_duplicates)
     desc = "The dataset is not empty"
     checks.append(
         Check(

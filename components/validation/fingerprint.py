@@ -27,7 +27,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from components.io import read_case_channels, read_mask, split_image_paths
+from components.data.regions import IGNORE_INDEX, reference_labels
+from components.io import read_case_channels, read_mask, read_roi, split_image_paths
 from components.validation.manifest import write_json_atomic
 
 INTENSITY_PERCENTILES: dict[str, float] = {"p0_5": 0.5, "p50": 50.0, "p99_5": 99.5}
@@ -68,6 +69,7 @@ def compute_fingerprint(
     class_names: Sequence[str],
     max_voxels_per_case: int = 10000,
     seed: int = 0,
+    ignore_label: int | None = None,
 ) -> dict[str, Any]:
     """Compute the fingerprint of a validated dataset, reading each case once.
 
@@ -86,6 +88,9 @@ def compute_fingerprint(
     Raises:
         ValueError: No usable case, cases of different dimensionality or channel count, or a
             mask value outside ``0..len(class_names)-1`` (validate the dataset first).
+
+    Pixels outside a case's ROI (manifest ``roi_path``) or on ``ignore_label`` are left out of
+    the class fractions and the intensity samples.
     """
     if max_voxels_per_case < 1:
         raise ValueError(f"max_voxels_per_case must be >= 1, got {max_voxels_per_case}")
@@ -104,8 +109,12 @@ def compute_fingerprint(
         mask = read_mask(data_dir / cast(str, row.mask_path))
         if mask.shape != image.shape[1:]:
             raise ValueError(f"case {row.case_id}: mask shape {mask.shape} != image shape {image.shape[1:]}")
-        labels = mask.astype(np.int64).ravel()
-        if labels.min() < 0 or labels.max() >= n_classes:
+        roi_path = getattr(row, "roi_path", None)
+        roi = read_roi(data_dir / roi_path) if isinstance(roi_path, str) and roi_path else None
+        ref = reference_labels(mask, roi, ignore_label)  # scored pixels only
+        mask = np.where(ref == IGNORE_INDEX, 0, ref)
+        labels = ref[ref != IGNORE_INDEX]
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise ValueError(f"case {row.case_id}: mask values outside 0..{n_classes - 1}")
         counts += np.bincount(labels, minlength=n_classes)
         spacings.append(geometry.spacing)

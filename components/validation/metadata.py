@@ -38,13 +38,16 @@ from components.io import (
     join_image_paths,
     read_case_channels,
     read_channels_first,
+    read_roi,
 )
+from components.validation.duplicate_groups import NearDuplicateOptions, add_duplicate_columns
 from components.validation.geometry import (
     Grid,
     channel_problems,
     join_values,
     mask_geometry_problems,
 )
+from components.validation.near_duplicates import image_thumbnail, mask_thumbnail
 
 BASE_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -78,7 +81,14 @@ BASE_COLUMNS: tuple[str, ...] = (
     "labels_present",
     "labels_ok",
     "content_hash",
+    "roi_path",
+    "roi_ok",
+    "roi_error",
+    "split",
 )
+
+
+_THUMB, _MASK_THUMB = "_thumbnail", "_mask_thumbnail"  # row keys that never become columns
 
 
 def frac_column(value: int) -> str:
@@ -148,15 +158,31 @@ def _image_facts(paths: Sequence[Path]) -> tuple[dict[str, Any], Grid]:
         "intensity_max": float(arr.max()),
         "intensity_finite": bool(np.isfinite(arr).all()) if np.issubdtype(arr.dtype, np.inexact) else True,
         "content_hash": content_hash(arr),
+        _THUMB: image_thumbnail(arr),
     }
     return facts, Grid(spatial, geometry, all(is_volume(p) for p in paths))
+
+
+def _roi_facts(path: Path, mask_shape: str | None) -> dict[str, Any]:
+    """``roi_ok`` and ``roi_error`` of a region-of-interest file (readable, single-channel, the
+    mask's shape, not empty)."""
+    try:
+        roi = read_roi(path)
+    except ImageReadError as exc:
+        return {"roi_ok": False, "roi_error": f"ROI: {exc}"}
+    shape = join_values(tuple(int(d) for d in roi.shape))
+    if mask_shape is not None and shape != mask_shape:
+        return {"roi_ok": False, "roi_error": f"ROI shape {shape} differs from the mask's {mask_shape}"}
+    if not roi.any():
+        return {"roi_ok": False, "roi_error": "ROI is empty (no pixel would be scored)"}
+    return {"roi_ok": True, "roi_error": ""}
 
 
 def _mask_facts(path: Path, class_values: list[int]) -> tuple[dict[str, Any], Grid]:
     arr, geometry = read_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
     spatial = tuple(int(d) for d in arr.shape[1:])
     depth, height, width = _layout(spatial)
-    values, counts = np.unique(arr, return_counts=True)
+    values, counts = np.unique(arr, return_counts=True)  # class_values include the ignore label
     facts: dict[str, Any] = {
         "mask_readable": True,
         "mask_shape": join_values(spatial),
@@ -168,6 +194,7 @@ def _mask_facts(path: Path, class_values: list[int]) -> tuple[dict[str, Any], Gr
         "labels_ok": bool(np.isin(values, class_values).all()),
     }
     if arr.shape[0] == 1:  # class fractions only mean something for a class-index mask
+        facts[_MASK_THUMB] = mask_thumbnail(arr)  # (multi-channel masks are refused by the suite)
         total = float(arr.size)
         lookup = dict(zip(values.tolist(), counts.tolist(), strict=True))
         facts.update({frac_column(v): lookup.get(v, 0) / total for v in class_values})
@@ -181,6 +208,8 @@ def _row(
     mask: Path | None,
     class_values: list[int],
     root: Path | None,
+    roi: Path | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(BASE_COLUMNS)
     image_paths = [_rel(p, root) or "" for p in images]
@@ -191,6 +220,8 @@ def _row(
         mask_path=_rel(mask, root),
         has_image=bool(images),
         has_mask=mask is not None,
+        roi_path=_rel(roi, root),
+        split=split,
     )
     errors: list[str] = []
     geometry: list[str] = []
@@ -218,13 +249,23 @@ def _row(
     if geometry or (image_grid is not None and mask_grid is not None):
         row["geometry_ok"] = not geometry
     row["geometry_error"] = "; ".join(geometry)
+    if roi is not None:
+        row.update(_roi_facts(roi, row.get("mask_shape")))
     return row
 
 
 _DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
     **dict.fromkeys(["has_image", "has_mask"], "bool"),
     **dict.fromkeys(
-        ["image_readable", "mask_readable", "size_match", "geometry_ok", "labels_ok", "intensity_finite"],
+        [
+            "image_readable",
+            "mask_readable",
+            "size_match",
+            "geometry_ok",
+            "labels_ok",
+            "intensity_finite",
+            "roi_ok",
+        ],
         "object",
     ),
     **dict.fromkeys(
@@ -246,7 +287,11 @@ _DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
 
 
 def build_metadata(
-    discovery: Discovery, class_values: Sequence[int], root: Path | None = None
+    discovery: Discovery,
+    class_values: Sequence[int],
+    root: Path | None = None,
+    ignore_label: int | None = None,
+    near_duplicates: NearDuplicateOptions | None = None,
 ) -> pd.DataFrame:
     """Decode every discovered file and tabulate its facts.
 
@@ -255,19 +300,29 @@ def build_metadata(
         class_values: Declared mask pixel values (e.g. ``[0, 1, 2]``).
         root: If given, ``image_path``/``mask_path`` are relative to it (POSIX style, ``..`` allowed);
             otherwise they are the discovered paths as POSIX strings.
+        ignore_label: The dataset's "not annotated" mask value (``data.ignore_label``): allowed in
+            masks besides the class values.
+        near_duplicates: How to search for near-duplicate images (``validate``); None = not at all.
 
     Returns:
         One row per pair (sorted by case id), then one per unpaired image, then one per unpaired
-        mask. Columns: ``BASE_COLUMNS`` plus ``frac_<v>`` for every declared class value.
+        mask. Columns: ``BASE_COLUMNS``, ``frac_<v>`` for every declared class value, then the
+        near-duplicate columns (``duplicate_groups.DUPLICATE_COLUMNS``; paired cases only).
         Nullable flags (``image_readable``, ``mask_readable``, ``size_match``, ``geometry_ok``,
         ``labels_ok``) are True/False, or None where they do not apply (``image_readable`` is
         None when the channel files were not stacked because their grids differ).
     """
     values = check_class_values(class_values)
+    allowed = values if ignore_label is None else check_class_values([*values, ignore_label])
     pairs = discovery.pairs
-    rows = [_row(p.case_id, p.patient_id, p.image_channels, p.mask, values, root) for p in pairs]
-    rows += [_row(file_stem(p), file_stem(p), (p,), None, values, root) for p in discovery.unpaired_images]
-    rows += [_row(file_stem(p), file_stem(p), (), p, values, root) for p in discovery.unpaired_masks]
+    rows = [
+        _row(p.case_id, p.patient_id, p.image_channels, p.mask, allowed, root, p.roi, p.split) for p in pairs
+    ]
+    rows += [_row(file_stem(p), file_stem(p), (p,), None, allowed, root) for p in discovery.unpaired_images]
+    rows += [_row(file_stem(p), file_stem(p), (), p, allowed, root) for p in discovery.unpaired_masks]
+    n_pairs = len(pairs)
+    thumbs = {r["case_id"]: r[_THUMB] for r in rows[:n_pairs] if _THUMB in r}
+    mask_thumbs = {r["case_id"]: r[_MASK_THUMB] for r in rows[:n_pairs] if _MASK_THUMB in r}
     columns = [*BASE_COLUMNS, *(frac_column(v) for v in values)]
     meta = pd.DataFrame(rows, columns=columns)
     for col, dtype in _DTYPES.items():
@@ -276,4 +331,5 @@ def build_metadata(
         meta[col] = meta[col].astype("float64")
     for col in (c for c in BASE_COLUMNS if c not in _DTYPES):  # plain object columns: what GX's
         meta[col] = meta[col].astype(object)  # pandas backend expects
-    return meta
+    options = near_duplicates or NearDuplicateOptions(mode="ignore")
+    return add_duplicate_columns(meta, thumbs, mask_thumbs, options)

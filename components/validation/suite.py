@@ -115,6 +115,7 @@ def validate_metadata(
     class_values: Sequence[int],
     report_dir: Path,
     expected_channels: int | None = None,
+    near_duplicates: str = "group",
 ) -> ValidationOutcome:
     """Validate the metadata table with a GX suite and write the report.
 
@@ -122,13 +123,14 @@ def validate_metadata(
     equal shape and, for volumes, on one grid (spacing, origin, direction; all channels too);
     masks single-channel with values among ``class_values``; one channel count for all images
     (``expected_channels`` if given); one number of spatial axes; no duplicate images; at least
-    one row.
+    one row; near-duplicate images (an error with ``near_duplicates="fail"``, else reported).
 
     Args:
         meta: Output of ``build_metadata``.
         class_values: Declared mask pixel values.
         report_dir: Folder for ``result.json``, ``suite.json`` and ``data_docs/`` (created).
         expected_channels: Required image channel count, or None for "all like the majority".
+        near_duplicates: ``validate.near_duplicates`` (group | fail | ignore).
 
     Returns:
         The outcome; ``result.json`` is written whether or not the suite passed.
@@ -142,7 +144,7 @@ def validate_metadata(
         raise ValueError(f"metadata table lacks columns {missing}; build it with build_metadata()")
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    checks = build_checks(meta, values, expected_channels)
+    checks = build_checks(meta, values, expected_channels, near_duplicates)
 
     work = Path(tempfile.mkdtemp(prefix=".gx-", dir=report_dir))
     try:

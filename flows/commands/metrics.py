@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
+    from components.metrics.protocol import PooledCounts
+
 SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "ravd")
 
 
@@ -59,17 +61,42 @@ def metrics_command(
             help="3D: also score base / middle / apex thirds of the reference along the slice axis."
         ),
     ] = False,
+    roi: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of regions of interest (same stems; non-zero = scored): outside counts nowhere."
+        ),
+    ] = None,
+    ignore_label: Annotated[
+        int | None,
+        typer.Option(help="Reference value of unannotated pixels (counts in no metric), e.g. 255."),
+    ] = None,
 ) -> None:
-    """Compute the metric panel for every case and class, write a CSV and print a summary table."""
+    """Compute the metric panel for every case and class, write a CSV and print a summary table,
+    then the pooled (all pixels of all cases) protocol metrics per class."""
     from rich.console import Console
 
+    from components.data.regions import MAX_CLASSES
     from components.evaluation.mask_folders import FolderEvaluationError, evaluate_folders
     from components.io import ImageReadError
+    from components.metrics.protocol import PooledCounts
 
     class_list = _numbers(classes, int, "--classes")
     spacing_list = _numbers(spacing, float, "--spacing")
+    pooled = PooledCounts(MAX_CLASSES)
     try:
-        df = evaluate_folders(pred, ref, class_list, spacing_list, connectivity, tolerance, regions=regions)
+        df = evaluate_folders(
+            pred,
+            ref,
+            class_list,
+            spacing_list,
+            connectivity,
+            tolerance,
+            regions=regions,
+            roi_dir=roi,
+            ignore_label=ignore_label,
+            pooled=pooled,
+        )
     except (FolderEvaluationError, ImageReadError, ValueError) as exc:
         typer.secho(f"segflow metrics: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -83,7 +110,24 @@ def metrics_command(
     if regions and (df["region"] != "all").any():
         for region in ("base", "middle", "apex"):
             Console().print(_summary_table(df[df["region"] == region], f"{region} third of each reference"))
+    Console().print(_pooled_table(pooled, sorted(int(c) for c in whole["class"].unique())))
     typer.echo(f"wrote {out} ({len(df)} rows); NaN (see the empty-mask policy) is excluded from the summary")
+
+
+def _pooled_table(pooled: PooledCounts, classes: list[int]) -> Table:
+    """Per class, the protocol metrics over all pixels of all cases (``pooled_*``)."""
+    from rich.table import Table
+
+    from components.metrics.protocol import POOLED_METRIC_NAMES
+
+    values = pooled.metrics()
+    table = Table(title="pooled over all pixels of all cases (one confusion matrix per class)")
+    table.add_column("class")
+    for m in POOLED_METRIC_NAMES:
+        table.add_column(m, justify="right")
+    for c in classes:
+        table.add_row(str(c), *(f"{values[c][m]:.4f}" for m in POOLED_METRIC_NAMES))
+    return table
 
 
 def _summary_table(df: pd.DataFrame, what: str) -> Table:

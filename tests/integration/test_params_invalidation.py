@@ -106,6 +106,10 @@ ALTERNATIVES: dict[str, Any] = {
     "ensemble.tta_axes": [0],
     "ensemble.mode": "vote",
     "evaluate.overlap": 0.25,
+    "data.ignore_label": 255,
+    "validate.near_duplicates": "fail",
+    "evaluate.postprocess": "none",
+    "validate.near_duplicate_threshold": 0.9,
 }
 # One class value alone cannot change without breaking "values 0..K-1" (it stays an int); the
 # patch-mode keys below are valid only with preprocess.spatial_mode 'patch' (the stages are fake

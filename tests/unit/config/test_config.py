@@ -186,3 +186,12 @@ def test_load_params_error_names_the_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(with_value("train.epochs", -5)))
     with pytest.raises(ConfigError, match=r"exp\.yaml: invalid parameters\n  - train\.epochs: "):
         load_params(path)
+
+
+def test_config_mirrors_the_constants_of_higher_layers() -> None:
+    from components import config
+    from components.data.regions import MAX_CLASSES
+    from components.validation.near_duplicates import DEFAULT_THRESHOLD
+
+    assert config.MAX_CLASSES == MAX_CLASSES
+    assert config.NEAR_DUPLICATE_THRESHOLD == DEFAULT_THRESHOLD

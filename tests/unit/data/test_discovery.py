@@ -168,3 +168,33 @@ def test_case_pair_defaults_its_channels_to_the_image() -> None:
     assert pair.image_channels == (Path("images/a.png"),)
     with pytest.raises(ValueError, match="first channel"):
         CasePair("a", Path("x.png"), Path("masks/a.png"), "a", (Path("y.png"),))
+
+
+def test_split_column_and_rois_are_attached_to_the_cases(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png", "rois/a.png", "rois/b.png")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id,split\na,p1,train\nb,p2,TEST\n")
+    disc = discover(tmp_path)
+    assert [(p.split, p.roi) for p in disc.pairs] == [
+        ("train", tmp_path / "rois/a.png"),
+        ("test", tmp_path / "rois/b.png"),
+    ]
+
+
+def test_a_bad_split_value_names_the_line_and_the_choices(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id,split\na,p1,validation\n")
+    with pytest.raises(DiscoveryError, match=r"line 2: split 'validation'.*train or test"):
+        discover(tmp_path)
+
+
+def test_a_split_column_without_test_cases_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id,split\na,p1,train\n")
+    with pytest.raises(DiscoveryError, match="marks no case as 'test'"):
+        discover(tmp_path)
+
+
+def test_a_rois_folder_needs_a_file_for_every_case(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png", "rois/a.png")
+    with pytest.raises(DiscoveryError, match=r"no region-of-interest file for 1 case\(s\): b"):
+        discover(tmp_path)

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from components.data.splits import Splits, check_splits, make_splits
+from components.data.splits import Splits, check_splits, make_splits, merge_groups, split_leaks
 
 
 def _dataset(n: int = 60, per_patient: int = 3, seed: int = 0):
@@ -116,3 +116,50 @@ def test_check_splits_catches_corruption() -> None:
     check_splits(moved, ids)  # fine without patient ids...
     with pytest.raises(ValueError, match=f"patient {groups[f0[0]]} spans"):
         check_splits(moved, ids, groups)  # ...but splits a patient
+
+
+def test_an_official_test_set_is_kept_and_the_folds_are_built_from_the_rest() -> None:
+    ids, labels, groups = _dataset()
+    official = ids[::4]  # 15 cases, patients split across the official sides on purpose
+    s = make_splits(ids, labels, groups, 3, 0.5, 0, fixed_test=official)
+    assert s.test == sorted(official)
+    assert sorted(c for f in s.folds for c in f) == sorted(set(ids) - set(official))
+    train_groups = {c: g for c, g in groups.items() if c not in set(official)}
+    check_splits(s, ids, train_groups)  # folds still grouped by patient
+    leaks = split_leaks(s.test, groups)
+    assert leaks and all("test" in line and "train" in line for line in leaks)
+
+
+def test_official_test_cases_must_exist() -> None:
+    ids, labels, groups = _dataset()
+    with pytest.raises(ValueError, match="not in the dataset"):
+        make_splits(ids, labels, groups, 3, 0.2, 0, fixed_test=["nope"])
+
+
+def test_near_duplicate_links_merge_patients_and_never_straddle_a_split() -> None:
+    ids, labels, groups = _dataset(n=60, per_patient=1)
+    rng = random.Random(3)
+    linked = {}
+    for g in range(10):  # 10 near-duplicate groups of 3 cases of different patients
+        for c in rng.sample(ids, 3):
+            linked.setdefault(c, f"dup{g}")
+    merged = merge_groups(groups, linked)
+    for seed in range(5):
+        s = make_splits(ids, labels, merged, 5, 0.2, seed)
+        where = {
+            c: name
+            for name, cs in [("test", s.test), *((f"f{k}", f) for k, f in enumerate(s.folds))]
+            for c in cs
+        }
+        for dup in set(linked.values()):
+            members = [c for c, g in linked.items() if g == dup]
+            sides = {where[c] for c in members}
+            # every member of a near-duplicate group is in one merged group, hence in one place
+            assert len({merged[c] for c in members}) == 1 and len(sides) == 1
+
+
+def test_merge_groups_is_transitive_and_keeps_unlinked_patients() -> None:
+    patients = {"a": "p1", "b": "p2", "c": "p3", "d": "p4", "e": "p1"}
+    merged = merge_groups(patients, {"a": "g1", "b": "g1", "b2": "g9", "c": "g2", "e": "g2"})
+    assert merged["a"] == merged["b"] == merged["c"] == merged["e"] == "p1"  # a~b, c~e, a and e: p1
+    assert merged["d"] == "p4"

@@ -53,6 +53,7 @@ def test_model_folder_holds_the_folds_and_the_config(packaged: tuple[Path, list[
     assert (cfg["tta"], cfg["class_names"]) == (True, CLASS_NAMES)
     assert cfg["inference"] == {
         "tta": True,
+        "postprocessing": None,
         "tta_axes": None,
         "mode": "mean",
         "overlap": 0.5,

@@ -146,3 +146,40 @@ def test_metrics_command_writes_csv_and_table(tmp_path: Path) -> None:
         app, ["metrics", "--pred", str(tmp_path / "nope"), "--ref", str(tmp_path / "ref")]
     )
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_roi_and_ignore_label_exclude_pixels_and_pooled_counts_match_numpy(tmp_path: Path) -> None:
+    from components.metrics.protocol import PooledCounts
+
+    rng = np.random.default_rng(5)
+    refs, preds = [], []
+    for i in range(3):
+        ref, pred = _labels(), _labels(shift=i)
+        ref[:, :4] = 9  # unannotated band
+        pred[:, :4] = rng.integers(0, 3, (40, 4))  # garbage there
+        roi = np.ones_like(ref)
+        roi[36:, :] = 0
+        pred[36:, :] = rng.integers(0, 3, (4, 48))  # garbage outside the ROI
+        for sub, arr in (("ref", ref), ("pred", pred), ("roi", roi)):
+            _png(tmp_path / sub / f"c{i}.png", arr)
+        refs.append(ref)
+        preds.append(pred)
+    pooled = PooledCounts(3)
+    df = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", [1, 2], roi_dir=tmp_path / "roi", ignore_label=9, pooled=pooled
+    )
+    scored = np.zeros((40, 48), bool)
+    scored[:36, 4:] = True
+    for i in range(3):  # the per-case panel equals scoring the annotated part alone
+        row = df[(df["case_id"] == f"c{i}") & (df["class"] == 1)].iloc[0]
+        p, r = preds[i][:36, 4:] == 1, refs[i][:36, 4:] == 1
+        assert row["dice"] == pytest.approx(2 * (p & r).sum() / (p.sum() + r.sum()))
+    for c in (1, 2):
+        p = np.concatenate([x[scored] for x in preds]) == c
+        r = np.concatenate([x[scored] for x in refs]) == c
+        tp, fp, fn = (p & r).sum(), (p & ~r).sum(), (~p & r).sum()
+        tn = p.size - tp - fp - fn
+        got = pooled.metrics()[c]
+        assert got["pooled_dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+        assert got["pooled_specificity"] == pytest.approx(tn / (tn + fp))
+        assert got["pooled_accuracy"] == pytest.approx((tp + tn) / p.size)

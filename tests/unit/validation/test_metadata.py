@@ -11,12 +11,13 @@ from PIL import Image
 
 from components.data.discovery import discover
 from components.validation import BASE_COLUMNS, build_metadata, content_hash, read_manifest, write_manifest
+from components.validation.duplicate_groups import DUPLICATE_COLUMNS
 from tests.data.broken import write_broken_dataset
 
 
 def test_metadata_mixed_formats(mixed_dataset: Path) -> None:
     meta = build_metadata(discover(mixed_dataset), [0, 1, 2], root=mixed_dataset)
-    assert list(meta.columns) == [*BASE_COLUMNS, "frac_0", "frac_1", "frac_2"]
+    assert list(meta.columns) == [*BASE_COLUMNS, "frac_0", "frac_1", "frac_2", *DUPLICATE_COLUMNS]
     assert meta["case_id"].tolist() == ["a", "b", "c", "d"]
     rows = meta.set_index("case_id")
     assert rows.loc["a", "image_path"] == "images/a.png"
@@ -84,7 +85,7 @@ def test_empty_dataset_has_all_columns(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     meta = build_metadata(discover(tmp_path), [0, 1])
-    assert meta.empty and list(meta.columns) == [*BASE_COLUMNS, "frac_0", "frac_1"]
+    assert meta.empty and list(meta.columns) == [*BASE_COLUMNS, "frac_0", "frac_1", *DUPLICATE_COLUMNS]
 
 
 def test_manifest_roundtrip_is_atomic(tmp_path: Path) -> None:

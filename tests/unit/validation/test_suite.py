@@ -18,11 +18,14 @@ from components.validation import (
     format_failures,
     validate_metadata,
 )
+from components.validation.duplicate_groups import NearDuplicateOptions
 from tests.data.broken import write_broken_dataset, write_good_cases
 
 
 def _validate(data_dir: Path, class_values: list[int], report: Path, **kw: object):
-    meta = build_metadata(discover(data_dir), class_values, root=data_dir)
+    meta = build_metadata(
+        discover(data_dir), class_values, root=data_dir, near_duplicates=NearDuplicateOptions()
+    )
     return validate_metadata(meta, class_values, report, **kw)
 
 
@@ -45,7 +48,7 @@ def test_real_datasets_pass(
     assert outcome.success, format_failures(outcome.failures)
     assert outcome.failures == []
     result = _assert_report_written(outcome, tmp_path / "report")
-    assert len(result["results"]) == 13 and all(r["success"] for r in result["results"])
+    assert len(result["results"]) == 16 and all(r["success"] for r in result["results"])
 
 
 def test_broken_dataset_names_every_offending_file(tmp_path: Path) -> None:
