@@ -142,3 +142,30 @@ def test_ensemble_averages_the_models_probabilities() -> None:
 def test_no_models_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one model"):
         Predictor([], spec())
+
+
+class Blobs(nn.Module):
+    """Class 1 on a big square and on one far pixel, whatever the input (a spurious component)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        logits = torch.zeros(n, 2, h, w)
+        logits[:, 1, 4:20, 4:20] = 5.0
+        logits[:, 1, h - 2, w - 2] = 5.0
+        return logits
+
+
+def test_label_maps_carry_the_postprocessing_and_it_survives_the_packaged_json() -> None:
+    from components.inference.options import InferenceOptions
+    from components.postprocessing import Postprocessing, Rule
+
+    image = RNG.integers(0, 255, (32, 32)).astype(np.uint8)
+    plain = Predictor([Blobs()], spec(size=(32, 32)))
+    assert plain.predict_labels(image)[30, 30] == 1  # the spurious pixel
+    pp = Postprocessing({1: Rule("largest_component")})
+    kept = Predictor([Blobs()], spec(size=(32, 32)), postprocessing=pp)
+    labels = kept.predict_labels(image)
+    assert labels[30, 30] == 0 and labels[10, 10] == 1
+    options = InferenceOptions.from_json(InferenceOptions(tta=True, postprocessing=pp).to_json())
+    assert options.postprocessing == pp
+    np.testing.assert_array_equal(options.labels(kept.predict_proba(image)), labels)
