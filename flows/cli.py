@@ -144,14 +144,25 @@ def predict(
         ),
     ],
     overlays: Annotated[bool, typer.Option(help="Also write colour overlays.")] = True,
+    rois: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of regions of interest (same stems, non-zero = inside): outside is background."
+        ),
+    ] = None,
 ) -> None:
-    """Segment new images with a registered (packaged) model."""
+    """Segment new images with a registered (packaged) model (its CV-chosen postprocessing included)."""
     from components.ensembling.predict_folder import predict_folder
     from components.io import ImageReadError, VolumeReadError
 
     try:
-        n = predict_folder(model, input, output, overlays=overlays)
-    except (FileNotFoundError, ImageReadError, VolumeReadError) as exc:  # no folder/images, unreadable
+        n = predict_folder(model, input, output, overlays=overlays, rois_dir=rois)
+    except (
+        FileNotFoundError,
+        ImageReadError,
+        VolumeReadError,
+        ValueError,
+    ) as exc:  # no folder/images, unreadable
         raise _fail("predict", exc) from None
     wrote_overlays = overlays and (output / "overlays").is_dir()  # volumes get none
     typer.echo(

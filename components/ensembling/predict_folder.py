@@ -9,6 +9,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from components.ensembling.predict_volumes import predict_volumes
+from components.ensembling.rois import outside_cleared, roi_files
 from components.io import IMAGE_SUFFIXES, file_stem, is_volume, read_image, write_mask
 from components.viz.overlay import overlay_uint8
 
@@ -30,7 +31,9 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: bool = True) -> int:
+def predict_folder(
+    model_uri: str, input_dir: Path, output_dir: Path, overlays: bool = True, rois_dir: Path | None = None
+) -> int:
     """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``;
     a folder of volumes gets label volumes with the inputs' geometry instead (no overlays).
 
@@ -40,6 +43,7 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
         input_dir: Images of any size (gray or RGB).
         output_dir: Created if missing.
         overlays: Also write colour overlays of the prediction on the image.
+        rois_dir: Regions of interest (same stems as the inputs): predictions outside are background.
 
     Returns:
         Number of images (or volumes) segmented.
@@ -47,14 +51,16 @@ def predict_folder(model_uri: str, input_dir: Path, output_dir: Path, overlays: 
     import mlflow.pyfunc
 
     if input_dir.is_dir() and any(is_volume(p) for p in input_dir.iterdir()):
-        return predict_volumes(model_uri, input_dir, output_dir)
+        return predict_volumes(model_uri, input_dir, output_dir, rois_dir)
     files = list_images(input_dir)
+    rois = roi_files(rois_dir, [file_stem(p) for p in files])
     model = mlflow.pyfunc.load_model(model_uri)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict", unit="image"):
         image = read_image(path)
         x = (image[..., None] if image.ndim == 2 else image)[None].astype(np.float32)
         labels = np.asarray(model.predict(x, params={"input_dtype": str(image.dtype)}))[0].astype(np.uint8)
+        labels = outside_cleared(labels, rois.get(file_stem(path)))
         write_mask(output_dir / f"{file_stem(path)}.png", labels)
         if overlays:
             (output_dir / "overlays").mkdir(exist_ok=True)

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from components.data.discovery import CHANNEL_STEM
+from components.ensembling.rois import outside_cleared, roi_files
 from components.io import file_stem
 from components.io.volumes import is_volume, read_case_image, write_volume
 
@@ -37,8 +38,9 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix
 
 
-def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path) -> int:
+def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path, rois_dir: Path | None = None) -> int:
     """Write one label volume per case of ``input_dir`` into ``output_dir``; return the case count.
+    With ``rois_dir`` (same case names), predictions outside each case's ROI are background.
 
     Raises:
         FileNotFoundError: No volumes in the folder.
@@ -49,11 +51,14 @@ def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path) -> int:
     cases = volume_cases(input_dir)
     if not cases:
         raise FileNotFoundError(f"--input {input_dir}: no NIfTI/NRRD/MHA volumes found")
+    rois = roi_files(rois_dir, list(cases))
     model = mlflow.pyfunc.load_model(model_uri)
     output_dir.mkdir(parents=True, exist_ok=True)
     for case, files in tqdm(cases.items(), desc="predict", unit="volume"):
         image, geometry = read_case_image(files)
         params = {"spacing": ",".join(str(s) for s in geometry.spacing), "input_dtype": str(image.dtype)}
-        labels = np.asarray(model.predict(image.astype(np.float32), params=params))[0]
+        labels = outside_cleared(
+            np.asarray(model.predict(image.astype(np.float32), params=params))[0], rois.get(case)
+        )
         write_volume(output_dir / f"{case}{_suffix(files[0])}", labels.astype(np.uint8), geometry)
     return len(cases)

@@ -174,13 +174,14 @@ def score_cases(
         ref = _reference(data_dir, row, mask, opts.ignore_label)
         spacing = geometry.spacing if geometry is not None else None
         probs = predictor.predict_proba(image, spacing)
-        pred = clear_outside(probs.argmax(0), ref)  # outside the ROI: background
+        pred = probs.argmax(0)
         valid = valid_pixels(ref)
-        if rules:
+        if rules:  # components as the model sees them; Dice over the scored pixels
             scores = candidate_dice(pred, ref, classes, rules, opts.connectivity, valid)
             candidates += candidate_rows(str(row.case_id), scores)
         if opts.postprocessing is not None:
             pred = opts.postprocessing.apply(pred)
+        pred = clear_outside(pred, ref)  # outside the ROI: background (as segflow predict --rois)
         roc.update(probs, ref)
         pooled.update(pred, ref, valid)
         thr_dice = _threshold_rows(probs, ref, classes)

@@ -149,3 +149,24 @@ def test_predict_folder_input_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no PNG/JPG/TIFF images found"):
         predict_folder("unused", tmp_path / "empty", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_folder_with_rois_clears_the_outside(
+    tmp_path: Path, packaged: tuple[Path, list[Path]], loaded: mlflow.pyfunc.PyFuncModel
+) -> None:
+    src, rois = tmp_path / "in", tmp_path / "rois"
+    src.mkdir()
+    rois.mkdir()
+    image = RNG.integers(0, 256, (24, 30), dtype=np.uint8)
+    Image.fromarray(image).save(src / "a.png")
+    roi = np.zeros((24, 30), np.uint8)
+    roi[4:20, 5:25] = 1
+    Image.fromarray(roi).save(rois / "a.png")
+    assert predict_folder(str(packaged[0]), src, tmp_path / "out", overlays=False, rois_dir=rois) == 1
+    mask = read_mask(tmp_path / "out" / "a.png")
+    expected = np.asarray(loaded.predict(image[None, ..., None].astype(np.float32)))[0]
+    np.testing.assert_array_equal(mask, np.where(roi > 0, expected, 0))
+    (rois / "a.png").unlink()
+    with pytest.raises(FileNotFoundError, match="no region-of-interest file for a"):
+        predict_folder(str(packaged[0]), src, tmp_path / "out2", rois_dir=rois)
+    assert not (tmp_path / "out2").exists()
