@@ -96,7 +96,17 @@ def _split(cases: pd.DataFrame, ids: list[str], params: Params) -> tuple[Splits,
     labels = {c: [v for v in _labels(x) if v < k] for c, x in zip(ids, cases["labels_present"], strict=True)}
     official = _column(cases, ids, "split")
     fixed = sorted(c for c, v in official.items() if v == "test") if official else None
-    splits = make_splits(ids, labels, groups, sp.n_folds, sp.test_fraction, sp.seed, fixed_test=fixed)
+    try:
+        splits = make_splits(ids, labels, groups, sp.n_folds, sp.test_fraction, sp.seed, fixed_test=fixed)
+    except ValueError as exc:
+        if not dup_groups:
+            raise
+        raise ValueError(
+            f"{exc}. The validate stage merged {len(dup_groups)} cases into "
+            f"{len(set(dup_groups.values()))} near-duplicate group(s) (manifest column dup_group), "
+            "which the splits keep together; if they are distinct cases, raise "
+            "validate.near_duplicate_threshold or set validate.near_duplicates: ignore"
+        ) from None
     leaks = split_leaks(splits.test, groups) if fixed is not None else []
     for line in leaks:
         print(f"warning: the official split puts one patient / near-duplicate group on both sides: {line}")

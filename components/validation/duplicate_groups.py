@@ -30,6 +30,7 @@ DUPLICATE_COLUMNS: tuple[str, ...] = ("dup_group", "dup_partners", "dup_mask_dic
 # mean foreground Dice of two near-duplicates' masks below which they disagree (identical ragged
 # masks of a cropped copy reach about 0.7 at the 64^2 thumbnail side)
 MASK_AGREEMENT = 0.7
+LARGE_GROUP_FRACTION = 0.1  # a group holding more than this share of the cases is reported as suspect
 Mode = Literal["group", "fail", "ignore"]
 
 
@@ -109,8 +110,17 @@ def duplicate_summary(meta: pd.DataFrame) -> list[str]:
         return []
     lines = []
     rows = meta[meta["dup_group"].notna()]
+    n = int(meta["has_image"].sum()) if "has_image" in meta.columns else len(meta)
     for gid, members in rows.groupby("dup_group")["case_id"]:
-        lines.append(f"near-duplicate group {gid}: {', '.join(sorted(map(str, members)))}")
+        names = sorted(map(str, members))
+        shown = ", ".join(names[:12]) + (f" ... ({len(names)} cases)" if len(names) > 12 else "")
+        lines.append(f"near-duplicate group {gid}: {shown}")
+        if len(names) > max(4, LARGE_GROUP_FRACTION * n):
+            lines.append(
+                f"warning: near-duplicate group {gid} holds {len(names)} of {n} cases: more than copies "
+                "of one case usually are; look at a few of them, and if they are distinct cases raise "
+                "validate.near_duplicate_threshold (or set validate.near_duplicates: ignore)"
+            )
     low = meta[meta["dup_mask_dice"].notna() & (meta["dup_mask_dice"] < MASK_AGREEMENT)]
     for case_id, dice, partners in zip(
         low["case_id"], low["dup_mask_dice"], low["dup_partners"], strict=True

@@ -5,6 +5,9 @@ JPEG, cropped by a few percent or rescaled, with brightness/contrast changed; co
 test inflate the score. Each case is reduced once, while it is decoded, to a z-scored thumbnail
 (:func:`image_thumbnail`: 64^2 for images, 16^3 for volumes); :func:`find_near_duplicates` then
 
+0. removes what the whole set shares (:func:`remove_common_structure`: a circular field of view,
+   a frame, an overlay; sets of ``MIN_CASES_FOR_COMMON`` cases or more), without which distinct
+   fundus-like images with one field of view correlate at 0.98 and every pair is a candidate;
 1. searches: coarse thumbnails (blurred, block means to 8^2 / 8^3) of every pair under every
    symmetry (the 8 of the square in 2D, the 8 axis flips in 3D), one blocked float32 matrix
    product, keeping the pairs at ``CANDIDATE_THRESHOLD`` or more (exact, no approximate index;
@@ -45,6 +48,7 @@ from components.validation.alignment import align, blur, detail_score, downsampl
 THUMB_SIDE_2D: int = 64
 THUMB_SIDE_3D: int = 16
 DEFAULT_THRESHOLD: float = 0.82
+MIN_CASES_FOR_COMMON = 10  # sets this large have their shared structure removed first
 # per number of spatial dims: the search compares block means of the blurred thumbnails
 COARSE_SIDE: dict[int, int] = {2: 8, 3: 8}
 COARSE_BLUR: dict[int, float] = {2: 2.0, 3: 0.0}  # Gaussian sigma, thumbnail pixels
@@ -205,6 +209,31 @@ def _candidates(coarse: np.ndarray, syms: list[_Symmetry], cut: float) -> np.nda
     return found[sim >= best[pair] - SYMMETRY_TOLERANCE]
 
 
+def remove_common_structure(x: np.ndarray, syms: Sequence[_Symmetry] | None = None) -> np.ndarray:
+    """Thumbnails minus what the whole set shares, re-standardised.
+
+    A structure every image has (a circular field of view, a black frame, a scanner overlay, one
+    anatomy in the same place) makes distinct cases look alike, and every pair of such a set a
+    candidate. The set's mean thumbnail, averaged over the symmetries so that it is unchanged by
+    any of them (a copy's residual is then the transformed residual of its original), is
+    subtracted. Sets under ``MIN_CASES_FOR_COMMON`` cases are returned unchanged: their mean is
+    mostly the images themselves.
+
+    Shape: ``(N, *S)`` -> ``(N, *S)``.
+    """
+    if len(x) < MIN_CASES_FOR_COMMON:
+        return x
+    syms = list(syms) if syms is not None else _symmetries(x.ndim - 1)
+    mean = x.mean(axis=0, keepdims=True)
+    common = np.mean([g.apply(mean) for g in syms], axis=0)
+    r = x - common
+    axes = tuple(range(1, x.ndim))
+    sd = r.std(axis=axes, keepdims=True)
+    return np.where(sd > 1e-6, (r - r.mean(axis=axes, keepdims=True)) / np.maximum(sd, 1e-6), 0.0).astype(
+        np.float32
+    )
+
+
 def find_near_duplicates(
     ids: Sequence[str],
     thumbs: np.ndarray,
@@ -246,6 +275,7 @@ def find_near_duplicates(
     order = sorted(range(len(names)), key=names.__getitem__)  # work in id order: order-invariant
     names, x = [names[k] for k in order], x[order]
     ndim, syms = x.ndim - 1, _symmetries(x.ndim - 1)
+    x = remove_common_structure(x, syms)
     factor = max(1, x.shape[1] // COARSE_SIDE[ndim])
     coarse = np.concatenate(
         [downsample(blur(x[c : c + 4096], COARSE_BLUR[ndim]), factor) for c in range(0, len(x), 4096)]
