@@ -71,8 +71,17 @@ def lookup(tree, dotted):
         tree = tree[part]
     return tree
 
+def digest(path):  # what a real stage reads of an upstream output: its content
+    import hashlib
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.as_posix().encode() + f.read_bytes())
+    return h.hexdigest()
+
 values = {k: lookup(params, k) for k in spec["params"]}
-payload = json.dumps({"stage": name, "params": values}, sort_keys=True)
+inputs = {d: digest(Path(d)) for d in spec["inputs"] if Path(d).exists()}
+payload = json.dumps({"stage": name, "params": values, "inputs": inputs}, sort_keys=True)
 for out in spec["outs"]:
     path = Path(out)
     if path.suffix:
@@ -287,7 +296,13 @@ class Project:
         (root / "params.yaml").write_text(params_text)
         (root / SCRIPT).write_text(STAGE_SCRIPT)
         spec = {
-            n: {"params": s.params, "outs": s.outs, "metrics": s.metrics, "inner": self.inner_deps(s)}
+            n: {
+                "params": s.params,
+                "outs": s.outs,
+                "metrics": s.metrics,
+                "inner": self.inner_deps(s),
+                "inputs": [d for d in fake["stages"][n]["deps"] if d not in (SCRIPT, SPEC) and "${" not in d],
+            }
             for n, s in self.stages.items()
         }
         (root / SPEC).write_text(json.dumps(spec, indent=1))
@@ -350,10 +365,11 @@ class Project:
         """Outs whose content does not match the params values in ``raw``."""
         stale = []
         for s in self.stages.values():
-            want = json.dumps({"stage": s.name, "params": {k: get(raw, k) for k in s.params}}, sort_keys=True)
+            want = {"stage": s.name, "params": {k: get(raw, k) for k in s.params}}
             for out in s.outs:
                 path = self.root / out if Path(out).suffix else self.root / out / "content.json"
-                if not path.is_file() or path.read_text() != want:
+                got = json.loads(path.read_text()) if path.is_file() else {}
+                if {k: got.get(k) for k in want} != json.loads(json.dumps(want)):
                     stale.append(out)
         return stale
 
