@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.evaluation.roc import StreamingROC
-from components.io import read_image, read_mask, read_roi
+from components.io import read_case_roi, read_image, read_mask
 from components.io.volumes import Geometry, is_volume, read_case_image, read_volume
 from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
@@ -119,9 +119,7 @@ def scoring_options(params: Params, postprocessing: Postprocessing | None = None
 
 def _reference(data_dir: Path, row: object, mask: np.ndarray, ignore_label: int | None) -> np.ndarray:
     """The reference labels with ``IGNORE_INDEX`` outside the case's ROI and on the ignore label."""
-    roi_path = getattr(row, "roi_path", None)
-    roi = read_roi(data_dir / roi_path) if isinstance(roi_path, str) and roi_path else None
-    return reference_labels(mask, roi, ignore_label)
+    return reference_labels(mask, read_case_roi(data_dir, getattr(row, "roi_path", None)), ignore_label)
 
 
 def _threshold_rows(probs: np.ndarray, ref: np.ndarray, classes: Sequence[int]) -> dict[int, float]:

@@ -197,6 +197,18 @@ def read_roi(path: str | Path) -> np.ndarray:
     return np.asarray(read_mask(path)) != 0
 
 
+def read_case_roi(data_dir: str | Path, roi_field: object) -> np.ndarray | None:
+    """The ROI named by a manifest row's ``roi_path`` (relative to ``data_dir``), or None when the
+    case has none (a missing column, NaN/None or an empty string).
+
+    Shape:
+        -> (*S) bool or None.
+    """
+    if not isinstance(roi_field, str) or not roi_field:
+        return None
+    return read_roi(Path(data_dir) / roi_field)
+
+
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
     """Write a class-index mask as a single-channel PNG (uint8, or uint16 above 255 classes)."""
     p = Path(path)

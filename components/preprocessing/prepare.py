@@ -27,7 +27,7 @@ from components.data.splits import (
     write_splits,
 )
 from components.errors import UserError
-from components.io import read_image, read_mask, read_roi
+from components.io import read_case_roi, read_image, read_mask
 from components.preprocessing.native import NativeSpec, preprocess_case
 from components.preprocessing.native_io import image_files, read_native_image, read_native_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
@@ -36,12 +36,6 @@ from components.preprocessing.specs import AnySpec
 
 def _labels(s: object) -> list[int]:
     return [int(v) for v in str(s).split(",") if str(v).strip() != ""]
-
-
-def _roi(row: Any, data_dir: Path) -> np.ndarray | None:
-    """The case's region of interest (manifest ``roi_path``), or None."""
-    roi_path = getattr(row, "roi_path", None)
-    return read_roi(data_dir / str(roi_path)) if isinstance(roi_path, str) and roi_path else None
 
 
 def _cache_resized(
@@ -53,7 +47,9 @@ def _cache_resized(
         # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
         image = read_image(data_dir / cast(str, row.image_path))
         mask = read_mask(data_dir / cast(str, row.mask_path))
-        mask = reference_labels(mask, _roi(row, data_dir), ignore_label).astype(np.uint8)
+        mask = reference_labels(
+            mask, read_case_roi(data_dir, getattr(row, "roi_path", None)), ignore_label
+        ).astype(np.uint8)
         unit, m, _ = to_unit_image(image, mask, spec)
         assert m is not None  # a mask was given
         save_case(out, str(row.case_id), unit, m)
@@ -69,7 +65,7 @@ def _cache_native(
     for row in tqdm(rows, desc="preprocess", unit="case"):
         image, geometry = read_native_image(image_files(data_dir, cast(str, row.image_path)), spec)
         mask = read_native_mask(data_dir / cast(str, row.mask_path))
-        mask = reference_labels(mask, _roi(row, data_dir), ignore_label)
+        mask = reference_labels(mask, read_case_roi(data_dir, getattr(row, "roi_path", None)), ignore_label)
         img, m, record = preprocess_case(image, geometry.spacing, spec, mask, num_classes)
         assert m is not None  # a mask was given
         save_case(out, str(row.case_id), img, m)

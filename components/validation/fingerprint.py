@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from components.data.regions import IGNORE_INDEX, reference_labels
-from components.io import read_case_channels, read_mask, read_roi, split_image_paths
+from components.io import read_case_channels, read_case_roi, read_mask, split_image_paths
 from components.validation.manifest import write_json_atomic
 
 INTENSITY_PERCENTILES: dict[str, float] = {"p0_5": 0.5, "p50": 50.0, "p99_5": 99.5}
@@ -109,8 +109,7 @@ def compute_fingerprint(
         mask = read_mask(data_dir / cast(str, row.mask_path))
         if mask.shape != image.shape[1:]:
             raise ValueError(f"case {row.case_id}: mask shape {mask.shape} != image shape {image.shape[1:]}")
-        roi_path = getattr(row, "roi_path", None)
-        roi = read_roi(data_dir / roi_path) if isinstance(roi_path, str) and roi_path else None
+        roi = read_case_roi(data_dir, getattr(row, "roi_path", None))
         ref = reference_labels(mask, roi, ignore_label)  # scored pixels only
         mask = np.where(ref == IGNORE_INDEX, 0, ref)
         labels = ref[ref != IGNORE_INDEX]
