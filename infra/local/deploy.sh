@@ -11,6 +11,6 @@ export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlflow.db}
 export SEGFLOW_PROJECT_DIR=$PWD
 export PREFECT_API_URL=${PREFECT_API_URL:-$(infra/local/prefect_server.sh start)}
 prefect work-pool inspect segflow-local >/dev/null 2>&1 || prefect work-pool create segflow-local --type process
-prefect --no-prompt deploy --all
+prefect --no-prompt deploy --name segflow --pool segflow-local  # prefect.yaml names the team pool
 echo "worker for pool segflow-local (Ctrl-C to stop); API $PREFECT_API_URL"
 exec prefect worker start --pool segflow-local

@@ -1,0 +1,1 @@
+"""How segflow's services start: local/ (embedded defaults), production/ (compose), stack/ (native)."""
