@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import socket
 from pathlib import Path
+from typing import Any
+
+from components.training.workers import usable_cores  # the count train.num_workers: auto uses
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_model() -> str:
@@ -30,14 +37,6 @@ def vm_status(field: str) -> float | None:
     return None
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity on Linux)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def machine_info() -> dict[str, object]:
     """Host, platform, CPU model, core counts and Python version, for a benchmark's JSON."""
     return {
@@ -57,3 +56,23 @@ def reset_hwm() -> bool:
     except OSError:
         return False
     return True
+
+
+def result_path(benchmark: str, quick: bool, device_type: str) -> Path:
+    """``bench/results/<benchmark>-[quick-]<host>-<device>.json``, the host name made file-safe."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname())
+    return RESULTS / f"{benchmark}-{'quick-' if quick else ''}{host}-{device_type}.json"
+
+
+def device_info(device: Any) -> dict[str, object]:
+    """Type, name (the GPU's, else the CPU model) and torch's thread count of a ``torch.device``."""
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return {"type": device.type, "name": name, "torch_threads": torch.get_num_threads()}
+
+
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark's JSON (one-space indent, trailing newline), creating the folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")

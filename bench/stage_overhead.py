@@ -1,0 +1,133 @@
+"""What each pipeline stage costs around its work: process start, imports, Prefect's flow run.
+
+A throw-away git + DVC project gets segflow's pipeline files and the default dataset (``segflow
+generate``: 60 phantoms at 96²); a local Prefect server and an MLflow SQLite store stand in for
+``make run``'s services. ``dvc repro`` then runs the whole pipeline with ``SEGFLOW_STAGE_TIMING``
+set, so each stage process notes (flows/stage.py) when it started, when its imports were done, when
+its flow body began (its first real work) and when it ended. Per stage:
+
+- ``before_work_s``: process start -> flow body (interpreter, imports, Prefect flow-run creation);
+- ``work_s``: the flow body (the stage's component calls);
+- ``after_work_s``: flow end -> the next process: Prefect's flow-run teardown
+  (``flow_teardown_s``), then the interpreter's exit and DVC's hashing, caching and lock file
+  (``exit_and_dvc_s``).
+
+Then ``between_stages_fraction`` = (dvc repro wall time - Σ work) / wall time, and a no-op
+``dvc repro`` (nothing changed) is timed three times. ``ratio`` (top level) maps each stage to its
+``before_work_s`` (lower is better; target ≤ 3 s).
+
+``--quick`` shrinks the training (2 folds, 1 epoch, a small U-Net, 48²) so the whole run takes about
+two minutes here; without it, params.yaml's training is kept (5 folds, 15 epochs: long on a CPU).
+
+Usage::
+
+    python bench/stage_overhead.py --quick [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import machine_info, result_path, write_result  # noqa: E402
+from bench.project import BIN, make_project, prefect_server, project_env, run_cmd  # noqa: E402
+
+STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
+QUICK: dict[str, object] = {
+    "preprocess.image_size": [48, 48],
+    "preprocess.splits.n_folds": 2,
+    "train.epochs": 1,
+    "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
+    "tracking.experiment": "stage-overhead",
+    "ensemble.registered_model": "stage-overhead",
+}
+
+
+def _stages(timing: Path, repro_start: float, repro_end: float) -> dict[str, dict[str, float]]:
+    marks: dict[str, dict[str, float]] = {}
+    for line in timing.read_text().splitlines():
+        row = json.loads(line)
+        marks.setdefault(row["stage"], {})[row["event"]] = row["t"]
+        if "process_start" in row:
+            marks[row["stage"]]["process_start"] = row["process_start"]
+    out: dict[str, dict[str, float]] = {}
+    order = [s for s in STAGES if s in marks]
+    for i, stage in enumerate(order):
+        m = marks[stage]
+        nxt = marks[order[i + 1]]["process_start"] if i + 1 < len(order) else repro_end
+        out[stage] = {
+            "before_work_s": round(m["flow_running"] - m["process_start"], 3),
+            "imports_s": round(m["imported"] - m["process_start"], 3),
+            "work_s": round(m["flow_ended"] - m["flow_running"], 3),
+            "after_work_s": round(nxt - m["flow_ended"], 3),
+            "flow_teardown_s": round(m["returned"] - m["flow_ended"], 3),
+            "exit_and_dvc_s": round(nxt - m["returned"], 3),
+        }
+    first = marks[order[0]]["process_start"]
+    out["_dvc_before_first_stage"] = {"seconds": round(first - repro_start, 3)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny training (2 folds, 1 epoch, 48²)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/...)")
+    ap.add_argument("--keep", type=Path, default=None, help="build the project here and keep it")
+    args = ap.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep) if args.keep else scratch
+        root = Path(tmp) / "proj"
+        root.mkdir(parents=True)
+        timing = Path(tmp) / "timing.jsonl"
+        env = project_env(Path(tmp), root)
+        make_project(root, env, QUICK if args.quick else {})
+        with prefect_server(root, env) as api:
+            env |= {"PREFECT_API_URL": api, "SEGFLOW_STAGE_TIMING": str(timing)}
+            t0 = time.time()
+            wall = run_cmd([str(BIN / "dvc"), "repro"], root, env)
+            stages = _stages(timing, t0, t0 + wall)
+            noop = [run_cmd([str(BIN / "dvc"), "repro"], root, env) for _ in range(3)]
+    work = sum(v["work_s"] for k, v in stages.items() if not k.startswith("_"))
+    result = {
+        "benchmark": "stage_overhead: each stage's start-up and teardown around its work, dvc repro",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "ratio": {k: v["before_work_s"] for k, v in stages.items() if not k.startswith("_")},
+        "ratio_is": "seconds from a stage process's start to its flow body (its first real work)",
+        "stages": stages,
+        "pipeline_wall_s": round(wall, 2),
+        "work_s": round(work, 2),
+        "between_stages_fraction": round((wall - work) / wall, 3),
+        "noop_dvc_repro_s": {
+            "median": round(statistics.median(noop), 3),
+            "runs": [round(x, 3) for x in noop],
+        },
+        "settings": {"overrides": QUICK if args.quick else {}, "dataset": "segflow generate (params.yaml)"},
+        "machine": {**machine_info(), "load_average_1min_at_start": load},
+        "versions": {"python": platform.python_version()},
+        "device": {"type": "cpu"},
+    }
+    out = args.out or result_path("stage_overhead", args.quick, "cpu")
+    write_result(out, result)
+    for k, v in stages.items():
+        print(k, v)
+    print(
+        f"wall {wall:.1f} s, work {work:.1f} s, between {result['between_stages_fraction']:.1%}, "
+        f"no-op repro {result['noop_dvc_repro_s']['median']} s -> {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
