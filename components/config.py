@@ -180,6 +180,13 @@ class EarlyStoppingConfig(_Frozen):
     min_delta: float = 0.0
 
 
+class DDPConfig(_Frozen):
+    """Data-parallel training inside each fold (torchrun, one process per GPU; gloo on the CPU)."""
+
+    nproc_per_node: int = Field(default=1, ge=1)  # 1: one process, no DDP
+    backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl with CUDA, else gloo
+
+
 class TrainConfig(_Frozen):
     """Model, loss, optimisation and loop settings for every fold."""
 
@@ -200,7 +207,14 @@ class TrainConfig(_Frozen):
     folds: list[int] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"  # auto: from cores and device
+    val_every: int = Field(default=1, ge=1)  # validate every N epochs (and after the last one)
+    channels_last: bool = False  # channels-last memory format (a speed-up on CUDA tensor cores)
+    compile: bool = False  # torch.compile the training forward pass (validation stays eager)
+    # where the folds train: one after another, or as task runs on a Dask cluster (its address
+    # is environment, SEGFLOW_DASK_ADDRESS; none: a LocalCluster, one worker per fold and core)
+    executor: Literal["sequential", "dask"] = "sequential"
+    ddp: DDPConfig = DDPConfig()
     seed: int = 0
 
     @field_validator("loss")
@@ -209,6 +223,25 @@ class TrainConfig(_Frozen):
         if not v:
             raise ValueError("give at least one loss term, e.g. [{name: dice}, {name: ce}]")
         return v
+
+    @model_validator(mode="after")
+    def _ddp_compatible(self) -> TrainConfig:
+        n = self.ddp.nproc_per_node
+        if n == 1:
+            return self
+        if self.batch_size % n:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} must be a multiple of train.ddp.nproc_per_node {n} "
+                "(each process takes batch_size / nproc_per_node items per step)"
+            )
+        if self.executor != "sequential":
+            raise ValueError(
+                "train.ddp.nproc_per_node > 1 needs train.executor 'sequential': a fold's DDP processes "
+                "take the host's GPUs, which Dask would also hand out one per fold; choose one"
+            )
+        if self.class_aware_sampling:
+            raise ValueError("train.class_aware_sampling is not supported with train.ddp.nproc_per_node > 1")
+        return self
 
 
 class EvaluateConfig(_Frozen):

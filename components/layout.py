@@ -42,6 +42,11 @@ ENSEMBLE = Path("models/ensemble")
 ENSEMBLE_MODEL = ENSEMBLE / "model"
 REGISTRATION = ENSEMBLE / "registration.json"
 CHAMPION_COMPARISON = ENSEMBLE / "comparison_with_champion.json"
+REPORT_INDEX = Path("reports/index.html")  # links every report of the run (written last)
+
+# not a stage output (git- and dvc-ignored, and outside every `outs`, which DVC deletes before it
+# re-runs a stage): resumable training state, one folder per configuration (flows/train.py)
+RESUME = Path(".segflow") / "resume"
 
 # not a stage output: `segflow augment-preview`'s default
 AUGMENT_PREVIEW = Path("reports/augment_preview.png")
@@ -88,5 +93,5 @@ def stage_outputs() -> dict[str, dict[str, list[Path]]]:
         "preprocess": {"outs": [PREPARED], "metrics": []},
         "train": {"outs": [FOLDS], "metrics": []},
         "evaluate": {"outs": [*cv["outs"], POSTPROCESSING], "metrics": cv["metrics"]},
-        "ensemble": {"outs": [*test["outs"], ENSEMBLE], "metrics": test["metrics"]},
+        "ensemble": {"outs": [*test["outs"], ENSEMBLE, REPORT_INDEX], "metrics": test["metrics"]},
     }

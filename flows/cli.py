@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,9 @@ import typer
 
 from components import layout
 from flows.commands.compare import compare_command
+from flows.commands.doctor import DOCTOR_HELP, doctor_command
 from flows.commands.metrics import metrics_command
+from flows.commands.serve import SERVE_HELP, serve_command
 from flows.commands.zoo import augment_preview_command, list_command
 
 app = typer.Typer(
@@ -62,8 +65,12 @@ def run(
     """Run the whole pipeline (dvc repro inside a Prefect flow) and print the summary."""
     from components.config_edit import parse_assignment
     from components.errors import UserError
-    from flows.pipeline import guarded_run, pipeline
+    from components.logfile import capture_to_file, describe, log_exception, new_log_path
+    from flows.pipeline import RUN_LOG_ENV, guarded_run, pipeline
 
+    log = new_log_path("run", params.parent)
+    handler = capture_to_file(log)  # after the Prefect import: tracebacks go to the log, not the console
+    os.environ[RUN_LOG_ENV] = str(log)
     try:
         overrides = dict(parse_assignment(s) for s in set_ or [])
         data_dir = str(data) if data else None
@@ -71,8 +78,15 @@ def run(
         # (and a Prefect API) starts; the flow enters the same guard again (the lock is re-entrant).
         with guarded_run(str(params), data_dir, overrides):
             pipeline(data_dir=data_dir, overrides=overrides, force=force, params_path=str(params))
-    except (UserError, RuntimeError) as exc:  # ConfigError, WorkspaceBusyError, `dvc repro` failed
-        raise _fail("run", exc) from None
+    except Exception as exc:  # ConfigError, WorkspaceBusyError, a failed stage; anything else is a bug
+        log_exception(log, exc, "segflow run failed")
+        typer.secho(f"segflow run: {describe(exc, isinstance(exc, UserError))}", fg="red", err=True)
+        typer.secho(f"(log: {log})", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        os.environ.pop(RUN_LOG_ENV, None)
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 @app.command()
@@ -184,3 +198,5 @@ app.command(
 app.command("augment-preview", help="Render a grid of augmented samples with their masks.")(
     augment_preview_command
 )
+app.command("serve", help=SERVE_HELP)(serve_command)
+app.command("doctor", help=DOCTOR_HELP)(doctor_command)

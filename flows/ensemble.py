@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import layout
 from components.config import load_params
 from components.data.splits import read_splits
+from components.evaluation.last_run import links_markdown
 from components.evaluation.postprocess_report import read_postprocessing
 from components.evaluation.presentation import headline_markdown, headline_mlflow_metrics
 from components.evaluation.report import write_report
+from components.evaluation.report_index import write_report_index
 from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
 from components.inference.options import inference_options
 from components.inference.predictor import predictor_from_checkpoints
 from components.metrics.reductions import mean_foreground_dice
 from components.tracking.lineage import lineage_tags
+from components.tracking.links import (
+    NOTE_TAG,
+    experiment_url,
+    mlflow_ui_base,
+    model_version_url,
+    run_note,
+    run_url,
+)
 from components.tracking.release import release_ensemble
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
-from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
+from flows.stage import current_flow_run_id, pipeline_flow_run_id, run
 
 
 def _test_cases() -> pd.DataFrame:
@@ -99,8 +110,27 @@ def package_and_register(params_path: str, result: dict) -> dict:
         tracker.end_run(run_id, ok=False, error=exc)  # never left RUNNING
         raise
     tracker.log_metrics(rec.parent_run_id, headline_mlflow_metrics(result["headline"], "test"))
+    record = {**record, "links": _link_runs(tracker, rec, run_id, record)}
+    layout.REGISTRATION.write_text(json.dumps(record, indent=2))
     tracker.end_run(run_id)
     return record
+
+
+def _link_runs(tracker: Tracker, rec: RunRecord, run_id: str, record: dict) -> dict[str, str]:
+    """Describe every run of this pipeline with links to its Prefect flow runs and the new model
+    version; return the MLflow URLs (for the Prefect artifacts and registration.json)."""
+    base = mlflow_ui_base(tracker.uri)
+    name, version = record["registered_model"], str(record["version"])
+    version_url = model_version_url(base, name, version)
+    for rid in [rec.parent_run_id, *rec.fold_run_ids.values(), run_id]:
+        note = run_note(tracker.client.get_run(rid).data.tags, name, version, version_url)
+        tracker.set_tags(rid, {NOTE_TAG: note})
+    return {
+        f"MLflow model version ({name} v{version}, {record['alias']})": version_url,
+        "MLflow ensemble run": run_url(base, tracker.experiment_id, run_id),
+        "MLflow pipeline run": run_url(base, tracker.experiment_id, rec.parent_run_id),
+        "MLflow experiment (training runs)": experiment_url(base, tracker.experiment_id),
+    }
 
 
 @flow(name="ensemble", log_prints=True)
@@ -109,15 +139,20 @@ def ensemble_flow(params_path: str = "params.yaml") -> dict:
     with parent_run_outcome(RunRecord.load(layout.RUN_RECORD), last_stage=True):
         result = score_test_split(params_path)
         record = package_and_register(params_path, result)
+        index = write_report_index()  # last: it shows the registration too
     md = headline_markdown(result["headline"], "Test set (fold ensemble)")
     md += (
         f"\n\nRegistered **{record['registered_model']}** v{record['version']} "
         f"as `{record['alias']}` ({record['reason']})."
     )
+    md += "\n\n" + links_markdown(record["links"])
+    md += f"\n\nAll reports: `{index}`."
     create_markdown_artifact(key="test-summary", markdown=md)
+    label, url = next(iter(record["links"].items()))
+    create_link_artifact(key="model-version", link=url, link_text=label)
     print(md)
     return record
 
 
 if __name__ == "__main__":
-    main(ensemble_flow)
+    run(ensemble_flow)

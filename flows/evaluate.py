@@ -21,7 +21,7 @@ from components.inference.options import window_options
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
-from flows.stage import main
+from flows.stage import run
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,4 +74,4 @@ def evaluate_flow(params_path: str = "params.yaml") -> str:
 
 
 if __name__ == "__main__":
-    main(evaluate_flow)
+    run(evaluate_flow)

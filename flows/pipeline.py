@@ -9,12 +9,18 @@ A run fails safely (:func:`guarded_run`, entered by the flow itself, so the CLI 
 get the same): it takes the workspace lock before touching params.yaml (a second run is refused
 at once), computes the merged params without writing and builds everything they name
 (:func:`components.training.preflight.preflight`), and only then writes params.yaml; when
-``dvc repro`` fails or is interrupted, params.yaml gets its original bytes back.
+``dvc repro`` fails or is interrupted, params.yaml gets its original bytes back, and then the
+outputs dvc.lock records (:mod:`components.outputs_guard`: dvc.lock itself, ``dvc checkout`` of the
+stages that ran), so a failed run leaves the workspace as it was. The console gets DVC's and the
+stages' progress and, on failure, the failing stage's one message (the stages write it to a
+failure file instead of printing it); the run log ``.segflow/logs/<time>-<pid>-run.log`` holds
+everything, each stage's own log its traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,11 +32,19 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from components.config import load_yaml
 from components.config_edit import merged_params, params_transaction, write_atomically
+from components.errors import UserError
 from components.evaluation.last_run import last_run_markdown, last_run_results
+from components.logfile import FAILURE_FILE_ENV, new_log_path, read_failure
+from components.outputs_guard import OutputsSnapshot, keep_failed_outputs, restore, snapshot
 from components.training.preflight import preflight
 from components.workspace_lock import workspace_lock
 from flows.stage import PIPELINE_RUN_ENV, current_flow_run_id
+
+RUN_LOG_ENV = "SEGFLOW_RUN_LOG"  # set by `segflow run`: the log file the pipeline appends to
+_RUNNING_STAGE = re.compile(r"^Running stage '(?P<stage>[^']+)'")
+_checked: set[tuple[str, str]] = set()  # (workspace, params text) preflighted under the held lock
 
 
 @contextmanager
@@ -40,7 +54,8 @@ def guarded_run(params_path: str, data_dir: str | None, overrides: dict[str, Any
     The workspace is the params file's folder (the lock is ``<it>/.segflow/run.lock``; a relative
     ``data.dir`` is taken from it too). Nothing is written before the lock is held and the
     preflight passed. Plain Python (no Prefect API), so the CLI enters it before it starts the
-    flow; the flow enters it again, which in the same process re-uses the held lock.
+    flow; the flow enters it again, which in the same process re-uses the held lock and skips the
+    preflight of params it already checked.
 
     Raises:
         WorkspaceBusyError: Another process runs the pipeline in this workspace.
@@ -50,10 +65,19 @@ def guarded_run(params_path: str, data_dir: str | None, overrides: dict[str, Any
     changes = dict(overrides)
     if data_dir:
         changes["data.dir"] = data_dir
-    with workspace_lock(path.resolve().parent):
+    root = path.resolve().parent
+    with workspace_lock(root):
         text, params = merged_params(path, changes)
-        preflight(params, root=path.resolve().parent)
-        yield text
+        key = (str(root), text)
+        outer = key not in _checked  # the CLI checked these exact params under this lock already
+        if outer:
+            preflight(params, root=root, raw=load_yaml(text))
+            _checked.add(key)
+        try:
+            yield text
+        finally:
+            if outer:
+                _checked.discard(key)
 
 
 @task(cache_policy=NO_CACHE)
@@ -64,18 +88,89 @@ def set_params(params_path: str, text: str) -> None:
         write_atomically(path, text)
 
 
+class RunFailedError(UserError):
+    """``dvc repro`` failed; the message is the failing stage's own (file/key, hint) and its log."""
+
+    def __init__(self, message: str, ran: list[str] | None, failed_stage: str | None) -> None:
+        super().__init__(message)
+        self.ran = ran
+        self.failed_stage = failed_stage
+
+
+def _stream(proc: subprocess.Popen[str], log: Path, ran: list[str]) -> list[str]:
+    """Echo ``dvc repro``'s output to the console and the run log; return DVC's ``ERROR:`` lines.
+
+    DVC's "failed to reproduce" line is kept off the console: the pipeline prints the stage's
+    own message instead.
+    """
+    errors: list[str] = []
+    assert proc.stdout is not None
+    with log.open("a", encoding="utf-8") as fh:
+        for line in proc.stdout:
+            fh.write(line)
+            fh.flush()
+            match = _RUNNING_STAGE.match(line)
+            if match:
+                ran.append(match["stage"])
+            if line.startswith("ERROR:"):
+                errors.append(line.strip())
+                continue
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return errors
+
+
 @task(cache_policy=NO_CACHE)
-def dvc_repro(force: bool, flow_run_id: str | None) -> None:
-    """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id."""
-    env = {**os.environ, PIPELINE_RUN_ENV: flow_run_id or ""}
+def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
+    """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id.
+
+    Returns:
+        The stages DVC ran.
+
+    Raises:
+        RunFailedError: ``dvc repro`` failed; the message is the failing stage's (or DVC's).
+    """
+    log_path = Path(log)
+    failure = log_path.with_suffix(".failure.json")
+    failure.unlink(missing_ok=True)
+    env = {**os.environ, PIPELINE_RUN_ENV: flow_run_id or "", FAILURE_FILE_ENV: str(failure.resolve())}
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # stages run `python -m flows.<stage>`
     cmd = [str(Path(bindir) / "dvc"), "repro"] + (["--force"] if force else [])
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"`dvc repro` failed (exit {proc.returncode}); the failing stage's message is above"
-        )
+    ran: list[str] = []
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        errors = _stream(proc, log_path, ran)
+    finally:
+        code = proc.wait()
+    if code == 0:
+        return ran
+    stage_failure = read_failure(failure)
+    failure.unlink(missing_ok=True)
+    if stage_failure is not None:
+        stage = str(stage_failure.get("stage") or (ran[-1] if ran else "?"))
+        message = f"stage {stage} failed: {stage_failure['message']}\n(stage log: {stage_failure.get('log')})"
+        raise RunFailedError(message, ran, stage)
+    detail = "; ".join(errors) or f"exit {code}"
+    raise RunFailedError(f"`dvc repro` failed: {detail}", ran, ran[-1] if ran else None)
+
+
+def _restore_outputs(snap: OutputsSnapshot, exc: BaseException, log: Path) -> None:
+    """After a failed run: keep what the failed stage wrote next to the log, then put the earlier
+    outputs back (params.yaml is already restored); adds what was done to ``exc``'s message."""
+    failed = exc.failed_stage if isinstance(exc, RunFailedError) else None
+    ran = exc.ran if isinstance(exc, RunFailedError) else None
+    moved = keep_failed_outputs(snap, failed, log.with_suffix("")) if failed else {}
+    problem = restore(snap, ran, str(Path(sys.executable).parent / "dvc"))
+    if isinstance(exc, RunFailedError):
+        message = str(exc)
+        for old, new in moved.items():
+            message = message.replace(old + "/", new + "/").replace(old + " ", new + " ")
+        if moved:
+            message += f"\n(what {failed} wrote before it failed: {log.with_suffix('')})"
+        if problem:
+            message += f"\nthe earlier outputs could not all be restored: {problem}"
+        exc.args = (message,)
 
 
 @task(cache_policy=NO_CACHE)
@@ -101,10 +196,16 @@ def pipeline(
         force: Re-run every stage even if DVC finds it up to date.
         params_path: The params file DVC reads.
     """
+    log = Path(os.environ.get(RUN_LOG_ENV) or new_log_path("run", Path(params_path).parent))
     with guarded_run(params_path, data_dir, overrides or {}) as text:
-        with params_transaction(Path(params_path)):  # failed/interrupted: original bytes back
-            set_params(params_path, text)
-            dvc_repro(force, current_flow_run_id())
+        snap = snapshot(Path(params_path).resolve().parent)
+        try:
+            with params_transaction(Path(params_path)):  # failed/interrupted: original bytes back
+                set_params(params_path, text)
+                dvc_repro(force, current_flow_run_id(), str(log))
+        except BaseException as exc:  # params.yaml is back: now the outputs dvc.lock records
+            _restore_outputs(snap, exc, log)
+            raise
         results = report()
     print(last_run_markdown(results))
     return results

@@ -14,7 +14,7 @@ from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.preprocessing.specs import read_fingerprint
 from components.validation import read_manifest
-from flows.stage import main
+from flows.stage import run
 
 
 @task(cache_policy=NO_CACHE)
@@ -40,4 +40,4 @@ def preprocess_flow(params_path: str = "params.yaml") -> str:
 
 
 if __name__ == "__main__":
-    main(preprocess_flow)
+    run(preprocess_flow)

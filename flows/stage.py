@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 PIPELINE_RUN_ENV = "SEGFLOW_PIPELINE_FLOW_RUN_ID"
+# A JSON-lines file: each stage process appends when its imports are done, when its flow body
+# starts (the first real work) and when it ends (bench/stage_overhead.py reads it).
+TIMING_ENV = "SEGFLOW_STAGE_TIMING"
+
+
+def mark(stage: str, event: str) -> None:
+    """Append ``{stage, event, t}`` (wall-clock seconds) to the timing file, when one is set."""
+    path = os.environ.get(TIMING_ENV)
+    if path:
+        import json
+        import time
+
+        with open(path, "a") as fh:
+            row = {"stage": stage, "event": event, "t": time.time(), "process_start": _process_start()}
+            fh.write(json.dumps(row) + "\n")
+
+
+def _process_start() -> float:
+    """When this process started (wall clock), from psutil."""
+    import psutil
+
+    return float(psutil.Process().create_time())
+
+
+def _timed(flow_fn: Any, stage: str) -> Any:
+    """The flow with state hooks that mark its body's start and end (only when timing is on)."""
+    if not os.environ.get(TIMING_ENV) or not hasattr(flow_fn, "with_options"):
+        return flow_fn
+
+    def running(*_: Any) -> None:
+        mark(stage, "flow_running")
+
+    def ended(*_: Any) -> None:
+        mark(stage, "flow_ended")
+
+    return flow_fn.with_options(on_running=[running], on_completion=[ended], on_failure=[ended])
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -32,12 +72,67 @@ def pipeline_flow_run_id() -> str | None:
 
 
 def main(flow_fn: Callable[..., Any]) -> None:
-    """Run ``flow_fn(params_path=...)`` from the command line; user errors exit 1 with their message."""
+    """Run ``flow_fn(params_path=...)`` from the command line, its log in ``.segflow/logs/``.
+
+    On failure the console shows one message (a user error's own text: the file or params key and
+    what was expected; for anything else its type and message) and the log file's path; the
+    traceback and Prefect's failure records go to the log file only. Under ``segflow run`` (the
+    pipeline sets ``SEGFLOW_FAILURE_FILE``) the message is written there instead and the pipeline
+    prints it once. Exits 1 on failure.
+    """
+    from components.logfile import (
+        FAILURE_FILE_ENV,
+        capture_to_file,
+        describe,
+        log_exception,
+        new_log_path,
+        write_failure,
+    )
+
     ap = argparse.ArgumentParser(description=(flow_fn.__doc__ or "").strip().splitlines()[0])
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
+    stage = getattr(flow_fn, "name", None) or flow_fn.__name__
+    mark(stage, "imported")
+    log = new_log_path(stage)
+    capture_to_file(log)
     try:
-        flow_fn(params_path=args.params)
-    except user_errors() as exc:
-        print(f"\nsegflow: {exc}", file=sys.stderr)
+        _timed(flow_fn, stage)(params_path=args.params)
+        mark(stage, "returned")
+    except Exception as exc:
+        message = describe(exc, isinstance(exc, user_errors()))
+        log_exception(log, exc, f"stage {stage} failed")
+        failure_file = os.environ.get(FAILURE_FILE_ENV)
+        if failure_file:
+            write_failure(Path(failure_file), stage, message, log)
+        else:
+            print(f"\nsegflow {stage}: {message}\n(log with the traceback: {log})", file=sys.stderr)
         sys.exit(1)
+
+
+def run(flow_fn: Callable[..., Any]) -> NoReturn:
+    """The stage command (``python -m flows.<stage>``): :func:`main`, then :func:`exit_now` with
+    its exit status. A signal's interruption is left to the interpreter's own exit."""
+    try:
+        main(flow_fn)
+    except SystemExit as exc:
+        exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
+    exit_now(0)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown of every module (2–4 s once torch, MLflow and Prefect
+    are loaded, measured on this machine; DVC waits for it between stages).
+
+    What a normal exit does that matters runs first, in its order: the interpreter's own thread
+    shutdown (its threading-atexit hooks, which tell idle ``concurrent.futures`` pool threads to
+    end, then the join of every thread that is not a daemon; joining those threads without the
+    hooks waits forever on a pool a library left open), the atexit handlers (Prefect's log and
+    event workers drain to the API, logging flushes and closes its files), the standard streams.
+    """
+    threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx calls first
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

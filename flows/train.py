@@ -1,23 +1,51 @@
-"""train stage: all k folds, one MLflow child run each under one parent run -> models/folds/."""
+"""train stage: all k folds, one MLflow child run each under one parent run -> models/folds/.
+
+Resume: each fold keeps its resumable state (every complete epoch) and, once done, its final files
+in ``.segflow/resume/train/<key>/`` (components/training/resume_store.py), outside the stage's
+DVC outs. Re-running the stage after a kill resumes each unfinished fold from its last complete
+epoch, restores the finished ones, and continues the same MLflow parent and fold runs. Runs of an
+attempt that can no longer be resumed (other params or data) are ended KILLED.
+
+Cancellation: SIGTERM (a Prefect cancellation sends it), SIGINT (Ctrl-C): the fold stops after the
+current step, the runs end KILLED, and the signal then takes its usual course (non-zero exit).
+``models/folds`` appears only when every fold is done, in one rename.
+
+Executors (``train.executor``): ``sequential`` trains the folds one after another in this process;
+``dask`` runs each fold's task run on a Dask cluster (flows/fold_executor.py: the cluster, the
+workers' threads and GPUs, how a stop reaches the folds). The fold task is the same in both, and
+so are its checkpoints, history, metrics and MLflow run (seeded per fold; equal on the CPU).
+"""
 
 from __future__ import annotations
 
+import shutil
 import time
-from typing import TypedDict
+from pathlib import Path
+from typing import Any, TypedDict
+from uuid import UUID
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from components import layout
-from components.config import load_params
+from components.config import Params, load_params
 from components.data.splits import read_splits
 from components.preprocessing.prepare import check_prepared_matches
 from components.preprocessing.specs import expected_spec
 from components.tracking.lineage import lineage_tags, log_input_dataset
 from components.tracking.run_record import RunRecord
 from components.tracking.tracker import Tracker
+from components.training.interrupt import StopRequest, graceful_stop
 from components.training.loop import train_fold
-from flows.stage import current_flow_run_id, main, pipeline_flow_run_id
+from components.training.resume_store import ResumeStore, read_runs, resume_key
+from flows.ddp_fold import DDPFoldSpec, train_fold_ddp
+from flows.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
+from flows.stage import current_flow_run_id, pipeline_flow_run_id, run
+
+RESUME_BASE = layout.RESUME / "train"
+INTERRUPTS = (KeyboardInterrupt, SystemExit, TerminationSignal, FoldStopped)
+EXECUTOR_TAG = "segflow.executor"  # where the fold's task ran: this process, or which Dask worker
 
 
 class FoldResult(TypedDict):
@@ -28,49 +56,197 @@ class FoldResult(TypedDict):
     best_val_dice: float
 
 
+def stage_params(params: Params) -> dict[str, Any]:
+    """Only what this stage reads (its dvc.yaml params): logged to the parent run, hashed for resume."""
+    data = params.data
+    return {
+        "data": {"dir": data.dir, "classes": data.classes, "channels": data.channels},
+        "preprocess": params.preprocess.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+        "tracking": params.tracking.model_dump(mode="json"),
+    }
+
+
+def _end_failed(tracker: Tracker, run_id: str, exc: BaseException) -> None:
+    """End a run KILLED when it was interrupted (signal, cancellation), FAILED otherwise."""
+    if isinstance(exc, INTERRUPTS):
+        tracker.kill_if_running(run_id)
+    else:
+        tracker.end_run(run_id, ok=False, error=exc)
+
+
+def _fold_run(
+    tracker: Tracker, store: ResumeStore, params: Params, fold: int, parent: str, tags: dict[str, str]
+) -> str:
+    """The fold's MLflow run: the interrupted attempt's, re-opened, else a new child of ``parent``."""
+    fold_params = {"fold": fold, **params.train.model_dump(mode="json")}
+    run_id = store.runs()["folds"].get(str(fold))
+    where = {EXECUTOR_TAG: where_running()}
+    if run_id and tracker.reopen_run(run_id):
+        tracker.set_tags(run_id, where)
+        tracker.log_params(run_id, fold_params)  # the same values (in case a kill came before them)
+        return str(run_id)
+    run_id = tracker.start_run(
+        f"fold-{fold}", parent_id=parent, tags={**tags, "segflow.fold": str(fold), **where}
+    )
+    store.update_runs(fold=(fold, run_id))
+    tracker.log_params(run_id, fold_params)
+    log_input_dataset(
+        tracker, run_id, params.data.dir, read_splits(layout.SPLITS), params.data.class_names, fold
+    )
+    return run_id
+
+
 @task(cache_policy=NO_CACHE)
 def train_one_fold(
-    params_path: str, fold: int, experiment: str, parent_run_id: str, tags: dict[str, str]
+    params_path: str,
+    fold: int,
+    experiment: str,
+    parent_run_id: str,
+    tags: dict[str, str],
+    resume_root: str,
+    stop: StopRequest | None = None,
+    workdir: str | None = None,
 ) -> FoldResult:
-    """Train fold ``fold`` in its own MLflow child run; return its best validation Dice."""
+    """Train (or resume, or restore) fold ``fold`` in its MLflow child run; return its best Dice.
+
+    ``workdir``: the flow's working directory (the project), where the fold runs: a remote Dask
+    worker's own differs. Every argument and the result are plain data (they cross to workers).
+    """
+    with in_directory(workdir):
+        return _train_one_fold(params_path, fold, experiment, parent_run_id, tags, resume_root, stop)
+
+
+def _train_one_fold(
+    params_path: str,
+    fold: int,
+    experiment: str,
+    parent_run_id: str,
+    tags: dict[str, str],
+    resume_root: str,
+    stop: StopRequest | None,
+) -> FoldResult:
+    store = ResumeStore(Path(resume_root))
+    done = store.finished(fold)
+    if done is not None:
+        print(f"fold {fold}: finished earlier, restored — {store.fold_dir(fold)}")
+        return {"fold": fold, "run_id": done["run_id"], "best_val_dice": done["best_val_dice"]}
     params = load_params(params_path)
     tracker = Tracker(experiment)
-    run_id = tracker.start_run(
-        f"fold-{fold}", parent_id=parent_run_id, tags={**tags, "segflow.fold": str(fold)}
-    )
-    tracker.log_params(run_id, {"fold": fold, **params.train.model_dump(mode="json")})
-    splits = read_splits(layout.SPLITS)
-    log_input_dataset(tracker, run_id, params.data.dir, splits, params.data.class_names, fold)
-    out_dir = layout.fold_dir(fold)
+    run_id = _fold_run(tracker, store, params, fold, parent_run_id, tags)
+    folder = store.fold_dir(fold)
     try:
-        res = train_fold(
-            params,
-            fold,
-            splits,
-            layout.PREPARED,
-            out_dir,
-            log_metrics=lambda m, step: tracker.log_metrics(run_id, m, step),
-        )
-    except BaseException as exc:
-        tracker.end_run(run_id, ok=False, error=exc)
-        raise
-    tracker.log_metrics(
-        run_id,
-        {
+        if params.train.ddp.nproc_per_node > 1:
+            spec = DDPFoldSpec(params_path, fold, str(folder), experiment, run_id)
+            res = train_fold_ddp(spec, params.train.ddp.nproc_per_node, stop)
+        else:
+            res = train_fold(
+                params,
+                fold,
+                read_splits(layout.SPLITS),
+                layout.PREPARED,
+                folder,
+                log_metrics=tracker.epoch_logger(run_id),
+                resume_dir=folder,
+                stop=stop,
+            )
+        summary = {
             "best_val_dice": res.best_val_dice,
             "best_epoch": res.best_epoch,
             "train_images_per_s": res.train_images_per_s,
-        },
-    )
-    tracker.log_artifact(run_id, res.history)
-    tracker.log_dict(run_id, res.augmentation, "augmentation.json")
-    tracker.log_artifact(run_id, res.best_checkpoint, "checkpoint")
+        }
+        tracker.log_metrics(run_id, summary)
+        tracker.log_artifact(run_id, res.history)
+        tracker.log_dict(run_id, res.augmentation, "augmentation.json")
+        tracker.log_artifact(run_id, res.best_checkpoint, "checkpoint")
+    except BaseException as exc:
+        _end_failed(tracker, run_id, exc)
+        raise
     tracker.end_run(run_id)
+    store.mark_finished(fold, {"fold": fold, "run_id": run_id, **summary})
     print(
         f"fold {fold}: best val Dice {res.best_val_dice:.4f} at epoch {res.best_epoch}, "
         f"{res.train_images_per_s:.1f} train images/s"
     )
     return {"fold": fold, "run_id": run_id, "best_val_dice": res.best_val_dice}
+
+
+def _crash_flow_run(flow_run_id: str | None, why: str) -> None:
+    """Mark a Prefect flow run left RUNNING by a killed process Crashed (best effort)."""
+    if not flow_run_id or flow_run_id == current_flow_run_id():
+        return
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.states import Crashed
+
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if run.state is not None and run.state.is_running():
+                client.set_flow_run_state(run.id, Crashed(message=why), force=True)
+    except Exception as exc:  # another Prefect server, or none: nothing to tidy there
+        print(f"train: could not mark the interrupted flow run {flow_run_id} crashed: {exc}")
+
+
+def _drop_stale(tracker: Tracker, store: ResumeStore) -> None:
+    """End the runs of resume folders of another configuration KILLED and delete the folders."""
+    for folder in store.stale():
+        old = read_runs(folder)
+        for rid in [old["parent"], *old["folds"].values()]:
+            if rid and tracker.kill_if_running(rid):
+                print(f"train: MLflow run {rid} of an interrupted training with other params/data: KILLED")
+        _crash_flow_run(old["flow_run"], "killed; superseded by a training with other params or data")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parent_run(tracker: Tracker, store: ResumeStore, params: Params, tags: dict[str, str]) -> str:
+    """The interrupted attempt's parent run, re-opened, else a new one with the stage's params."""
+    runs = store.runs()
+    _crash_flow_run(runs["flow_run"], "killed; the next train run resumed its training")
+    store.update_runs(flow_run=current_flow_run_id())
+    if runs["parent"] and tracker.reopen_run(runs["parent"]):
+        tracker.set_tags(runs["parent"], tags)  # lineage of the attempt that completes it
+        tracker.log_params(runs["parent"], stage_params(params))  # the same values, as the key says
+        print(f"train: resuming an interrupted training — {store.root}")
+        return str(runs["parent"])
+    parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+    store.update_runs(parent=parent)
+    # A later evaluate/ensemble re-run with other params logs to this same parent run, and must
+    # not find stale values of its keys here: only this stage's params.
+    tracker.log_params(parent, stage_params(params))
+    log_input_dataset(tracker, parent, params.data.dir, read_splits(layout.SPLITS), params.data.class_names)
+    return parent
+
+
+def _run_folds(
+    params: Params,
+    params_path: str,
+    experiment: str,
+    parent: str,
+    tags: dict[str, str],
+    resume_root: str,
+    stop: StopRequest,
+) -> list[FoldResult]:
+    """Every fold's task run, by ``train.executor``: here one after another, or on Dask."""
+    if params.train.executor == "dask":
+        workdir, root = str(Path.cwd()), str(Path(resume_root).resolve())
+        calls = [
+            {
+                "params_path": str(Path(params_path).resolve()),
+                "fold": k,
+                "experiment": experiment,
+                "parent_run_id": parent,
+                "tags": tags,
+                "resume_root": root,
+                "workdir": workdir,
+            }
+            for k in params.folds
+        ]
+        return list(run_on_dask(train_one_fold, calls, stop))
+    results = []
+    for k in params.folds:
+        stop.check(f"before fold {k}")
+        results.append(train_one_fold(params_path, k, experiment, parent, tags, resume_root, stop))
+    return results
 
 
 @flow(name="train", log_prints=True)
@@ -79,34 +255,27 @@ def train_flow(params_path: str = "params.yaml") -> str:
     params = load_params(params_path)
     check_prepared_matches(layout.PREPARED, expected_spec(params, layout.PREPARED), params.data.class_names)
     tracker = Tracker(params.tracking.experiment)
+    store = ResumeStore.open(RESUME_BASE, resume_key(stage_params(params), layout.PREPARED))
+    _drop_stale(tracker, store)
     tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
-    parent = tracker.start_run(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
-    # Only what this stage reads (its dvc.yaml params): a later evaluate/ensemble re-run with other
-    # params logs to this same parent run, and must not find stale values of its keys here.
-    data = params.data
-    tracker.log_params(
-        parent,
-        {
-            "data": {"dir": data.dir, "classes": data.classes, "channels": data.channels},
-            "preprocess": params.preprocess.model_dump(mode="json"),
-            "train": params.train.model_dump(mode="json"),
-            "tracking": params.tracking.model_dump(mode="json"),
-        },
-    )
-    log_input_dataset(tracker, parent, data.dir, read_splits(layout.SPLITS), data.class_names)
-    try:
-        results = [
-            train_one_fold(params_path, k, params.tracking.experiment, parent, tags) for k in params.folds
-        ]
-    except BaseException as exc:
-        tracker.end_run(parent, ok=False, error=exc)  # never left RUNNING by a failed fold
-        raise
-    RunRecord(
-        tracker.uri, params.tracking.experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results}
-    ).save(layout.RUN_RECORD)
+    parent = _parent_run(tracker, store, params, tags)
+    experiment = params.tracking.experiment
+    with graceful_stop() as stop:
+        try:
+            args = (params_path, experiment, parent, tags, str(store.root))
+            results = _run_folds(params, *args, stop=stop)
+        except BaseException as exc:
+            for rid in store.runs()["folds"].values():  # a fold on a worker that was shut down
+                if rid:
+                    tracker.kill_if_running(rid)
+            _end_failed(tracker, parent, exc)  # never left RUNNING by a failed or stopped fold
+            raise
+    record = RunRecord(tracker.uri, experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results})
+    store.publish(params.folds, layout.FOLDS, lambda tmp: record.save(tmp / layout.RUN_RECORD.name))
+    store.remove()
     # The parent stays RUNNING: evaluate and ensemble log to it by id, and the last stage ends it.
     return str(layout.FOLDS)
 
 
 if __name__ == "__main__":
-    main(train_flow)
+    run(train_flow)

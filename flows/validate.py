@@ -20,7 +20,7 @@ from components.validation import (
     write_manifest,
 )
 from components.validation.duplicate_groups import NearDuplicateOptions, duplicate_summary
-from flows.stage import main
+from flows.stage import run
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,4 +74,4 @@ def validate_flow(params_path: str = "params.yaml") -> str:
 
 
 if __name__ == "__main__":
-    main(validate_flow)
+    run(validate_flow)

@@ -23,6 +23,7 @@ same stem, a malformed ``cases.csv``) raise ``DiscoveryError``.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -134,6 +135,13 @@ def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> tuple[dict[str,
     by_stem: dict[str, Path] = {}
     ignored: list[Path] = []
     for path in sorted(folder.iterdir()):
+        if path.is_symlink() and not path.exists() and _has_suffix(path, suffixes):
+            # a link whose target is gone (e.g. a shared data store that moved) would silently drop
+            # the case; links to existing files are read (and hashed by DVC) through their content
+            raise DiscoveryError(
+                f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; expected an "
+                f"{kind} file: restore the link's target, copy the file in, or remove the link"
+            )
         if path.name.startswith(".") or not path.is_file() or not _has_suffix(path, suffixes):
             ignored.append(path)
             continue
@@ -187,6 +195,11 @@ def read_cases_csv(path: Path) -> CaseTable:
                 raise DiscoveryError(f"{path}, line {line_no}: case_id and patient_id must both be set")
             if case_id in mapping:
                 raise DiscoveryError(f"{path}, line {line_no}: case_id {case_id!r} is listed twice")
+            if "/" in case_id or "\\" in case_id or case_id in (".", ".."):
+                raise DiscoveryError(
+                    f"{path}, line {line_no}: case_id {case_id!r} is a path, not a file stem; expected "
+                    "the stem of the case's mask file (e.g. case_001 for masks/case_001.png)"
+                )
             mapping[case_id] = patient_id
             if has_split:
                 value = row.get(SPLIT_COLUMN, "").lower()
@@ -241,8 +254,9 @@ def discover(data_dir: Path) -> Discovery:
 
     Raises:
         DiscoveryError: A folder is missing, two files in one folder share a stem, a file name
-            contains ``;``, a case's channel files have a gap, or ``cases.csv`` is malformed or
-            lacks a row for a paired case.
+            contains ``;``, a file is a symbolic link to nothing, a case's channel
+            files have a gap, or ``cases.csv`` is malformed, has a path as a case id or lacks a
+            row for a paired case (rows for cases not in the folder are allowed).
     """
     data_dir = Path(data_dir)
     images, ignored_images = _scan(data_dir / "images", IMAGE_SUFFIXES, "image")
@@ -258,9 +272,17 @@ def discover(data_dir: Path) -> Discovery:
         patients = table.patients
         absent = [c for c in paired if c not in patients]
         if absent:
+            stems = set(images) | set(masks)
+            unknown = sorted(c for c in patients if c not in stems)
+            extra = (
+                f" (its case_ids {_listing(unknown)} match no file: case_id is the file stem, without "
+                "folder or suffix)"
+                if unknown
+                else ""
+            )
             raise DiscoveryError(
-                f"{cases_csv}: no patient_id for {len(absent)} case(s): {_listing(absent)}; add one row "
-                "per case (case_id = the file stem) so that splits can keep each patient's cases together"
+                f"{cases_csv}: no patient_id for {len(absent)} case(s): {_listing(absent)}{extra}; add one "
+                "row per case (case_id = the file stem) so that splits can keep each patient's cases together"
             )
 
     rois = _rois(data_dir / ROIS_DIR, paired)

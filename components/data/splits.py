@@ -26,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from components.errors import UserError
+
 _RARE = "rare"
+
+
+class SplitError(UserError, ValueError):
+    """The dataset cannot be split as params ask (too few patients, unknown official test cases...);
+    the message names the params keys and what would work."""
 
 
 @dataclass(frozen=True)
@@ -174,24 +181,24 @@ def make_splits(
             requested number of folds and test set.
     """
     if n_folds < 2:
-        raise ValueError(f"preprocess.splits.n_folds must be >= 2, got {n_folds}")
+        raise SplitError(f"preprocess.splits.n_folds must be >= 2, got {n_folds}")
     if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"preprocess.splits.test_fraction must be in [0, 1), got {test_fraction}")
+        raise SplitError(f"preprocess.splits.test_fraction must be in [0, 1), got {test_fraction}")
     ids = sorted(case_ids)
     dups = sorted(c for c, n in Counter(ids).items() if n > 1)
     if dups:
-        raise ValueError(f"duplicate case ids: {dups[:5]}")
+        raise SplitError(f"duplicate case ids: {dups[:5]}")
     if groups is None:
         groups = {c: c for c in ids}
     no_group = [c for c in ids if c not in groups]
     if no_group:
-        raise ValueError(f"no patient id for {len(no_group)} case(s), e.g. {no_group[:3]} (cases.csv)")
+        raise SplitError(f"no patient id for {len(no_group)} case(s), e.g. {no_group[:3]} (cases.csv)")
 
     fixed = None if fixed_test is None else sorted(set(map(str, fixed_test)))
     if fixed is not None:
         unknown = sorted(set(fixed) - set(ids))
         if unknown:
-            raise ValueError(f"official test cases not in the dataset: {unknown[:5]}")
+            raise SplitError(f"official test cases not in the dataset: {unknown[:5]}")
         ids = sorted(set(ids) - set(fixed))
     members: dict[str, list[str]] = {}
     for c in ids:
@@ -199,12 +206,12 @@ def make_splits(
     with_test = test_fraction > 0 and fixed is None
     n_needed = n_folds + int(with_test)
     if fixed is not None and len(members) < n_folds:
-        raise ValueError(
+        raise SplitError(
             f"too few patients outside the official test set: {len(ids)} train cases from "
             f"{len(members)} patients, but preprocess.splits.n_folds={n_folds} needs at least {n_folds}"
         )
     if len(members) < n_needed or (with_test and round(test_fraction * len(ids)) < 1):
-        raise ValueError(
+        raise SplitError(
             f"too few cases/patients to split: {len(ids)} cases from {len(members)} patients, but "
             f"preprocess.splits.n_folds={n_folds} and preprocess.splits.test_fraction={test_fraction} need "
             f"at least {n_needed} patients (one per fold{' + one for the test set' if with_test else ''})"

@@ -40,30 +40,40 @@ class FoldEnsembleModel(PythonModel):
         self.options = options  # labels: argmax, then the postprocessing chosen on CV
         self.class_names: list[str] = cfg["class_names"]
 
-    # No type hints on predict: MLflow would try to derive a schema from them; the signature is explicit.
-    def predict(self, context, model_input, params=None):
+    # np.ndarray is a hint MLflow accepts without deriving a schema from it: the signature stays
+    # the explicit one written at packaging (tensor input + params), and MLflow does not warn.
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Segment a batch of raw images of one size.
 
         Shape:
             model_input: (N, H, W, C), (N, H, W) or (H, W) -> (N, H, W) labels or (N, K, H, W) probabilities
         """
-        params = params or {}
-        x = np.asarray(model_input, dtype=np.float32)
-        dtype = params.get("input_dtype") or None
-        if getattr(self.predictor.spec, "ndim", 2) == 3:  # one volume (C, Z, Y, X) or (Z, Y, X)
-            spacing = [float(s) for s in str(params.get("spacing") or "").split(",") if s.strip()]
+        from components.ensembling.serving import ModelInputError, check_model_input
+
+        spec = self.predictor.spec  # a bad request raises ModelInputError: served as HTTP 400
+        req = check_model_input(model_input, params, getattr(spec, "ndim", 2), spec.channels)
+        x, dtype, output = req.x, req.input_dtype, req.output
+        if getattr(self.predictor.spec, "ndim", 2) == 3:  # one volume (C, Z, Y, X)
             vol = x.astype(dtype) if dtype else x
-            probs = self.predictor.predict_proba(vol, spacing or None)[None]
-            if params.get("output", "labels") == "probabilities":
+            probs = self.predictor.predict_proba(vol, req.spacing)[None]
+            if output == "probabilities":
                 return probs
             return self.options.labels(probs[0])[None].astype(np.int64)
         if dtype is None and self.predictor.spec.intensity_method == "dtype" and x.size and x.max() > 1:
-            raise ValueError(
+            raise ModelInputError(
                 "this model normalises intensities by the images' dtype range; pass "
                 "params={'input_dtype': 'uint8'} (or 'uint16', ...) with the original pixel values"
             )
-        probs = np.stack([self.predictor.predict_proba(img.astype(dtype) if dtype else img) for img in x])
-        if params.get("output", "labels") == "probabilities":
+        from components.inference.predictor import Predictor
+
+        images = x.astype(dtype) if dtype else x
+        if isinstance(self.predictor, Predictor):  # network-size models: batched forward passes
+            probs = np.stack(self.predictor.predict_proba_batch(images))
+        else:  # patch mode: sliding windows per image (the windows are batched)
+            probs = np.stack([self.predictor.predict_proba(img) for img in images])
+        if output == "probabilities":
             return probs
         return np.stack([self.options.labels(p) for p in probs]).astype(np.int64)
 

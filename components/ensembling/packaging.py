@@ -7,13 +7,10 @@ the ``serve`` extra of pyproject.toml, pinned to the versions installed here (fr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -54,14 +51,6 @@ def serving_requirements(distribution: str = DISTRIBUTION) -> list[str]:
     if not names:
         raise RuntimeError(f"{distribution}: pyproject.toml declares no `serve` extra")
     return [f"{name}=={metadata.version(name)}" for name in names]
-
-
-@contextlib.contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """Silence MLflow's advice to add predict() type hints: the signature here is explicit."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
-        yield
 
 
 def _input_example(checkpoint: Path, channels: int) -> np.ndarray:
@@ -107,7 +96,7 @@ def save_ensemble_model(
 ) -> None:
     """Write the packaged fold ensemble as a local MLflow model folder (a DVC output)."""
     shutil.rmtree(path, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
+    with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(
             path=str(path), **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
         )
@@ -123,7 +112,7 @@ def log_ensemble_model(
 ) -> str:
     """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
     mlflow.set_tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id), _quiet_mlflow():
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="ensemble", **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
         )

@@ -24,6 +24,11 @@ def last_run_results(root: Path) -> dict[str, Any]:
     }
 
 
+def links_markdown(links: dict[str, str]) -> str:
+    """A bullet list of labelled links (label -> URL), for Prefect artifacts and reports."""
+    return "\n".join(f"- {label}: [{url}]({url})" for label, url in links.items())
+
+
 def last_run_markdown(results: dict[str, Any]) -> str:
     """The end-of-run summary: CV and test tables and the registered version and alias."""
     parts = []
@@ -38,4 +43,6 @@ def last_run_markdown(results: dict[str, Any]) -> str:
             f"with alias `{reg['alias']}` (test mean foreground Dice {reg['test_dice']:.4f}; "
             f"{reg['reason']})."
         )
+        if reg.get("links"):
+            parts.append(links_markdown(reg["links"]))
     return "\n\n".join(parts) if parts else "No results yet: run `segflow run` or `dvc repro`."

@@ -13,13 +13,15 @@ Both take ``patch_size`` (and ``dynunet`` ``spacing``), which the training stage
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from monai.networks.nets import DynUNet, SegResNet
 from torch import nn
 
 from components.models.base import MODELS, drop_encoder_weights
+
+if TYPE_CHECKING:  # MONAI is imported when one of its networks is built (it costs seconds at start-up)
+    from monai.networks.nets import DynUNet
 
 MIN_FEATURE_SIZE = 4  # nnU-Net: an axis stops pooling once its feature map would drop below this
 
@@ -104,6 +106,8 @@ def dynunet(
         raise ValueError(f"model 'dynunet' got unknown argument(s) {sorted(kwargs)}")
     kernels, strides = dynunet_topology(patch_size, spacing, max_levels)
     filters = [min(base_filters * 2**i, max_filters) for i in range(len(strides))]
+    from monai.networks.nets import DynUNet
+
     net = DynUNet(
         spatial_dims=len(patch_size),
         in_channels=in_channels,
@@ -148,6 +152,8 @@ def segresnet(
             f"model 'segresnet': train.patch_size {list(patch_size)} must be divisible by {factor} on "
             f"every axis (2 ** (len(blocks_down) - 1))"
         )
+    from monai.networks.nets import SegResNet
+
     return SegResNet(
         spatial_dims=len(patch_size),
         init_filters=init_filters,

@@ -133,3 +133,38 @@ def describe_augmentation(aug: A.Compose) -> dict[str, Any]:
     ``A.from_dict(d["pipeline"])`` followed by ``set_random_seed(d["seed"])`` rebuilds it exactly.
     """
     return {"pipeline": A.to_dict(aug), "seed": getattr(aug, "seed", None)}
+
+
+def _generator_owners(aug: A.BaseCompose | A.BasicTransform) -> list[Any]:
+    """The pipeline and every transform in it, depth first: each owns its own two generators
+    (``set_random_seed`` gives every one of them a fresh pair seeded alike)."""
+    out: list[Any] = [aug]
+    for t in getattr(aug, "transforms", None) or []:
+        out += _generator_owners(t)
+    return out
+
+
+def augmentation_state(aug: A.BaseCompose) -> list[dict[str, Any]]:
+    """The pipeline's random state as plain data (ints, lists, dicts): where its draws have got to.
+
+    One entry per generator owner (the compose, then each transform), numpy and python states.
+    """
+    return [
+        {"numpy": o.random_generator.bit_generator.state, "python": o.py_random.getstate()}
+        for o in _generator_owners(aug)
+    ]
+
+
+def set_augmentation_state(aug: A.BaseCompose, state: Sequence[Mapping[str, Any]]) -> None:
+    """Restore :func:`augmentation_state` in place (into a pipeline built from the same transforms).
+
+    Raises:
+        ValueError: The state is of a pipeline with another number of transforms.
+    """
+    owners = _generator_owners(aug)
+    if len(owners) != len(state):
+        raise ValueError(f"augmentation state of {len(state)} generators for a pipeline of {len(owners)}")
+    for owner, st in zip(owners, state, strict=True):
+        owner.random_generator.bit_generator.state = dict(st["numpy"])
+        version, internal, gauss = st["python"]
+        owner.py_random.setstate((int(version), tuple(int(v) for v in internal), gauss))

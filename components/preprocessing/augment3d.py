@@ -43,6 +43,7 @@ import numpy as np
 from monai.utils import convert_to_numpy
 
 from components.errors import UserError
+from components.preprocessing.augment import augmentation_state, set_augmentation_state
 from components.registry import Registry, RegistryError
 
 _WHERE = "train.augment.transforms"
@@ -63,6 +64,10 @@ class _Step(Protocol):
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def reseed(self, seed: int) -> None: ...
+
+    def random_state(self) -> list[Any]: ...
+
+    def set_random_state(self, state: list[Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,14 @@ class _AlbumentationsStep:
         """Restart the random stream from ``seed``."""
         self._compose.set_random_seed(seed)
 
+    def random_state(self) -> list[Any]:
+        """The generator states of the compose and its transform, plain data."""
+        return augmentation_state(self._compose)
+
+    def set_random_state(self, state: list[Any]) -> None:
+        """Restore :meth:`random_state` in place."""
+        set_augmentation_state(self._compose, state)
+
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shape: image (C, Z, Y, X), mask (Z, Y, X) -> same."""
         if self._cubic and len(set(mask.shape)) != 1:
@@ -198,6 +211,23 @@ class _MonaiStep:
         """Restart the random stream from ``seed``."""
         self._transform.set_random_state(seed=seed)
 
+    def random_state(self) -> list[Any]:
+        """Every ``RandomState`` of the transform and its inner transforms, plain data, in a fixed order."""
+        out = []
+        for rs in _random_states(self._transform):
+            st = rs.get_state(legacy=False)
+            out.append({**st, "state": {"key": st["state"]["key"].tolist(), "pos": st["state"]["pos"]}})
+        return out
+
+    def set_random_state(self, state: list[Any]) -> None:
+        """Restore :meth:`random_state` in place."""
+        states = _random_states(self._transform)
+        if len(states) != len(state):
+            raise ValueError(f"random state of {len(state)} generators for a transform with {len(states)}")
+        for rs, st in zip(states, state, strict=True):
+            key = np.asarray(st["state"]["key"], dtype=np.uint32)
+            rs.set_state({**st, "state": {"key": key, "pos": int(st["state"]["pos"])}})
+
     def check(self) -> None:
         """Run a copy once on a tiny patch: MONAI checks most values (modes, ...) only when called.
 
@@ -220,6 +250,21 @@ class _MonaiStep:
         if self._spatial:
             mask = np.rint(convert_to_numpy(out["label"])[0]).astype(np.uint8)
         return convert_to_numpy(out["image"]), mask
+
+
+def _random_states(obj: Any, seen: set[int] | None = None) -> list[np.random.RandomState]:
+    """The ``RandomState`` objects a MONAI transform holds (``.R`` of it and its inner transforms)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, np.random.RandomState):
+        return [obj]
+    if isinstance(obj, list | tuple):
+        return [rs for v in obj for rs in _random_states(v, seen)]
+    if not type(obj).__module__.startswith("monai.") or not hasattr(obj, "__dict__"):
+        return []
+    return [rs for v in vars(obj).values() for rs in _random_states(v, seen)]
 
 
 class _CoarseDropout3D(A.CoarseDropout3D):
@@ -328,6 +373,17 @@ class Augment3D:
         rs = np.random.RandomState(int(seed))
         for step in self._steps:
             step.reseed(int(rs.randint(_SEED_MAX)))
+
+    def random_state(self) -> list[list[Any]]:
+        """Where every transform's random stream has got to, as plain data (per step, in order)."""
+        return [step.random_state() for step in self._steps]
+
+    def set_random_state(self, state: list[list[Any]]) -> None:
+        """Restore :meth:`random_state` (of a pipeline built from the same transforms)."""
+        if len(state) != len(self._steps):
+            raise ValueError(f"random state of {len(state)} steps for a pipeline of {len(self._steps)}")
+        for step, st in zip(self._steps, state, strict=True):
+            step.set_random_state(st)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Augment one patch.

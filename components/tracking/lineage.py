@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from components.tracking.links import flow_run_tags
+
 if TYPE_CHECKING:
     from components.data.splits import Splits
     from components.tracking.tracker import Tracker
@@ -60,7 +62,7 @@ def data_dvc_hash(data_dir: str, lock: Path = Path("dvc.lock"), stage: str = "va
 
 
 def lineage_tags(data_dir: str, flow_run_id: str | None, pipeline_flow_run_id: str | None) -> dict[str, str]:
-    """All lineage tags for an MLflow run or model version."""
+    """All lineage tags for an MLflow run or model version (with the Prefect flow-run URLs)."""
     tags = {
         TAG_GIT: git_commit(),
         TAG_DATA: data_dvc_hash(data_dir),
@@ -69,6 +71,7 @@ def lineage_tags(data_dir: str, flow_run_id: str | None, pipeline_flow_run_id: s
     }
     if pipeline_flow_run_id:
         tags[TAG_PIPELINE_FLOW_RUN] = pipeline_flow_run_id
+    tags.update(flow_run_tags(flow_run_id, pipeline_flow_run_id))  # the Prefect UI pages, when served
     return tags
 
 

@@ -1,7 +1,10 @@
 """Register the packaged ensemble in the MLflow model registry and apply the promotion gate.
 
 A new version becomes ``champion`` when it is the first or when its test score is not worse than the
-current champion's on the same test split; otherwise ``challenger``.
+current champion's on the same test split; otherwise ``challenger``. The whole "read the champion ->
+compare -> register -> set the alias" runs under the model's gate lock
+(:mod:`components.tracking.gate_lock`), so two ensembles registering at once are judged one after
+the other, each against the champion the other left.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from components.evaluation.statistics import compare_paired
 from components.layout import PER_CASE_FILE, TEST_REPORTS
+from components.tracking.gate_lock import gate_lock
 from components.tracking.tracker import Tracker
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -106,8 +110,22 @@ def register_and_gate(
     The new version becomes ``champion`` when there is none yet or when its test Dice is not
     worse than the champion's on the same test split; otherwise it becomes ``challenger``.
     ``score_uri`` scores a model URI on the current test split (used when the champion was
-    tested on another split).
+    tested on another split). Runs under :func:`gate_lock`: the champion is read once the lock is
+    held, so the decision uses the registry's state as no other gate can change it.
     """
+    with gate_lock(tracker.uri, name):
+        return _register_and_gate_locked(tracker, model_uri, name, test_dice, split_sha, tags, score_uri)
+
+
+def _register_and_gate_locked(
+    tracker: Tracker,
+    model_uri: str,
+    name: str,
+    test_dice: float,
+    split_sha: str,
+    tags: Mapping[str, str],
+    score_uri: Callable[[str], float | None],
+) -> Registration:
     mlflow.set_tracking_uri(tracker.uri)
     mlflow.set_registry_uri(tracker.uri)
     champ_dice, champ_version = _champion_dice(tracker, name, split_sha, score_uri)

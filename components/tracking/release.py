@@ -20,6 +20,7 @@ from components.ensembling.packaging import log_ensemble_model, save_ensemble_mo
 from components.evaluation.postprocess_report import describe
 from components.evaluation.scoring import ScoringOptions
 from components.inference.options import InferenceOptions
+from components.tracking.gate_lock import gate_lock
 from components.tracking.model_card import CardFacts, publish_model_card
 from components.tracking.promotion import compare_with_champion, register_and_gate
 from components.tracking.tracker import Tracker
@@ -65,21 +66,25 @@ def release_ensemble(
     test_ids = test_cases["case_id"].astype(str).tolist()
     split = split_sha(test_ids)
     per_case = pd.read_csv(layout.TEST_REPORTS / layout.PER_CASE_FILE)
-    comparison = compare_with_champion(
-        tracker, run_id, registered_model, split, per_case, layout.CHAMPION_COMPARISON
-    )
-    if comparison is not None:
-        diff = comparison["all"]["dice"]
-        print(f"vs champion: mean Dice difference {diff['mean_diff']:+.4f} (Wilcoxon p={diff['wilcoxon_p']})")
-    reg = register_and_gate(
-        tracker,
-        uri,
-        registered_model,
-        test_dice,
-        split,
-        {**tags, "mlflow_run_id": run_id},
-        score_uri=lambda u: score_model_uri(u, test_cases, data_dir, scoring),
-    )
+    # One gate at a time per model: the comparison and the gate see the same champion, which no
+    # concurrent registration can change in between (register_and_gate re-enters this lock).
+    with gate_lock(tracker.uri, registered_model):
+        comparison = compare_with_champion(
+            tracker, run_id, registered_model, split, per_case, layout.CHAMPION_COMPARISON
+        )
+        if comparison is not None:
+            diff = comparison["all"]["dice"]
+            p = diff["wilcoxon_p"]
+            print(f"vs champion: mean Dice difference {diff['mean_diff']:+.4f} (Wilcoxon p={p})")
+        reg = register_and_gate(
+            tracker,
+            uri,
+            registered_model,
+            test_dice,
+            split,
+            {**tags, "mlflow_run_id": run_id},
+            score_uri=lambda u: score_model_uri(u, test_cases, data_dir, scoring),
+        )
     record = {
         "registered_model": reg.name,
         "version": reg.version,

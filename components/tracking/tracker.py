@@ -11,11 +11,12 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -75,6 +76,46 @@ class Tracker:
         """Mark a run FINISHED, or FAILED (``ok=False``) — KILLED when ``error`` is an interrupt."""
         interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
         self.client.set_terminated(run_id, "FINISHED" if ok else "KILLED" if interrupted else "FAILED")
+
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status (RUNNING, FINISHED, FAILED, KILLED...), or None when it is gone or deleted."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        return None if run.info.lifecycle_stage == "deleted" else str(run.info.status)
+
+    def reopen_run(self, run_id: str) -> bool:
+        """Continue an existing run (a resumed training): mark it RUNNING again; False when it is gone."""
+        if self.run_status(run_id) is None:
+            return False
+        self.client.update_run(run_id, status="RUNNING")
+        return True
+
+    def kill_if_running(self, run_id: str) -> bool:
+        """End a run left RUNNING by a killed process as KILLED; True when it was RUNNING."""
+        if self.run_status(run_id) != "RUNNING":
+            return False
+        self.client.set_terminated(run_id, "KILLED")
+        return True
+
+    def logged_steps(self, run_id: str, key: str) -> set[int]:
+        """The steps at which metric ``key`` was logged to the run."""
+        return {int(m.step) for m in self.client.get_metric_history(run_id, key)}
+
+    def epoch_logger(
+        self, run_id: str, key: str = "train_loss"
+    ) -> Callable[[Mapping[str, float], int], None]:
+        """A per-epoch metric logger for the run that skips the steps it already has (those an
+        interrupted attempt logged, found by ``key``), so a resumed fold logs each epoch once."""
+        logged = self.logged_steps(run_id, key)
+
+        def log(metrics: Mapping[str, float], step: int) -> None:
+            if step not in logged:
+                self.log_metrics(run_id, metrics, step)
+                logged.add(step)
+
+        return log
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log (nested) params, flattened to dotted keys."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 
 class EarlyStopping:
@@ -68,3 +68,19 @@ class EarlyStopping:
             self.bad_epochs += 1
         self.epoch += 1
         return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state (plain data): best value, its update index, updates and bad epochs so far."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "epoch": self.epoch,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (monitor, mode, patience and min_delta come from the constructor)."""
+        best = state["best"]
+        self.best = None if best is None else float(best)
+        self.best_epoch, self.epoch = int(state["best_epoch"]), int(state["epoch"])
+        self.bad_epochs = int(state["bad_epochs"])

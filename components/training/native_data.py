@@ -15,7 +15,6 @@ from components.data.case_store import load_case
 from components.data.splits import Splits
 from components.models import MODELS
 from components.preprocessing.augment import build_augmentation, describe_augmentation
-from components.preprocessing.augment3d import build_augmentation_3d, describe_augmentation_3d
 from components.preprocessing.native import CaseRecord, NativeSpec
 from components.preprocessing.specs import prepared_info
 from components.training.patches import PatchAugment, PatchDataset
@@ -56,6 +55,8 @@ def patch_augmentation(
         return None, {"transforms": [], "seed": seed}
     if patch_ndim == 2:
         return _albumentations_on_patches(transforms, seed)
+    from components.preprocessing.augment3d import build_augmentation_3d, describe_augmentation_3d
+
     aug3 = build_augmentation_3d(transforms, seed=seed)
     return aug3, describe_augmentation_3d(aug3)
 
@@ -96,6 +97,7 @@ def native_fold_data(
         augment=augment,
         slice_axis=spec.slice_axis,
         intensity_maps=[r.intensity_map for r in records],
+        augment_seed=tc.augment.seed + fold,
     )
     val_records = _records(prepared_dir, val_ids)
     val_cases = []

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from components.training.augment_seed import item_seed, reseed
+
 PatchAugment = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 MAX_LOCATIONS = 10_000  # foreground voxels remembered per class and case (a random sample)
 
@@ -78,6 +80,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         augment: PatchAugment | None = None,
         slice_axis: int | None = None,
         intensity_maps: Sequence[tuple[float, float]] | None = None,
+        augment_seed: int = 0,
     ) -> None:
         if not cases:
             raise ValueError("PatchDataset needs at least one case")
@@ -95,6 +98,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.length, self.fg, self.seed, self.augment = int(length), float(foreground_fraction), seed, augment
         self.maps = list(intensity_maps) if intensity_maps is not None else [(1.0, 0.0)] * len(cases)
         self.epoch = 0
+        self.augment_seed = int(augment_seed)
 
     def __len__(self) -> int:
         return self.length
@@ -121,6 +125,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.slice_axis is not None:
             x, y = x[:, 0], y[0]
         if self.augment is not None:
+            reseed(self.augment, item_seed(self.augment_seed, self.epoch, idx))
             x, y = self.augment(np.ascontiguousarray(x), np.ascontiguousarray(y))
         scale, shift = self.maps[case]
         return (

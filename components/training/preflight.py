@@ -8,27 +8,112 @@ stage failure after validate and preprocess have replaced their outputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from components.config import ConfigError, Params
+from components.data.discovery import CasePair, DiscoveryError, discover
+from components.io import IMAGE_SUFFIXES, is_volume, read_volume_header
 from components.losses import build_loss
 from components.models import build_model
 from components.preprocessing.augment import build_augmentation, build_transform
-from components.preprocessing.augment3d import build_augmentation_3d
 from components.registry import RegistryError
 from components.training.native_data import native_model_kwargs
 from components.training.optim import build_optimizer
 from components.training.schedulers import build_scheduler
 
 
+def _listing(paths: list[Path], root: Path) -> str:
+    shown = [p.relative_to(root).as_posix() for p in paths[:5]]
+    return ", ".join(shown) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
+def _spatial_shape(path: Path) -> tuple[int, ...] | None:
+    """An image's spatial shape from its header only ((H, W) or (Z, Y, X)); None when unreadable."""
+    from PIL import Image
+
+    try:
+        if is_volume(path):
+            shape = read_volume_header(path)[0]
+            return shape[-3:]
+        with Image.open(path) as im:
+            return (im.height, im.width)
+    except Exception:  # unreadable: the validate stage names it
+        return None
+
+
+def _patch_problems(pairs: list[CasePair], params: Params) -> list[str]:
+    """Patch mode: a ``train.patch_size`` that fits no image (read from the headers)."""
+    patch = params.train.patch_size
+    if params.preprocess.spatial_mode != "patch" or not patch or params.preprocess.target_spacing:
+        return []  # resampled volumes change size: the preprocess stage knows
+    shapes = [s for s in (_spatial_shape(p.image) for p in pairs) if s is not None and len(s) == len(patch)]
+    if not shapes or any(all(p <= d for p, d in zip(patch, s, strict=True)) for s in shapes):
+        return []
+    largest = max(shapes, key=lambda s: int(np.prod(s)))
+    fitting = [min(p, d) for p, d in zip(patch, largest, strict=True)]
+    return [
+        f"train.patch_size: {list(patch)} is larger than every image in data.dir (the largest is "
+        f"{' x '.join(map(str, largest))}); expected a patch no larger than the images, e.g. {fitting}"
+    ]
+
+
+def _pairing_problems(path: Path, params: Params) -> list[str]:
+    """What file listing alone shows (nothing decoded): pairing, cases.csv, links, too few cases."""
+    try:
+        found = discover(path)
+    except DiscoveryError as err:
+        return [f"data.dir: {err}"]
+    problems: list[str] = []
+    if found.unpaired_images:
+        problems.append(
+            f"data.dir: {len(found.unpaired_images)} image(s) without a mask: "
+            f"{_listing(found.unpaired_images, path)}; expected masks/<stem>.png with the image's file "
+            "stem for every image (or remove the image)"
+        )
+    if found.unpaired_masks:
+        problems.append(
+            f"data.dir: {len(found.unpaired_masks)} mask(s) without an image: "
+            f"{_listing(found.unpaired_masks, path)}; expected images/<stem>.<png|jpg|tif|nii.gz|...> with "
+            "the mask's file stem for every mask (or remove the mask)"
+        )
+    if not found.pairs:
+        if not problems:
+            problems.append(
+                f"data.dir: {path} holds no image/mask pairs (images/ and masks/ are empty or hold no "
+                f"accepted files: {', '.join(IMAGE_SUFFIXES)}); expected images/<case>.png with "
+                "masks/<case>.png"
+            )
+        return problems
+    problems += _patch_problems(found.pairs, params)
+    split = params.preprocess.splits
+    official = any(pair.split == "test" for pair in found.pairs)
+    patients = {pair.patient_id for pair in found.pairs if pair.split != "test"}
+    with_test = split.test_fraction > 0 and not official
+    needed = split.n_folds + int(with_test)
+    if len(patients) < needed:
+        problems.append(
+            f"preprocess.splits.n_folds: {split.n_folds} folds"
+            + (f" plus a test set (test_fraction {split.test_fraction})" if with_test else "")
+            + f" need at least {needed} patients, but {path} holds {len(found.pairs)} case(s) from "
+            f"{len(patients)} patient(s) for them; lower preprocess.splits.n_folds / test_fraction "
+            "or add data"
+        )
+    return problems
+
+
 def check_data_dir(params: Params, root: Path | None = None) -> list[str]:
-    """Problems with ``data.dir`` (relative paths are taken from ``root``, default the cwd)."""
+    """Problems with ``data.dir`` that listing its files shows (relative paths are taken from
+    ``root``, default the cwd): a missing folder, images/ or masks/; unpaired files, two files with
+    one stem, a malformed ``cases.csv``, links out of the folder (see ``discover``); fewer patients
+    than folds (+ test set). Decoding the files is the validate stage's job."""
     raw = Path(params.data.dir)
     path = raw if raw.is_absolute() or root is None else root / raw
     expected = "a dataset folder holding images/ and masks/ (paired by file stem)"
@@ -39,22 +124,88 @@ def check_data_dir(params: Params, root: Path | None = None) -> list[str]:
     missing = [f"{sub}/" for sub in ("images", "masks") if not (path / sub).is_dir()]
     if missing:
         return [f"data.dir: {path} has no {' or '.join(missing)}; expected {expected}"]
-    return []
+    return _pairing_problems(path, params)
 
 
-def _attempt(problems: list[str], key: str, build: Callable[[], Any], arg_key: str | None = None) -> Any:
+def _lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def dvc_params(dvc_yaml: Path) -> dict[str, list[str]]:
+    """Stage -> the params.yaml keys its ``params:`` lists (dotted; sections as their name)."""
+    try:
+        stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    keys: dict[str, list[str]] = {}
+    for name, stage in stages.items():
+        for entry in (stage or {}).get("params") or []:
+            if isinstance(entry, str):
+                keys.setdefault(str(name), []).append(entry)
+            elif isinstance(entry, dict):  # {params.yaml: [keys]} (other files are not ours)
+                keys.setdefault(str(name), []).extend(str(k) for k in entry.get("params.yaml") or [])
+    return keys
+
+
+def check_params_keys(raw: Mapping[str, Any], params: Params, dvc_yaml: Path) -> list[str]:
+    """Keys that dvc.yaml's stages read but the params file lacks (an older params.yaml).
+
+    The typed params fill defaults, DVC does not: it stops with "Parameters ... are missing".
+    Each problem names the key, the stage and the line to add (the default).
+    """
+    defaults = params.model_dump(mode="json", by_alias=True)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for stage, keys in dvc_params(dvc_yaml).items():
+        for key in keys:
+            present, _ = _lookup(raw, key)
+            if present or key in seen:
+                continue
+            seen.add(key)
+            known, default = _lookup(defaults, key)
+            shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")
+            hint = f"; add it with its default: {key}: {shown}" if known else ""
+            problems.append(
+                f"{key}: missing from the params file, and dvc.yaml's stage {stage} reads it{hint}"
+            )
+    return problems
+
+
+def _text_values(kwargs: Mapping[str, Any] | None) -> str:
+    """A hint naming kwargs given as text where the builder wanted something else (e.g. a number)."""
+    texts = {k: v for k, v in (kwargs or {}).items() if isinstance(v, str)}
+    if not texts:
+        return ""
+    shown = ", ".join(f"{k}={v!r}" for k, v in texts.items())
+    return f" ({shown}: given as text; expected a number or a list, e.g. lr: 0.001)"
+
+
+def _attempt(
+    problems: list[str],
+    key: str,
+    build: Callable[[], Any],
+    arg_key: str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> Any:
     """``build()``, or None with ``"<key>.name: ..."`` (unknown name) or ``"<arg_key>: ..."`` (default
     ``<key>.kwargs``: anything else) appended to ``problems``.
 
     Any exception counts: what the registries, torch, smp or albumentations raise for a bad name
-    or argument varies (RegistryError, ValueError, TypeError, KeyError, AssertionError...).
+    or argument varies (RegistryError, ValueError, TypeError, KeyError, AssertionError...). A
+    ``TypeError`` names the ``kwargs`` values given as text, the usual cause (``lr: fast``).
     """
     try:
         return build()
     except RegistryError as err:
         problems.append(f"{key}.name: {err}")
     except Exception as err:
-        problems.append(f"{arg_key or key + '.kwargs'}: {type(err).__name__}: {err}")
+        hint = _text_values(kwargs) if isinstance(err, TypeError) else ""
+        problems.append(f"{arg_key or key + '.kwargs'}: {type(err).__name__}: {err}{hint}")
     return None
 
 
@@ -63,7 +214,7 @@ def _parameters(model: nn.Module | None) -> Iterable[nn.Parameter]:
     return model.parameters() if model is not None else [nn.Parameter(torch.zeros(1))]
 
 
-def preflight(params: Params, root: Path | None = None) -> None:
+def preflight(params: Params, root: Path | None = None, raw: Mapping[str, Any] | None = None) -> None:
     """Build the model, loss, optimiser, scheduler and augmentation that ``params`` names.
 
     Everything is built on the CPU with random weights (``encoder_weights`` forced to None, so
@@ -72,12 +223,17 @@ def preflight(params: Params, root: Path | None = None) -> None:
     Args:
         params: Validated params (e.g. :func:`components.config_edit.merged_params`).
         root: Folder that a relative ``data.dir`` is relative to (the workspace; default cwd).
+        raw: The params file's own mapping; with it, keys that ``root/dvc.yaml`` lists but the
+            file lacks are problems too (:func:`check_params_keys`).
 
     Raises:
         ConfigError: One line per problem, each naming the params key (``train.model.name``,
             ``train.optimizer.kwargs``, ``train.loss[1].name``, ``data.dir``...) and the message.
     """
     problems = check_data_dir(params, root)
+    dvc_yaml = (root or Path()) / "dvc.yaml"
+    if raw is not None and dvc_yaml.is_file():
+        problems += check_params_keys(raw, params, dvc_yaml)
     tc, k = params.train, params.data.num_classes
 
     kwargs = {**tc.model.kwargs, "encoder_weights": None}
@@ -87,14 +243,16 @@ def preflight(params: Params, root: Path | None = None) -> None:
         extra = native_model_kwargs(tc.model.name, kwargs, patch, None) if patch else kwargs
         return build_model(tc.model.name, params.data.channels, k, **extra)
 
-    model = _attempt(problems, "train.model", _model)
+    model = _attempt(problems, "train.model", _model, kwargs=tc.model.kwargs)
     uniform = [1.0 / k] * k  # stand-in class frequencies (weighted CE)
     for i, term in enumerate(tc.loss):
-        _attempt(problems, f"train.loss[{i}]", partial(build_loss, [term.model_dump()], k, uniform))
+        build = partial(build_loss, [term.model_dump()], k, uniform)
+        _attempt(problems, f"train.loss[{i}]", build, kwargs=term.kwargs)
     optimizer = _attempt(
         problems,
         "train.optimizer",
         lambda: build_optimizer(tc.optimizer.name, _parameters(model), **tc.optimizer.kwargs),
+        kwargs=tc.optimizer.kwargs,
     )
     if optimizer is not None:  # the schedule depends on the optimiser (its lr, momentum)
         _attempt(
@@ -103,10 +261,13 @@ def preflight(params: Params, root: Path | None = None) -> None:
             lambda: build_scheduler(
                 tc.scheduler.name, optimizer, epochs=tc.epochs, steps_per_epoch=1, **tc.scheduler.kwargs
             ),
+            kwargs=tc.scheduler.kwargs,
         )
     specs = [t.model_dump() for t in tc.augment.transforms]
     if len(patch) == 3:  # 3D patches: the albumentations 3D + MONAI pipeline (names its own index)
         key = "train.augment.transforms"
+        from components.preprocessing.augment3d import build_augmentation_3d
+
         _attempt(problems, key, lambda: build_augmentation_3d(specs, tc.augment.seed), arg_key=key)
         specs = []
     before = len(problems)

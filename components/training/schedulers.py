@@ -74,6 +74,19 @@ class Scheduler:
         assert isinstance(self.scheduler, lrs.ReduceLROnPlateau)  # the only one stepped with a metric
         self.scheduler.step(float(metrics[self.monitor]))
 
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state: batch steps taken and the torch scheduler's own state (plain data)."""
+        return {
+            "steps": self.steps,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (into a scheduler built with the same name and arguments)."""
+        self.steps = int(state["steps"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(dict(state["scheduler"]))
+
 
 def _lambda(optimizer: torch.optim.Optimizer, fn: Callable[[int, float], float], total: int) -> Scheduler:
     """Per-batch LambdaLR; ``fn(step, base_lr)`` returns the LR factor."""

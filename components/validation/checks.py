@@ -14,6 +14,7 @@ import pandas as pd
 
 from components.validation.duplicate_groups import MASK_AGREEMENT
 from components.validation.geometry import shape_problem, split_shape
+from components.validation.metadata import frac_column
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -105,6 +106,14 @@ def _duplicate_checks(near_duplicates: str) -> list[Check]:
             ),
         ),
     ]
+
+
+def _all_background(meta: pd.DataFrame, background: str) -> bool:
+    """True when masks were read and every one holds the background value only."""
+    if background not in meta.columns:
+        return False
+    fractions = meta[background].dropna()
+    return not fractions.empty and bool((fractions >= 1.0).all())
 
 
 def build_checks(
@@ -277,6 +286,28 @@ def build_checks(
     )
     if near_duplicates != "ignore":
         checks += _duplicate_checks(near_duplicates)
+    background = frac_column(0)
+    if _all_background(meta, background):  # listed only then, so a labelled set's suite is unchanged
+        desc = "Some mask holds a foreground class (not every mask is background only)"
+        checks.append(
+            Check(
+                "masks_not_all_background",
+                background,
+                desc,
+                "every mask in masks/ is 0 everywhere: export the label masks (not empty ones) and "
+                "declare their values in data.classes",
+                (),
+                lambda r: "",
+                gxe.ExpectColumnMinToBeBetween(
+                    column=background,
+                    min_value=0,
+                    max_value=1,
+                    strict_max=True,
+                    description=desc,
+                    meta={"check": "masks_not_all_background"},
+                ),
+            )
+        )
     desc = "The dataset is not empty"
     checks.append(
         Check(

@@ -332,4 +332,23 @@ def build_metadata(
     for col in (c for c in BASE_COLUMNS if c not in _DTYPES):  # plain object columns: what GX's
         meta[col] = meta[col].astype(object)  # pandas backend expects
     options = near_duplicates or NearDuplicateOptions(mode="ignore")
+    for line in absent_class_warnings(meta, values):
+        print(line)
     return add_duplicate_columns(meta, thumbs, mask_thumbs, options)
+
+
+def absent_class_warnings(meta: pd.DataFrame, class_values: Sequence[int]) -> list[str]:
+    """One warning per declared foreground class value that no readable mask contains.
+
+    Not an error: training still runs (the class is never a target, its Dice is undefined).
+    """
+    readable = meta[meta["mask_readable"].fillna(False).astype(bool)]
+    if readable.empty:
+        return []
+    return [
+        f"warning: data.classes declares mask value {v}, but none of the {len(readable)} masks "
+        "contains it; training still runs, but that class is never learned and its metrics are "
+        "undefined; remove it from data.classes, or check the masks"
+        for v in class_values
+        if v != 0 and not (readable[frac_column(v)].fillna(0) > 0).any()
+    ]

@@ -7,7 +7,7 @@ Layout written under ``report_dir``::
 
     result.json        GX validation result (also when the suite fails)
     suite.json         the expectation suite that was run
-    data_docs/         static Data Docs site; entry point data_docs/index.html
+    data_docs/         static Data Docs site; entry point data_docs/index.html (renders offline)
 
 GX runs in a FILE context whose project lives in a temporary folder inside ``report_dir``;
 the finished site and files are then moved into place, so a crash never leaves a half-written
@@ -29,6 +29,7 @@ import pandas as pd
 from components.validation.checks import Check, build_checks
 from components.validation.manifest import write_json_atomic
 from components.validation.metadata import BASE_COLUMNS, check_class_values
+from components.validation.offline_docs import make_offline
 from components.validation.report import PATH_COLUMNS, Failure, failure_from_result
 
 SUITE_NAME = "segflow_dataset"
@@ -155,6 +156,7 @@ def validate_metadata(
         site = work / "gx" / "uncommitted" / "data_docs" / "local_site"
         docs_index: Path | None = None
         if (site / "index.html").is_file():
+            make_offline(site)  # styled and complete without network (GX links CDNs)
             _replace_dir(site, report_dir / DOCS_DIR)
             docs_index = Path(DOCS_DIR) / "index.html"
     finally:

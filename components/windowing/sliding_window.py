@@ -25,9 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.data.utils import dense_patch_slices
-from monai.inferers import sliding_window_inference
-from monai.inferers.utils import _get_scan_interval  # the same window grid MONAI uses below
 from torch import nn
 
 BLEND_MODES: tuple[str, ...] = ("gaussian", "constant")
@@ -84,6 +81,9 @@ def count_windows(shape: Sequence[int], settings: WindowSettings) -> int:
     """
     if len(shape) != len(settings.patch_size):
         raise ValueError(f"shape {tuple(shape)} and patch_size {settings.patch_size} differ in length")
+    from monai.data.utils import dense_patch_slices
+    from monai.inferers.utils import _get_scan_interval  # the same window grid MONAI uses below
+
     size = tuple(max(int(s), p) for s, p in zip(shape, settings.patch_size, strict=True))
     n = len(size)
     interval = _get_scan_interval(size, settings.patch_size, n, (settings.overlap,) * n)
@@ -184,6 +184,8 @@ def sliding_window_probabilities(
     use_bf16 = bf16 and dev.type == "cuda"
     for model in models:
         model.to(dev).eval()
+    from monai.inferers import sliding_window_inference  # imported on use: seconds at start-up
+
     out = sliding_window_inference(
         x[None],
         roi_size=settings.patch_size,

@@ -20,6 +20,63 @@ BIN = Path(sys.executable).parent
 PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
 
 
+def copy_project(root: Path) -> None:
+    """Copy segflow's pipeline files (code, dvc.yaml, params.yaml) into a test project at ``root``."""
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ruff_cache")
+            shutil.copytree(src, root / name, ignore=ignore)
+        else:
+            shutil.copy2(src, root / name)
+
+
+def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16, size: int = 48) -> Path:
+    """A committed git project at ``root`` with segflow's files, ``overrides`` applied, and phantoms
+    prepared as the preprocess stage would (the train stage's inputs)."""
+    from components.config_edit import apply_overrides
+    from components.data.discovery import discover
+    from components.data.synthetic import generate_phantoms
+    from components.preprocessing.pipeline import spec_from_params
+    from components.preprocessing.prepare import prepare_dataset
+    from components.validation import build_metadata
+
+    root.mkdir(parents=True)
+    copy_project(root)
+    params = apply_overrides(root / "params.yaml", overrides)
+    data = generate_phantoms(root / "data/raw", n_cases=n_cases, size=size, seed=0, n_patients=n_cases)
+    meta = build_metadata(discover(data), sorted(params.data.classes.values()), root=data)
+    prepare_dataset(meta, data, params, spec_from_params(params), root / "data/prepared")
+    git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
+    git |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
+        subprocess.run(cmd, cwd=root, env={**os.environ, **git}, check=True, capture_output=True)
+    return root
+
+
+def train_in_process(
+    root: Path, prefect_api: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the train flow in this process (the real Prefect engine, no process start) in project
+    ``root`` with ``env`` set, torch on one thread (the same float reduction order every time)."""
+    import torch
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.train import train_flow
+
+    with monkeypatch.context() as m:
+        m.chdir(root)
+        for key, value in env.items():
+            m.setenv(key, value)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+                train_flow()
+        finally:
+            torch.set_num_threads(threads)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,12 +144,7 @@ def project(
     """A fresh git + DVC repo holding segflow's pipeline files; cwd and env point at it."""
     root = tmp_path / "proj"
     root.mkdir()
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(src, root / name)
+    copy_project(root)
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -141,7 +193,20 @@ def served_pipeline(root: Path, env: dict[str, str]) -> Iterator[None]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"serving the pipeline failed: {(root / 'serve.log').read_text()[-3000:]}")
             time.sleep(1)
-        yield
+        try:
+            yield
+        except AssertionError as exc:  # what the served run and its stages logged says why
+            raise AssertionError(f"{exc}\n{_run_logs(root)}") from exc
     finally:
         _interrupt(proc)
         log.close()
+
+
+def _run_logs(root: Path, newest: int = 4, chars: int = 2500) -> str:
+    """The tails of ``serve.log`` and of the newest run and stage logs under ``.segflow/logs``."""
+    logs = sorted((root / ".segflow/logs").glob("*.log"), key=lambda p: p.stat().st_mtime)[-newest:]
+    parts = []
+    for path in [root / "serve.log", *logs]:
+        if path.is_file():
+            parts.append(f"--- {path.name} (tail) ---\n{path.read_text(errors='replace')[-chars:]}")
+    return "\n".join(parts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ from mlflow.tracking import MlflowClient
 
 from components.evaluation.last_run import last_run_results
 from components.params_reads import PARAMS_READS_ENV
+from components.tracking.links import (
+    NOTE_TAG,
+    TAG_FLOW_RUN_URL,
+    TAG_PIPELINE_FLOW_RUN_URL,
+    experiment_url,
+    model_version_url,
+    run_url,
+)
+from tests.integration.browser import browser, computed, mlflow_ui, offline_page, screenshot
 from tests.integration.conftest import BIN, run, served_pipeline
 from tests.unit.architecture.test_dvc_contract import unlisted_reads
 
@@ -33,6 +44,16 @@ TINY = {
 
 def _dvc(root: Path, env: dict[str, str], *args: str, check: bool = True):
     return run([str(BIN / "dvc"), *args], root, env, check=check)
+
+
+def _prefect_artifacts(api: str, key: str) -> list[dict]:
+    """The Prefect artifacts with this key, from the server's REST API."""
+    body = json.dumps({"artifacts": {"key": {"any_": [key]}}}).encode()
+    req = urllib.request.Request(
+        f"{api}/artifacts/filter", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
 
 
 def _commit(root: Path, env: dict[str, str], msg: str) -> None:
@@ -129,6 +150,24 @@ def test_pipeline_end_to_end(
             assert r.data.tags.get(tag) not in (None, "", "unknown"), (r.data.tags["mlflow.runName"], tag)
     fold0 = next(r for r in runs if r.data.tags["mlflow.runName"] == "fold-0")
     assert len(client.get_metric_history(fold0.info.run_id, "val_dice")) == TINY["train.epochs"]
+
+    # Links both ways: each run names its Prefect flow runs and the model version; the ensemble
+    # flow run has the model version's MLflow URL as an artifact.
+    api = env["PREFECT_API_URL"].removesuffix("/api")
+    for r in runs:
+        assert r.data.tags[TAG_FLOW_RUN_URL].startswith(f"{api}/runs/flow-run/"), r.data.tags
+        assert r.data.tags[TAG_PIPELINE_FLOW_RUN_URL].startswith(f"{api}/runs/flow-run/")
+        assert "#/models/segflow-it/versions/1)" in r.data.tags[NOTE_TAG]
+    assert mv.tags["segflow.prefect_flow_run_id"] in ensemble_run.data.tags[TAG_FLOW_RUN_URL]
+    ensemble_flow_run = mv.tags["segflow.prefect_flow_run_id"]
+    # the Prefect server is shared by the session's tests: other pipelines made such artifacts too
+    [artifact] = [
+        a
+        for a in _prefect_artifacts(env["PREFECT_API_URL"], "model-version")
+        if a["flow_run_id"] == ensemble_flow_run
+    ]
+    assert "#/models/segflow-it/versions/1)" in artifact["data"], artifact  # [label](url)
+    assert (root / "reports/index.html").is_file()
     assert "checkpoint" in {a.path for a in client.list_artifacts(fold0.info.run_id)}
 
     # DVC: up to date, a no-op repro, metrics visible.
@@ -199,3 +238,55 @@ def test_pipeline_end_to_end(
     n_images = len(list((root / "data/raw/images").iterdir()))
     assert len(list(out.glob("*.png"))) == n_images
     assert len(list((out / "overlays").glob("*.png"))) == n_images
+    FINISHED["project"] = (root, env)
+
+
+FINISHED: dict[str, tuple[Path, dict[str, str]]] = {}  # the project test_pipeline_end_to_end leaves
+
+
+def test_results_browse_in_a_real_browser() -> None:
+    """The MLflow UI shows the model card and alias; reports/index.html and the Data Docs render
+    styled from disk with the network off. Screenshots are kept (SEGFLOW_TEST_ARTIFACTS)."""
+    if "project" not in FINISHED:
+        pytest.skip("needs the project that test_pipeline_end_to_end finished")
+    root, env = FINISHED["project"]
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias("segflow-it", "champion")
+    exp = client.get_experiment_by_name("segflow-it")
+    fold0 = next(
+        r for r in client.search_runs([exp.experiment_id]) if r.data.tags["mlflow.runName"] == "fold-0"
+    )
+    with browser() as b:
+        with mlflow_ui(env["MLFLOW_TRACKING_URI"], root, env) as base:
+            page = b.new_page(viewport={"width": 1200, "height": 860})
+            page.goto(model_version_url(base, "segflow-it", champion.version))
+            card = page.locator("table", has_text="test Dice [95% CI]").first
+            card.wait_for(timeout=180_000)  # the description's Dice table, rendered from markdown
+            assert "organ_a" in card.inner_text() and "lesion" in card.inner_text()
+            page.get_by_text(re.compile(r"^@\s*champion$")).first.wait_for(timeout=60_000)  # alias chip
+            screenshot(page, "mlflow_model_version")
+            page.goto(experiment_url(base, exp.experiment_id))
+            # the runs table (not GenAI traces): the parent run, its fold runs nested under it
+            page.get_by_text(re.compile(r"^pipeline-\d{8}-\d{6}$")).first.wait_for(timeout=180_000)
+            screenshot(page, "mlflow_experiment_runs")
+            page.goto(run_url(base, exp.experiment_id, fold0.info.run_id))
+            page.get_by_text("Part of the segflow pipeline").first.wait_for(timeout=180_000)
+            screenshot(page, "mlflow_fold_run")
+        with offline_page(b) as (page, requested):
+            page.goto((root / "reports" / "index.html").as_uri())
+            assert page.locator("section.card").count() >= 4
+            assert computed(page, "section.card", "background-color") == "rgb(255, 255, 255)"
+            assert computed(page, ".card-header", "border-bottom-style") == "solid"
+            assert page.eval_on_selector_all("img", "i => i.length > 0 && i.every(x => x.naturalWidth > 0)")
+            screenshot(page, "report_index")
+            page.goto((root / "reports" / "validation" / "data_docs" / "index.html").as_uri())
+            rows = page.locator("a.segflow-row-link")
+            assert rows.count() >= 2  # validation result + suite, rendered without jQuery
+            assert computed(page, "table", "border-collapse") == "collapse"
+            screenshot(page, "data_docs_index")
+            rows.first.click()
+            page.wait_for_load_state()
+            assert "Expectation Validation Result" in page.inner_text("body")
+            assert computed(page, ".card-header", "background-color") != "rgba(0, 0, 0, 0)"
+            screenshot(page, "data_docs_validation")
+        assert requested == [], requested  # nothing was fetched from the network

@@ -25,6 +25,8 @@ LAYERS: Sequence[Sequence[str]] = (
         "components.params_keys",
         "components.params_reads",
         "components.workspace_lock",
+        "components.logfile",
+        "components.outputs_guard",
     ),
     ("components.io", "components.viz"),
     ("components.data",),
@@ -40,7 +42,7 @@ LAYERS: Sequence[Sequence[str]] = (
     ("components.inference",),
     ("components.evaluation",),
     ("components.ensembling",),
-    ("components.tracking",),
+    ("components.tracking", "components.services"),
     ("flows",),
 )
 

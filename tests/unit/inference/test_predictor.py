@@ -169,3 +169,17 @@ def test_label_maps_carry_the_postprocessing_and_it_survives_the_packaged_json()
     options = InferenceOptions.from_json(InferenceOptions(tta=True, postprocessing=pp).to_json())
     assert options.postprocessing == pp
     np.testing.assert_array_equal(options.labels(kept.predict_proba(image)), labels)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_batched_prediction_equals_image_by_image(batch_size: int) -> None:
+    """Images of different sizes through batched forward passes (chunks of ``batch_size``, the last
+    one short): each image's probabilities equal its own ``predict_proba``."""
+    torch.manual_seed(0)
+    models = [build_model("unet", 1, 3, base_channels=8, depth=2) for _ in range(2)]
+    pred = Predictor(models, spec("letterbox"), tta=True)
+    images = [RNG.integers(0, 256, shape, dtype=np.uint8) for shape in [(37, 29), (32, 32), (20, 45)]]
+    batched = pred.predict_proba_batch(images, batch_size=batch_size)
+    assert [p.shape for p in batched] == [(3, *img.shape) for img in images]
+    for img, probs in zip(images, batched, strict=True):
+        np.testing.assert_allclose(probs, pred.predict_proba(img), atol=1e-5)
