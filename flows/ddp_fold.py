@@ -23,7 +23,6 @@ torchrun end the others; its error comes back as the fold's error, with the rank
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -39,13 +38,13 @@ from components.errors import UserError
 from components.training.interrupt import StopRequest, TrainingInterrupted
 from components.training.loop import FoldResult
 from components.training.workers import usable_cores
+from flows.parent_death import stop_with_parent
 
 SPEC_FILE, RESULT_FILE, ERROR_PREFIX = "ddp_spec.json", "ddp_result.json", "ddp_error"
 DDP_TAG = "segflow.ddp"  # on the fold's MLflow run: "<world size> processes, <backend>"
 STOP_GRACE_S = 60.0  # how long a stopped torchrun may take to end its processes before SIGKILL
 POLL_S = 0.25
 LOOPBACK = "lo"  # the loopback interface's name on Linux
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def train_fold_ddp(spec: DDPFoldSpec, nproc: int, stop: StopRequest | None) -> F
     spec_path.write_text(json.dumps(asdict(spec), indent=2))
     print(f"fold {spec.fold}: DDP on {nproc} processes (torchrun)")
     proc = subprocess.Popen(
-        torchrun_command(spec_path, nproc), env=_child_env(nproc), preexec_fn=_stop_with_parent
+        torchrun_command(spec_path, nproc), env=_child_env(nproc), preexec_fn=stop_with_parent
     )
     try:
         code = _wait(proc, stop)
@@ -115,18 +114,6 @@ def train_fold_ddp(spec: DDPFoldSpec, nproc: int, stop: StopRequest | None) -> F
     if code != 0:
         raise _failure(folder, spec.fold, code)
     return read_result(folder / RESULT_FILE)
-
-
-# resolved here, not in the forked child (no loader work between fork and exec)
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-def _stop_with_parent() -> None:
-    """In torchrun's process before it starts (Linux): SIGTERM it when the flow's process dies,
-    even by SIGKILL, so its processes stop (the state of the last complete epoch stays) instead of
-    training on, unseen, beside the next attempt."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _wait(proc: subprocess.Popen[bytes], stop: StopRequest | None) -> int:

@@ -41,6 +41,7 @@ from components.outputs_guard import OutputsSnapshot, keep_failed_outputs, resto
 from components.training.preflight import preflight
 from components.workspace_lock import workspace_lock
 from flows.stage import PIPELINE_RUN_ENV, current_flow_run_id
+from flows.warm import warm_stages
 
 RUN_LOG_ENV = "SEGFLOW_RUN_LOG"  # set by `segflow run`: the log file the pipeline appends to
 _RUNNING_STAGE = re.compile(r"^Running stage '(?P<stage>[^']+)'")
@@ -122,7 +123,8 @@ def _stream(proc: subprocess.Popen[str], log: Path, ran: list[str]) -> list[str]
 
 @task(cache_policy=NO_CACHE)
 def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
-    """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id.
+    """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id, and are served
+    warm (:mod:`flows.warm`; ``SEGFLOW_WARM_STAGES=0`` makes each import cold).
 
     Returns:
         The stages DVC ran.
@@ -138,11 +140,14 @@ def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # stages run `python -m flows.<stage>`
     cmd = [str(Path(bindir) / "dvc"), "repro"] + (["--force"] if force else [])
     ran: list[str] = []
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        errors = _stream(proc, log_path, ran)
-    finally:
-        code = proc.wait()
+    with log_path.open("a", encoding="utf-8") as warm_log, warm_stages(env, warm_log) as stage_env:
+        proc = subprocess.Popen(
+            cmd, env=stage_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            errors = _stream(proc, log_path, ran)
+        finally:
+            code = proc.wait()
     if code == 0:
         return ran
     stage_failure = read_failure(failure)

@@ -27,11 +27,23 @@ def mark(stage: str, event: str) -> None:
 
         with open(path, "a") as fh:
             row = {"stage": stage, "event": event, "t": time.time(), "process_start": _process_start()}
+            row["warm"] = _served_warm()
             fh.write(json.dumps(row) + "\n")
 
 
+def _served_warm() -> bool:
+    """Whether this stage runs in a child of the warm process (:mod:`flows.warm`)."""
+    from flows.warm import START_ENV
+
+    return bool(os.environ.get(START_ENV))
+
+
 def _process_start() -> float:
-    """When this process started (wall clock), from psutil."""
+    """When this stage's command started (wall clock): the warm path's command, else this process."""
+    from flows.warm import START_ENV
+
+    if os.environ.get(START_ENV):
+        return float(os.environ[START_ENV])
     import psutil
 
     return float(psutil.Process().create_time())

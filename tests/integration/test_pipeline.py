@@ -21,6 +21,7 @@ from components.tracking.links import (
     model_version_url,
     run_url,
 )
+from flows.stage import TIMING_ENV
 from tests.integration.browser import browser, computed, mlflow_ui, offline_page, screenshot
 from tests.integration.conftest import BIN, run, served_pipeline
 from tests.unit.architecture.test_dvc_contract import unlisted_reads
@@ -67,6 +68,8 @@ def test_pipeline_end_to_end(
     root, env = project
     reads_log = tmp_path / "params_reads.jsonl"  # outside the project: no DVC/git noise
     monkeypatch.setenv(PARAMS_READS_ENV, str(reads_log))
+    timing = tmp_path / "stage_timing.jsonl"
+    monkeypatch.setenv(TIMING_ENV, str(timing))
     from components.config_edit import apply_overrides
     from flows.pipeline import pipeline
 
@@ -77,6 +80,12 @@ def test_pipeline_end_to_end(
 
     summary = pipeline()  # the deployment's flow, run by the real Prefect engine
     monkeypatch.delenv(PARAMS_READS_ENV)
+    monkeypatch.delenv(TIMING_ENV)
+
+    # The stages after the long train stage ran in children of the warm process (flows/warm.py),
+    # not cold (the first ones may, while it still imports).
+    marks = [json.loads(line) for line in timing.read_text().splitlines()]
+    assert {m["stage"] for m in marks if m["warm"]} >= {"evaluate", "ensemble"}, marks
 
     # Every params key a stage read is in its dvc.yaml params (else a change would not re-run it).
     reads = [json.loads(line) for line in reads_log.read_text().splitlines()]

@@ -1,0 +1,327 @@
+"""Warm stage processes: one process imports the stages' libraries once, and forks each stage.
+
+A stage process (``python -m flows.train``, DVC's command) spends most of its start-up importing
+torch, segmentation-models-pytorch, Prefect and MLflow (``bench/stage_overhead.py``). During
+``segflow run`` (and a deployment run) the pipeline starts :func:`serve` beside ``dvc repro``:
+it imports every stage module once and listens on a Unix socket named by ``SEGFLOW_WARM_SOCKET``.
+When a stage command starts with that variable set, ``flows/__init__.py`` (before the stage's own
+imports) calls :func:`run_warm`, which hands its argv, working directory, environment and standard
+streams to the server; the server forks, and the child runs the stage module as ``__main__`` in
+the already-imported interpreter. The command DVC started stays in front: it forwards SIGINT and
+SIGTERM to the child, and exits with the child's status (by the same signal where the child died
+of one). When the command dies, even by SIGKILL, the child kills itself (it watches the command's
+pidfd).
+
+The stage runs cold (imports itself) whenever the warm path cannot serve it exactly: no server yet
+(it is still importing), a refused or broken connection, or an environment that differs from the
+server's in anything other than per-run keys (:data:`PER_RUN_PREFIXES`): libraries read some
+settings once, at import (Prefect's settings, thread counts), so a child must not run with other
+values than those its interpreter was imported with. Only this module's stdlib imports run in the
+command itself.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+SOCKET_ENV = "SEGFLOW_WARM_SOCKET"
+ENABLE_ENV = "SEGFLOW_WARM_STAGES"  # 0/false/off: every stage imports cold
+START_ENV = "SEGFLOW_PROCESS_START"  # the command's start (wall clock): the stage's real start
+STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
+# What may differ between the server's environment and a stage's: set per stage or per run by
+# DVC, the shell or the pipeline, and read by no library at import.
+PER_RUN_PREFIXES = ("DVC_", "SEGFLOW_", "PWD", "OLDPWD", "SHLVL", "_")
+_MAX_MESSAGE = 1 << 20
+
+
+STAGE_MODULES = tuple(f"flows.{s}" for s in STAGES)
+
+
+def stage_command() -> tuple[str, list[str]] | None:
+    """``(flows.<stage>, its arguments)`` when this process is ``python -m flows.<stage> ...``."""
+    argv = getattr(sys, "orig_argv", [])
+    try:
+        at = argv.index("-m")
+    except ValueError:
+        return None
+    module = argv[at + 1] if at + 1 < len(argv) else ""
+    return (module, argv[at + 2 :]) if module in STAGE_MODULES else None
+
+
+def comparable_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the per-run keys."""
+    return {k: v for k, v in env.items() if not k.startswith(PER_RUN_PREFIXES)}
+
+
+def _send(conn: socket.socket, payload: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(payload).encode() + b"\n"
+    if fds:
+        conn.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        conn.sendall(data)
+
+
+def _recv_line(conn: socket.socket, buffer: bytearray) -> dict[str, Any] | None:
+    """The next JSON line from ``conn`` (None when the peer closed first)."""
+    while b"\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buffer.extend(chunk)
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return dict(json.loads(line))
+
+
+# ---------------------------------------------------------------- the stage command (client)
+
+
+def run_warm(module: str, args: list[str], socket_path: str) -> None:
+    """Run ``python -m module *args`` in a process forked by the warm server; exits with its status.
+
+    Returns (and the caller goes on cold) when the server is not there or refuses.
+    """
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(socket_path)
+    except OSError:
+        return
+    request = {
+        "module": module,
+        "args": list(args),
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "client_pid": os.getpid(),
+        "started": _own_start(),
+    }
+    buffer = bytearray()
+    try:
+        _send(conn, request, [0, 1, 2])
+        reply = _recv_line(conn, buffer)
+    except OSError:
+        reply = None
+    if not reply or "pid" not in reply:
+        conn.close()
+        if reply and reply.get("refused"):
+            print(f"warm stage server: {reply['refused']}; this stage imports cold", file=sys.stderr)
+        return
+    child = int(reply["pid"])
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    try:
+        done = _recv_line(conn, buffer)
+    except OSError:
+        done = None
+    code = int(done["exit"]) if done else 1
+    if code < 0:  # died of a signal: so does the command
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code)
+
+
+def _own_start() -> float:
+    """This process's start time (wall clock), from /proc (no psutil import in the command)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+# ---------------------------------------------------------------- the warm server
+
+
+def enabled(env: dict[str, str]) -> bool:
+    """Whether the pipeline serves its stages warm (``SEGFLOW_WARM_STAGES``, on by default)."""
+    return env.get(ENABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def warm_stages(env: dict[str, str], log: IO[str], cwd: str | None = None) -> Iterator[dict[str, str]]:
+    """Run the warm server for the block (when :func:`enabled`); yields ``env`` for the stages.
+
+    The server starts importing at once and serves the stages that start once it is ready (the
+    first, light ones may run cold meanwhile); it is stopped after the block, and gets SIGTERM
+    from the kernel if this process dies first. It imports the stages from ``cwd`` (default: this
+    process's), the folder DVC runs them in; its output goes to ``log``.
+    """
+    if not enabled(env):
+        yield env
+        return
+    import shutil
+    import subprocess
+    import tempfile
+
+    from flows.parent_death import stop_with_parent
+
+    folder = tempfile.mkdtemp(prefix="segflow-warm-")  # a short path: Unix socket names are short
+    sock = os.path.join(folder, "stages.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.warm", sock],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=stop_with_parent,
+    )
+    try:
+        yield {**env, SOCKET_ENV: sock}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(socket_path: str, modules: tuple[str, ...] = STAGE_MODULES) -> None:
+    """Import ``modules``, then fork one child per request to run one of them, until SIGTERM."""
+    import importlib
+
+    before = dict(os.environ)
+    for module in modules:
+        importlib.import_module(module)
+    # What the imports set in the environment (a cold stage's imports set it too): each child gets it.
+    set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    own_env = comparable_env(before)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{socket_path}.{os.getpid()}"
+    server.bind(tmp)
+    server.listen(8)
+    os.replace(tmp, socket_path)  # clients see the socket only once it accepts
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                _serve_one(conn, server, (own_env, set_by_imports, modules))
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)
+
+
+def _serve_one(
+    conn: socket.socket, server: socket.socket, served: tuple[dict[str, str], dict[str, str], tuple[str, ...]]
+) -> None:
+    """One request: refuse it, or fork the child that runs it and report the child's exit."""
+    own_env, set_by_imports, modules = served
+    data, ancdata, _flags, _addr = conn.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(3 * 4))
+    fds = array.array("i")
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    buffer = bytearray(data)
+    try:
+        request = _recv_line(conn, buffer)
+        problem = _refusal(request, list(fds), own_env, modules)
+        if problem:
+            _send(conn, {"refused": problem})
+            return
+        assert request is not None
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            server.close()
+            _child(conn, request, list(fds), set_by_imports)  # never returns
+        _send(conn, {"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+    except OSError:
+        pass  # the command went away; its child watches it and ends itself
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _refusal(
+    request: dict[str, Any] | None, fds: list[int], own_env: dict[str, str], modules: tuple[str, ...]
+) -> str | None:
+    """Why this request must run cold (None: serve it)."""
+    if request is None or len(fds) != 3:
+        return "incomplete request"
+    if request.get("module") not in modules:
+        return f"not a stage: {request.get('module')}"
+    env = comparable_env(dict(request.get("env", {})))
+    differ = sorted(k for k in env.keys() | own_env.keys() if env.get(k) != own_env.get(k))
+    if differ:
+        return f"environment differs from the warm server's: {', '.join(differ[:5])}"
+    return None
+
+
+def _child(
+    conn: socket.socket, request: dict[str, Any], fds: list[int], set_by_imports: dict[str, str]
+) -> None:
+    """In the forked child: become the stage command (streams, cwd, env, argv), run the stage."""
+    import runpy
+    import threading
+
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        conn.close()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ.update(set_by_imports)
+        os.environ[START_ENV] = str(request["started"])
+        client = os.pidfd_open(int(request["client_pid"]))
+        threading.Thread(target=_die_with, args=(client,), daemon=True, name="warm-client").start()
+        sys.argv = ["-m", *request["args"]]
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _die_with(pidfd: int) -> None:
+    """Block until the stage command exits, then kill this child (as its own death would)."""
+    import select
+
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.poll()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    """``python -m flows.warm SOCKET``: the warm server (the pipeline starts and stops it)."""
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m flows.warm SOCKET")
+    serve(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Warm stages (flows/warm.py): a real server process forks a stand-in stage for a real command
+process; what the command sees (streams, status, signals, its own death) is what a cold stage
+would give it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.warm import SOCKET_ENV, START_ENV, comparable_env, enabled, stage_command
+
+REPO = Path(__file__).resolve().parents[3]
+
+FAKE_STAGE = """
+import json, os, signal, sys, time
+from pathlib import Path
+
+if __name__ == "__main__":  # the server imports it first, as it imports the stages
+
+    out = Path(os.environ["FAKE_OUT"])
+    signal.signal(signal.SIGTERM, lambda *_: ((out / "term.txt").write_text("stopped"), os._exit(7)))
+    (out / "child.json").write_text(json.dumps({
+        "pid": os.getpid(), "cwd": os.getcwd(), "argv": sys.argv[1:], "name": __name__,
+        "marker": os.environ.get("SEGFLOW_FAKE_MARKER"), "start": os.environ.get("START_ENV"),
+    }))
+    print("stage output on stdout", flush=True)
+    if "--sleep" in sys.argv:
+        time.sleep(120)
+    sys.exit(int(sys.argv[-1]))
+""".replace("START_ENV", START_ENV)
+
+COMMAND = """
+import sys
+from flows.warm import run_warm
+run_warm("fake_stage", sys.argv[2:], sys.argv[1])
+print("ran cold", flush=True)
+"""
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (SOCKET_ENV, "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "mods"), str(REPO)])
+    env["FAKE_OUT"] = str(tmp_path / "out")
+    return {**env, **extra}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``serve()`` in its own process, serving the stand-in stage module."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
+    sock = str(tmp_path / "s.sock")
+    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',))"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sock):
+        assert proc.poll() is None and time.monotonic() < deadline, "the warm server did not start"
+        time.sleep(0.05)
+    yield sock
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+    assert not os.path.exists(sock)  # removed on the way out
+
+
+def _command(sock: str, tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    cwd = tmp_path / "work"
+    cwd.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", COMMAND, sock, *args],
+        env=_env(tmp_path, SEGFLOW_FAKE_MARKER="from the command", **env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _child(tmp_path: Path, timeout: float = 30) -> dict:
+    path = tmp_path / "out/child.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, "the stand-in stage never started"
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return json.loads(path.read_text())
+
+
+def _gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_command_gets_the_stage_streams_status_and_context(server: str, tmp_path: Path) -> None:
+    proc = _command(server, tmp_path, "--params", "p.yaml", "3")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert out == "stage output on stdout\n"  # the child wrote to the command's own stdout
+    child = _child(tmp_path)
+    assert child["pid"] != proc.pid
+    assert child["name"] == "__main__"
+    assert child["argv"] == ["--params", "p.yaml", "3"]
+    assert child["cwd"] == str(tmp_path / "work")
+    assert child["marker"] == "from the command"  # the command's environment, not the server's
+    assert float(child["start"]) <= time.time()  # the command's start, for the timing marks
+
+
+def test_a_different_environment_runs_cold(server: str, tmp_path: Path) -> None:
+    proc = _command(server, tmp_path, "0", OMP_NUM_THREADS="3")  # read once, at import
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out == "ran cold\n"
+    assert "environment differs from the warm server's: OMP_NUM_THREADS" in err
+    assert not (tmp_path / "out/child.json").exists()
+
+
+def test_no_server_runs_cold(tmp_path: Path) -> None:
+    (tmp_path / "mods").mkdir()
+    proc = _command(str(tmp_path / "absent.sock"), tmp_path, "0")
+    out, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, "ran cold\n")
+
+
+def test_sigterm_reaches_the_stage(server: str, tmp_path: Path) -> None:
+    proc = _command(server, tmp_path, "--sleep", "0")
+    _child(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 7  # the stage's own handler ran and chose the status
+    assert (tmp_path / "out/term.txt").read_text() == "stopped"
+
+
+def test_the_stage_dies_with_its_command(server: str, tmp_path: Path) -> None:
+    """SIGKILL of the command DVC started (OOM killer, ``kill -9``) ends the stage too."""
+    proc = _command(server, tmp_path, "--sleep", "0")
+    child = _child(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert _gone(child["pid"])
+    # and the server serves the next command
+    (tmp_path / "out/child.json").unlink()
+    nxt = _command(server, tmp_path, "5")
+    nxt.communicate(timeout=60)
+    assert nxt.returncode == 5
+
+
+def test_switch_and_stage_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert enabled({}) and enabled({"SEGFLOW_WARM_STAGES": "1"})
+    assert not enabled({"SEGFLOW_WARM_STAGES": "0"}) and not enabled({"SEGFLOW_WARM_STAGES": "off"})
+    assert comparable_env({"DVC_STAGE": "train", "SEGFLOW_X": "1", "PATH": "/bin"}) == {"PATH": "/bin"}
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.train", "--params", "p.yaml"])
+    assert stage_command() == ("flows.train", ["--params", "p.yaml"])
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.warm", "/tmp/s"])
+    assert stage_command() is None
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-c", "pass"])
+    assert stage_command() is None
