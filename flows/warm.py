@@ -41,6 +41,7 @@ STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
 # DVC, the shell or the pipeline, and read by no library at import.
 PER_RUN_PREFIXES = ("DVC_", "SEGFLOW_", "PWD", "OLDPWD", "SHLVL", "_")
 _MAX_MESSAGE = 1 << 20
+_REQUEST_TIMEOUT_S = 10.0  # a command that connects sends its request at once
 
 
 STAGE_MODULES = tuple(f"flows.{s}" for s in STAGES)
@@ -213,8 +214,7 @@ def serve(socket_path: str, modules: tuple[str, ...] = STAGE_MODULES) -> None:
     try:
         while True:
             conn, _ = server.accept()
-            with conn:
-                _serve_one(conn, server, (own_env, set_by_imports, modules))
+            _serve_one(conn, server, (own_env, set_by_imports, modules))
     finally:
         server.close()
         with contextlib.suppress(FileNotFoundError):
@@ -224,16 +224,23 @@ def serve(socket_path: str, modules: tuple[str, ...] = STAGE_MODULES) -> None:
 def _serve_one(
     conn: socket.socket, server: socket.socket, served: tuple[dict[str, str], dict[str, str], tuple[str, ...]]
 ) -> None:
-    """One request: refuse it, or fork the child that runs it and report the child's exit."""
+    """One request: refuse it, or fork the child that runs it; a thread reports the child's exit.
+
+    The request is read here with a timeout and the fork happens in this (the main) thread; the
+    waiting is left to a daemon thread, so a stage that runs long never holds up the next request.
+    """
+    import threading
+
     own_env, set_by_imports, modules = served
-    data, ancdata, _flags, _addr = conn.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(3 * 4))
     fds = array.array("i")
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    buffer = bytearray(data)
+    handed_over = False
     try:
-        request = _recv_line(conn, buffer)
+        conn.settimeout(_REQUEST_TIMEOUT_S)
+        data, ancdata, _flags, _addr = conn.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(3 * 4))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        request = _recv_line(conn, bytearray(data))
         problem = _refusal(request, list(fds), own_env, modules)
         if problem:
             _send(conn, {"refused": problem})
@@ -245,14 +252,26 @@ def _serve_one(
         if pid == 0:
             server.close()
             _child(conn, request, list(fds), set_by_imports)  # never returns
-        _send(conn, {"pid": pid})
-        _, status = os.waitpid(pid, 0)
-        _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
-    except OSError:
-        pass  # the command went away; its child watches it and ends itself
+        conn.settimeout(None)
+        threading.Thread(target=_report_exit, args=(conn, pid), daemon=True, name=f"warm-{pid}").start()
+        handed_over = True
+    except (OSError, ValueError):
+        pass  # a broken or timed-out request: the command runs cold (or is gone)
     finally:
         for fd in fds:
             os.close(fd)
+        if not handed_over:
+            conn.close()
+
+
+def _report_exit(conn: socket.socket, pid: int) -> None:
+    """Tell the command its child's pid, then its exit status (the command mirrors it)."""
+    with conn:
+        with contextlib.suppress(OSError):  # else the command went away; its child ends itself
+            _send(conn, {"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
 
 
 def _refusal(

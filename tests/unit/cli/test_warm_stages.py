@@ -168,3 +168,16 @@ def test_switch_and_stage_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert stage_command() is None
     monkeypatch.setattr(sys, "orig_argv", ["python", "-c", "pass"])
     assert stage_command() is None
+
+
+def test_a_long_stage_does_not_hold_up_the_next_command(server: str, tmp_path: Path) -> None:
+    long = _command(server, tmp_path, "--sleep", "0")
+    first = _child(tmp_path)
+    (tmp_path / "out/child.json").unlink()
+    quick = _command(server, tmp_path, "4")
+    quick.communicate(timeout=60)
+    assert quick.returncode == 4 and long.poll() is None  # served while the first still runs
+    assert _child(tmp_path)["pid"] != first["pid"]
+    long.kill()
+    long.wait(timeout=30)
+    assert _gone(first["pid"])
