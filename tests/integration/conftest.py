@@ -137,15 +137,10 @@ def run(
     return proc
 
 
-@pytest.fixture
-def project(
-    tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A fresh git + DVC repo holding segflow's pipeline files; cwd and env point at it."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    copy_project(root)
-    env = {
+def project_env(root: Path, prefect_api: str, **extra: str) -> dict[str, str]:
+    """The environment of a test project's commands: this venv first on PATH, the session's
+    Prefect server, the project's own SQLite MLflow store, no analytics, a git identity."""
+    return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PREFECT_API_URL": prefect_api,
@@ -157,7 +152,19 @@ def project(
         "GIT_AUTHOR_EMAIL": "test@example.invalid",
         "GIT_COMMITTER_NAME": "segflow-test",
         "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        **extra,
     }
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A fresh git + DVC repo holding segflow's pipeline files; cwd and env point at it."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    copy_project(root)
+    env = project_env(root, prefect_api)
     run(["git", "init", "-q", "-b", "main"], root, env)
     run([str(BIN / "dvc"), "init", "-q"], root, env)
     for key in (

@@ -17,7 +17,6 @@ outputs (``dvc checkout``) is exercised.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import struct
 import subprocess
@@ -31,7 +30,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.integration.conftest import BIN, copy_project, run
+from tests.integration.conftest import BIN, copy_project, project_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -109,16 +108,8 @@ def ws(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     root.mkdir()
     copy_project(root)
     _phantoms(good)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PREFECT_API_URL": prefect_api,
-        "MLFLOW_TRACKING_URI": uri,
-        "DVC_NO_ANALYTICS": "1",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
+    env = project_env(root, prefect_api)
+    uri = env["MLFLOW_TRACKING_URI"]
     with pytest.MonkeyPatch.context() as mp:
         for key in (
             "PATH",

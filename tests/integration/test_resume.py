@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.integration.conftest import BIN, copy_project, run, train_in_process
+from tests.integration.conftest import BIN, copy_project, project_env, run, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +43,8 @@ FOLD_FILES = ("best.pt", "last.pt", "history.csv")
 
 
 def _env(root: Path, prefect_api: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PREFECT_API_URL": prefect_api,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "DVC_NO_ANALYTICS": "1",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "OMP_NUM_THREADS": "1",  # same thread count in every run: same float reduction order
-        "GIT_AUTHOR_NAME": "segflow-test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "segflow-test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
+    # the same thread count in every run: the same float reduction order
+    return project_env(root, prefect_api, OMP_NUM_THREADS="1")
 
 
 TRAIN = [str(BIN / "python"), "-m", "flows.train"]
