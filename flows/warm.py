@@ -30,7 +30,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 SOCKET_ENV = "SEGFLOW_WARM_SOCKET"
@@ -86,16 +86,17 @@ def _recv_line(conn: socket.socket, buffer: bytearray) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- the stage command (client)
 
 
-def run_warm(module: str, args: list[str], socket_path: str) -> None:
+def run_warm(module: str, args: list[str], socket_path: str) -> bool:
     """Run ``python -m module *args`` in a process forked by the warm server; exits with its status.
 
-    Returns (and the caller goes on cold) when the server is not there or refuses.
+    Returns (and the caller goes on cold) when the server is not there (False) or when it refused
+    or broke off (True).
     """
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(socket_path)
     except OSError:
-        return
+        return False
     request = {
         "module": module,
         "args": list(args),
@@ -114,7 +115,7 @@ def run_warm(module: str, args: list[str], socket_path: str) -> None:
         conn.close()
         if reply and reply.get("refused"):
             print(f"warm stage server: {reply['refused']}; this stage imports cold", file=sys.stderr)
-        return
+        return True
     child = int(reply["pid"])
 
     def forward(signum: int, _frame: Any) -> None:
@@ -149,7 +150,7 @@ def _own_start() -> float:
 # ---------------------------------------------------------------- the warm server
 
 
-def enabled(env: dict[str, str]) -> bool:
+def enabled(env: Mapping[str, str]) -> bool:
     """Whether the pipeline serves its stages warm (``SEGFLOW_WARM_STAGES``, on by default)."""
     return env.get(ENABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -195,13 +196,25 @@ def warm_stages(env: dict[str, str], log: IO[str], cwd: str | None = None) -> It
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def serve(socket_path: str, modules: tuple[str, ...] = STAGE_MODULES) -> None:
-    """Import ``modules``, then fork one child per request to run one of them, until SIGTERM."""
+def serve(
+    socket_path: str,
+    modules: tuple[str, ...] = STAGE_MODULES,
+    idle_s: float | None = None,
+    imported: Callable[[], bool] | None = None,
+) -> None:
+    """Import ``modules``, then fork one child per request to run one of them.
+
+    Until SIGTERM, or (``idle_s``) until no stage has run for that many seconds. ``imported``, when
+    given, is asked once the imports are done; False ends the server before it listens (the
+    resident server's check that what it imported is still what is on disk).
+    """
     import importlib
 
     before = dict(os.environ)
     for module in modules:
         importlib.import_module(module)
+    if imported is not None and not imported():
+        return
     # What the imports set in the environment (a cold stage's imports set it too): each child gets it.
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     own_env = comparable_env(before)
@@ -211,18 +224,55 @@ def serve(socket_path: str, modules: tuple[str, ...] = STAGE_MODULES) -> None:
     server.listen(8)
     os.replace(tmp, socket_path)  # clients see the socket only once it accepts
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    children = _Children()
     try:
-        while True:
+        while children.wait_for_request(server, idle_s):
             conn, _ = server.accept()
-            _serve_one(conn, server, (own_env, set_by_imports, modules))
+            _serve_one(conn, server, (own_env, set_by_imports, modules), children)
     finally:
         server.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
 
 
+class _Children:
+    """The stages a server is running, and since when none has been (for an idle timeout)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.running = 0
+        self.idle_since = time.monotonic()
+
+    def started(self) -> None:
+        with self._lock:
+            self.running += 1
+
+    def ended(self) -> None:
+        with self._lock:
+            self.running -= 1
+            self.idle_since = time.monotonic()
+
+    def wait_for_request(self, server: socket.socket, idle_s: float | None) -> bool:
+        """Block until a command connects (True), or until idle for ``idle_s`` (False)."""
+        import select
+
+        poller = select.poll()
+        poller.register(server, select.POLLIN)
+        while True:
+            if poller.poll(None if idle_s is None else 1000):
+                return True
+            with self._lock:
+                if idle_s is not None and not self.running and time.monotonic() - self.idle_since >= idle_s:
+                    return False
+
+
 def _serve_one(
-    conn: socket.socket, server: socket.socket, served: tuple[dict[str, str], dict[str, str], tuple[str, ...]]
+    conn: socket.socket,
+    server: socket.socket,
+    served: tuple[dict[str, str], dict[str, str], tuple[str, ...]],
+    children: _Children,
 ) -> None:
     """One request: refuse it, or fork the child that runs it; a thread reports the child's exit.
 
@@ -252,8 +302,12 @@ def _serve_one(
         if pid == 0:
             server.close()
             _child(conn, request, list(fds), set_by_imports)  # never returns
+        children.started()  # before its exit can be reported: the reporting thread starts below
         conn.settimeout(None)
-        threading.Thread(target=_report_exit, args=(conn, pid), daemon=True, name=f"warm-{pid}").start()
+        report = threading.Thread(
+            target=_report_exit, args=(conn, pid, children), daemon=True, name=f"warm-{pid}"
+        )
+        report.start()
         handed_over = True
     except (OSError, ValueError):
         pass  # a broken or timed-out request: the command runs cold (or is gone)
@@ -264,12 +318,13 @@ def _serve_one(
             conn.close()
 
 
-def _report_exit(conn: socket.socket, pid: int) -> None:
+def _report_exit(conn: socket.socket, pid: int, children: _Children) -> None:
     """Tell the command its child's pid, then its exit status (the command mirrors it)."""
     with conn:
         with contextlib.suppress(OSError):  # else the command went away; its child ends itself
             _send(conn, {"pid": pid})
         _, status = os.waitpid(pid, 0)
+        children.ended()
         with contextlib.suppress(OSError):
             _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
 
