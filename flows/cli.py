@@ -14,6 +14,7 @@ from flows.commands.compare import compare_command
 from flows.commands.doctor import DOCTOR_HELP, doctor_command
 from flows.commands.metrics import metrics_command
 from flows.commands.serve import SERVE_HELP, serve_command
+from flows.commands.warm import WARM_HELP, warm_command
 from flows.commands.zoo import augment_preview_command, list_command
 
 app = typer.Typer(
@@ -200,3 +201,4 @@ app.command("augment-preview", help="Render a grid of augmented samples with the
 )
 app.command("serve", help=SERVE_HELP)(serve_command)
 app.command("doctor", help=DOCTOR_HELP)(doctor_command)
+app.command("warm", help=WARM_HELP)(warm_command)
