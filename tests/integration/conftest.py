@@ -20,6 +20,22 @@ BIN = Path(sys.executable).parent
 PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
 
 
+def tiny_training(epochs: int, experiment: str, **extra: object) -> dict[str, object]:
+    """params.yaml overrides for a seconds-long training: 48² phantoms, 2 folds, a small U-Net on the
+    CPU, ``epochs`` epochs, logged to ``experiment``; ``extra`` maps more keys (dots as ``__``)."""
+    overrides: dict[str, object] = {
+        "preprocess.image_size": [48, 48],
+        "preprocess.splits.n_folds": 2,
+        "preprocess.splits.test_fraction": 0.2,
+        "train.epochs": epochs,
+        "train.batch_size": 4,
+        "train.device": "cpu",
+        "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
+        "tracking.experiment": experiment,
+    }
+    return overrides | {key.replace("__", "."): value for key, value in extra.items()}
+
+
 def copy_project(root: Path) -> None:
     """Copy segflow's pipeline files (code, dvc.yaml, params.yaml) into a test project at ``root``."""
     for name in PROJECT_FILES:

@@ -16,21 +16,12 @@ from mlflow.tracking import MlflowClient
 
 from components import layout
 from flows.train import EXECUTOR_TAG
-from tests.integration.conftest import prepared_project, train_in_process
+from tests.integration.conftest import prepared_project, tiny_training, train_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 
 EXPERIMENT = "segflow-dask-folds"
-TINY = {
-    "preprocess.image_size": [48, 48],
-    "preprocess.splits.n_folds": 2,
-    "preprocess.splits.test_fraction": 0.2,
-    "train.epochs": 3,
-    "train.batch_size": 4,
-    "train.device": "cpu",
-    "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
-    "tracking.experiment": EXPERIMENT,
-}
+TINY = tiny_training(3, EXPERIMENT)
 RATE = "train_images_per_s"  # a speed: the one metric that may differ
 
 

@@ -25,24 +25,13 @@ from mlflow.tracking import MlflowClient
 from components import layout
 from components.models import build_model
 from flows.ddp_fold import DDP_TAG
-from tests.integration.conftest import prepared_project, train_in_process
+from tests.integration.conftest import prepared_project, tiny_training, train_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 
 EXPERIMENT = "segflow-ddp"
 EPOCHS = 3
-TINY = {
-    "preprocess.image_size": [48, 48],
-    "preprocess.splits.n_folds": 2,
-    "preprocess.splits.test_fraction": 0.2,
-    "train.folds": [0],
-    "train.epochs": EPOCHS,
-    "train.batch_size": 4,
-    "train.device": "cpu",
-    "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
-    "train.ddp.nproc_per_node": 2,
-    "tracking.experiment": EXPERIMENT,
-}
+TINY = tiny_training(EPOCHS, EXPERIMENT, train__folds=[0], train__ddp__nproc_per_node=2)
 
 
 @pytest.fixture(scope="module")

@@ -22,22 +22,12 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.integration.conftest import BIN, copy_project, project_env, run, train_in_process
+from tests.integration.conftest import BIN, copy_project, project_env, run, tiny_training, train_in_process
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 16
-TINY = {
-    "preprocess.image_size": [48, 48],
-    "preprocess.splits.n_folds": 2,
-    "preprocess.splits.test_fraction": 0.2,
-    "train.epochs": EPOCHS,
-    "train.batch_size": 4,
-    "train.device": "cpu",
-    "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
-    "train.class_aware_sampling": True,
-    "tracking.experiment": "segflow-resume",
-}
+TINY = tiny_training(EPOCHS, "segflow-resume", train__class_aware_sampling=True)
 LIVENESS_S = 240  # generous: a stage process that hangs fails the test instead of the suite
 FOLD_FILES = ("best.pt", "last.pt", "history.csv")
 

@@ -27,7 +27,7 @@ import yaml
 
 from components.tracking.links import TAG_FLOW_RUN_URL, TAG_PIPELINE_FLOW_RUN_URL, model_version_url, run_url
 from flows.train import EXECUTOR_TAG
-from tests.integration.conftest import copy_project
+from tests.integration.conftest import copy_project, tiny_training
 from tests.integration.stack_helpers import (
     BIN,
     REPO,
@@ -44,22 +44,16 @@ from tests.integration.stack_helpers import (
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(1200), needs_postgres]
 
 MODEL = "segflow-team"
-TINY = {
-    "data.synthetic.n_cases": 24,
-    "data.synthetic.image_size": 48,
-    "data.synthetic.n_patients": 24,
-    "preprocess.image_size": [48, 48],
-    "preprocess.splits.n_folds": 2,
-    "preprocess.splits.test_fraction": 0.2,
-    "train.epochs": 2,
-    "train.batch_size": 4,
-    "train.device": "cpu",
-    "train.model": {"name": "unet", "kwargs": {"base_channels": 8, "depth": 2}},
-    "evaluate.worst_cases": 2,
-    "ensemble.tta": False,
-    "ensemble.registered_model": "segflow-team-default",
-    "tracking.experiment": "segflow-team",
-}
+TINY = tiny_training(
+    2,
+    "segflow-team",
+    data__synthetic__n_cases=24,
+    data__synthetic__image_size=48,
+    data__synthetic__n_patients=24,
+    evaluate__worst_cases=2,
+    ensemble__tta=False,
+    ensemble__registered_model="segflow-team-default",
+)
 # given at trigger time; the folds fan out over the stack's Dask cluster (SEGFLOW_DASK_ADDRESS)
 OVERRIDES = {"train.epochs": 1, "ensemble.registered_model": MODEL, "train.executor": "dask"}
 DEPLOYMENT = "segflow-pipeline/segflow"
