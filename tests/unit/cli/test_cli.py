@@ -236,3 +236,11 @@ def test_run_in_a_busy_workspace_is_refused(runner: CliRunner, tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert f"another segflow run holds this workspace (pid {proc.pid}" in result.output
     assert params.read_bytes() == before  # the refused run's override was never written
+
+
+def test_warm_status_and_a_wrong_action(runner: CliRunner, tmp_path: Path) -> None:
+    env = {**WIDE, "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = runner.invoke(app, ["warm", "status"], env=env)
+    assert result.exit_code == 0 and "no resident warm stage server is running" in result.output
+    result = runner.invoke(app, ["warm", "restart"], env=env)
+    assert result.exit_code == 2 and "expected status or stop" in result.output

@@ -52,19 +52,25 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """``serve()`` in its own process, serving the stand-in stage module."""
+def _start_server(tmp_path: Path, options: str = "") -> tuple[subprocess.Popen[bytes], str]:
+    """``serve()`` in its own process (``options``: more keyword arguments), once it listens."""
     (tmp_path / "mods").mkdir()
     (tmp_path / "out").mkdir()
     (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
-    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',))"
+    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',){options})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO)
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
         assert proc.poll() is None and time.monotonic() < deadline, "the warm server did not start"
         time.sleep(0.05)
+    return proc, sock
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``serve()`` in its own process, serving the stand-in stage module."""
+    proc, sock = _start_server(tmp_path)
     yield sock
     proc.terminate()
     assert proc.wait(timeout=30) == 0
@@ -181,3 +187,25 @@ def test_a_long_stage_does_not_hold_up_the_next_command(server: str, tmp_path: P
     long.kill()
     long.wait(timeout=30)
     assert _gone(first["pid"])
+
+
+def test_an_idle_server_ends_only_once_no_stage_runs(tmp_path: Path) -> None:
+    proc, sock = _start_server(tmp_path, ", idle_s=0.5")
+    long = _command(sock, tmp_path, "--sleep", "0")
+    stage = _child(tmp_path)
+    time.sleep(3)  # well past the idle timeout, but a stage runs: the server stays
+    assert proc.poll() is None and os.path.exists(sock)
+    long.kill()
+    long.wait(timeout=30)
+    assert _gone(stage["pid"])
+    assert proc.wait(timeout=60) == 0  # idle now: it ends by itself and removes its socket
+    assert not os.path.exists(sock)
+
+
+def test_a_server_whose_imports_are_stale_never_listens(tmp_path: Path) -> None:
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
+    sock = str(tmp_path / "s.sock")
+    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',), imported=lambda: False)"
+    done = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO, timeout=60)
+    assert done.returncode == 0 and not os.path.exists(sock)
