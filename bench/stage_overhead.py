@@ -141,12 +141,15 @@ def main() -> None:
             env |= {"PREFECT_API_URL": api, "XDG_RUNTIME_DIR": tmp}  # its own resident server folder
             env.pop(IDLE_ENV, None)  # resident servers as a user gets them (the default idle time)
             runs = {}
-            for mode in MODES:
-                runs[mode] = _pipeline(root, env, Path(tmp) / f"timing-{mode}.jsonl", mode)
-                if mode == "cold":
-                    noop = [run_cmd([str(BIN / "dvc"), "repro"], root, env) for _ in range(3)]
-            for pid, _ in servers(env):
-                os.kill(pid, signal.SIGTERM)
+            try:
+                for mode in MODES:
+                    runs[mode] = _pipeline(root, env, Path(tmp) / f"timing-{mode}.jsonl", mode)
+                    if mode == "cold":
+                        noop = [run_cmd([str(BIN / "dvc"), "repro"], root, env) for _ in range(3)]
+            finally:  # also when a run fails: no resident server is left behind for its idle time
+                for pid, _ in servers(env):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
     user, served = runs["dvc_repro"], runs["segflow_run"]
     result = {
         "benchmark": "stage_overhead: each stage's start-up and teardown around its work, dvc repro",
