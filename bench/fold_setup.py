@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.config import load_params
-from components.config_edit import merged_params
 from components.data.discovery import discover
 from components.data.synthetic import generate_phantoms
 from components.data.synthetic3d import CLASSES_3D, generate_volumes
+from components.params.config import load_params
+from components.params.edit import merged_params
 from components.preprocessing.native import native_spec_from_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
-from components.training.loop import FoldSetup, setup_fold
+from components.training.fold_setup import FoldSetup, setup_fold
 from components.validation import build_metadata, compute_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -249,9 +249,9 @@ def summary(wall: dict[str, list[float]], cpu: dict[str, list[float]], digits: i
 
 
 def run_2d(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    from components.config import load_params
-    from components.config_edit import merged_params
     from components.inference.options import inference_options
+    from components.params.config import load_params
+    from components.params.edit import merged_params
     from components.preprocessing.pipeline import spec_from_params
     from components.training.checkpoint import model_spec_from_params
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from bench.fold_setup import fold_setup  # noqa: E402
 from bench.machine import device_info, machine_info, result_path, usable_cores, write_result  # noqa: E402
 from components.training.device import autocast  # noqa: E402
-from components.training.loop import FoldSetup  # noqa: E402
+from components.training.fold_setup import FoldSetup  # noqa: E402
 from components.training.optim import build_optimizer  # noqa: E402
 from components.training.workers import resolve_num_workers  # noqa: E402
 

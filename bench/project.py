@@ -37,7 +37,7 @@ def run_cmd(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def set_params(root: Path, overrides: dict[str, object]) -> None:
     """Apply dotted-key overrides to the project's params.yaml (validated, comments kept)."""
-    from components.config_edit import merged_params
+    from components.params.edit import merged_params
 
     text, _ = merged_params(root / "params.yaml", overrides)
     (root / "params.yaml").write_text(text)

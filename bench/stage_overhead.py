@@ -3,7 +3,7 @@
 A throw-away git + DVC project gets segflow's pipeline files and the default dataset (``segflow
 generate``: 60 phantoms at 96²); a local Prefect server and an MLflow SQLite store stand in for
 ``make run``'s services. ``dvc repro`` then runs the whole pipeline with ``SEGFLOW_STAGE_TIMING``
-set, so each stage process notes (flows/stage.py) when it started, when its imports were done, when
+set, so each stage process notes (flows/runtime/stage.py) when it started, when its imports were done, when
 its flow body began (its first real work) and when it ended. Per stage:
 
 - ``before_work_s``: process start -> flow body (interpreter, imports, Prefect flow-run creation);
@@ -16,9 +16,9 @@ Then ``between_stages_fraction`` = (dvc repro wall time - Σ work) / wall time, 
 ``dvc repro`` (nothing changed) is timed three times. The pipeline runs four times (``dvc repro
 --force``), each stage of each run noting whether it was served warm (:data:`MODES`): ``cold``
 (each stage process imports its libraries itself), ``dvc_repro`` (a user's plain ``dvc repro``
-with no warm server yet: the first stage starts a resident one, ``flows/warm_resident.py``),
+with no warm server yet: the first stage starts a resident one, ``flows/runtime/warm_resident.py``),
 ``dvc_repro_again`` (the next one, that server still up) and ``segflow_run`` (``segflow run``'s
-and ``make run``'s own warm server, ``flows/warm.py``). ``ratio`` (top level) maps each stage to
+and ``make run``'s own warm server, ``flows/runtime/warm.py``). ``ratio`` (top level) maps each stage to
 its ``before_work_s`` in ``dvc_repro`` (lower is better; target ≤ 3 s); the top-level
 ``between_stages_fraction`` is ``segflow_run``'s (target ≤ 15 % for ``make run``).
 
@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.machine import machine_info, result_path, write_result  # noqa: E402
 from bench.project import BIN, make_project, prefect_server, project_env, run_cmd  # noqa: E402
-from flows.warm_resident import IDLE_ENV, servers  # noqa: E402
+from flows.runtime.warm_resident import IDLE_ENV, servers  # noqa: E402
 
 STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
 QUICK: dict[str, object] = {
@@ -95,15 +95,15 @@ def _stages(timing: Path, repro_start: float, repro_end: float) -> dict[str, dic
 MODES = {
     "cold": "SEGFLOW_WARM_STAGES=0: each stage process imports its libraries itself",
     "dvc_repro": "a plain `dvc repro` with no resident warm server yet: the first stage starts one "
-    "(flows/warm_resident.py) and the later stages are forked from it",
+    "(flows/runtime/warm_resident.py) and the later stages are forked from it",
     "dvc_repro_again": "the next plain `dvc repro`, its resident server still up from the last",
-    "segflow_run": "as `segflow run` and `make run` run them: their own warm server (flows/warm.py)",
+    "segflow_run": "as `segflow run` and `make run` run them: their own warm server (flows/runtime/warm.py)",
 }
 
 
 def _pipeline(root: Path, env: dict[str, str], timing: Path, mode: str) -> dict[str, Any]:
     """Every stage once (``dvc repro --force``), run as ``mode`` (:data:`MODES`) runs them."""
-    from flows.warm import ENABLE_ENV, warm_stages
+    from flows.runtime.warm import ENABLE_ENV, warm_stages
 
     env = {**env, "SEGFLOW_STAGE_TIMING": str(timing), ENABLE_ENV: "0" if mode == "cold" else "1"}
     with contextlib.ExitStack() as stack:

@@ -47,7 +47,8 @@ sys.path.insert(0, str(REPO))
 from bench.fold_setup import fold_setup  # noqa: E402
 from bench.machine import device_info, machine_info, result_path, write_result  # noqa: E402
 from components.training.device import autocast  # noqa: E402
-from components.training.loop import FoldSetup, train_one_epoch  # noqa: E402
+from components.training.fold_setup import FoldSetup  # noqa: E402
+from components.training.loop import train_one_epoch  # noqa: E402
 from components.training.optim import build_optimizer  # noqa: E402
 
 

@@ -4,13 +4,13 @@ import os as _os
 import sys as _sys
 
 if "-m" in getattr(_sys, "orig_argv", ()):  # maybe a stage command: serve it warm where one can
-    from flows.warm import SOCKET_ENV, enabled, run_warm, stage_command
+    from flows.runtime.warm import SOCKET_ENV, enabled, run_warm, stage_command
 
     _command = stage_command()
     if _command and enabled(_os.environ):
         if _os.environ.get(SOCKET_ENV):  # under `segflow run`: its own warm server
             run_warm(*_command, _os.environ[SOCKET_ENV])  # exits when served; else cold
         else:  # a plain `dvc repro`: the resident server of this code and environment
-            from flows.warm_resident import run_resident
+            from flows.runtime.warm_resident import run_resident
 
             run_resident(*_command)  # exits when served; else cold

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from components import layout
+from components.core import layout
 from flows.commands.compare import compare_command
 from flows.commands.doctor import DOCTOR_HELP, doctor_command
 from flows.commands.metrics import metrics_command
@@ -64,9 +64,9 @@ def run(
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
     """Run the whole pipeline (dvc repro inside a Prefect flow) and print the summary."""
-    from components.config_edit import parse_assignment
-    from components.errors import UserError
-    from components.logfile import capture_to_file, describe, log_exception, new_log_path
+    from components.core.errors import UserError
+    from components.core.logfile import capture_to_file, describe, log_exception, new_log_path
+    from components.params.edit import parse_assignment
     from flows.pipeline import RUN_LOG_ENV, guarded_run, pipeline
 
     log = new_log_path("run", params.parent)
@@ -104,9 +104,9 @@ def generate(
     """Write the default synthetic phantom dataset (deterministic for the configured seed)."""
     import shutil
 
-    from components.config import ConfigError, load_params
     from components.data.synthetic import generate_phantoms
     from components.data.synthetic3d import CLASSES_3D, generate_volumes
+    from components.params.config import ConfigError, load_params
 
     try:
         syn = load_params(params).data.synthetic

@@ -10,8 +10,7 @@ from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components import layout
-from components.config import load_params
+from components.core import layout
 from components.data.splits import read_splits
 from components.evaluation.last_run import links_markdown
 from components.evaluation.postprocess_report import read_postprocessing
@@ -22,6 +21,7 @@ from components.evaluation.scoring import distance_unit, has_volumes, score_case
 from components.inference.options import inference_options
 from components.inference.predictor import predictor_from_checkpoints
 from components.metrics.reductions import mean_foreground_dice
+from components.params.config import load_params
 from components.tracking.lineage import lineage_tags
 from components.tracking.links import (
     NOTE_TAG,
@@ -35,7 +35,7 @@ from components.tracking.release import release_ensemble
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
-from flows.stage import current_flow_run_id, pipeline_flow_run_id, run
+from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
 
 
 def _test_cases() -> pd.DataFrame:

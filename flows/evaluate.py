@@ -9,8 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components import layout
-from components.config import load_params
+from components.core import layout
 from components.data.splits import read_splits
 from components.evaluation.cross_validation import evaluate_folds
 from components.evaluation.postprocess_report import decide, describe, write_postprocessing
@@ -18,10 +17,11 @@ from components.evaluation.presentation import fold_mlflow_metrics, headline_mar
 from components.evaluation.report import write_report
 from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
 from components.inference.options import window_options
+from components.params.config import load_params
 from components.tracking.run_record import RunRecord, parent_run_outcome
 from components.tracking.tracker import Tracker
 from components.validation import read_manifest
-from flows.stage import run
+from flows.runtime.stage import run
 
 
 @task(cache_policy=NO_CACHE)

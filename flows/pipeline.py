@@ -10,7 +10,7 @@ get the same): it takes the workspace lock before touching params.yaml (a second
 at once), computes the merged params without writing and builds everything they name
 (:func:`components.training.preflight.preflight`), and only then writes params.yaml; when
 ``dvc repro`` fails or is interrupted, params.yaml gets its original bytes back, and then the
-outputs dvc.lock records (:mod:`components.outputs_guard`: dvc.lock itself, ``dvc checkout`` of the
+outputs dvc.lock records (:mod:`components.workspace.outputs_guard`: dvc.lock itself, ``dvc checkout`` of the
 stages that ran), so a failed run leaves the workspace as it was. The console gets DVC's and the
 stages' progress and, on failure, the failing stage's one message (the stages write it to a
 failure file instead of printing it); the run log ``.segflow/logs/<time>-<pid>-run.log`` holds
@@ -32,16 +32,16 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components.config import load_yaml
-from components.config_edit import merged_params, params_transaction, write_atomically
-from components.errors import UserError
+from components.core.errors import UserError
+from components.core.logfile import FAILURE_FILE_ENV, new_log_path, read_failure
 from components.evaluation.last_run import last_run_markdown, last_run_results
-from components.logfile import FAILURE_FILE_ENV, new_log_path, read_failure
-from components.outputs_guard import OutputsSnapshot, keep_failed_outputs, restore, snapshot
+from components.params.config import load_yaml
+from components.params.edit import merged_params, params_transaction, write_atomically
 from components.training.preflight import preflight
-from components.workspace_lock import workspace_lock
-from flows.stage import PIPELINE_RUN_ENV, current_flow_run_id
-from flows.warm import warm_stages
+from components.workspace.lock import workspace_lock
+from components.workspace.outputs_guard import OutputsSnapshot, keep_failed_outputs, restore, snapshot
+from flows.runtime.stage import PIPELINE_RUN_ENV, current_flow_run_id
+from flows.runtime.warm import warm_stages
 
 RUN_LOG_ENV = "SEGFLOW_RUN_LOG"  # set by `segflow run`: the log file the pipeline appends to
 _RUNNING_STAGE = re.compile(r"^Running stage '(?P<stage>[^']+)'")
@@ -124,7 +124,7 @@ def _stream(proc: subprocess.Popen[str], log: Path, ran: list[str]) -> list[str]
 @task(cache_policy=NO_CACHE)
 def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
     """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id, and are served
-    warm (:mod:`flows.warm`; ``SEGFLOW_WARM_STAGES=0`` makes each import cold).
+    warm (:mod:`flows.runtime.warm`; ``SEGFLOW_WARM_STAGES=0`` makes each import cold).
 
     Returns:
         The stages DVC ran.

@@ -7,14 +7,14 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from components import layout
-from components.config import load_params
+from components.core import layout
+from components.params.config import load_params
 from components.preprocessing.native import native_spec_from_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.preprocessing.specs import read_fingerprint
 from components.validation import read_manifest
-from flows.stage import run
+from flows.runtime.stage import run
 
 
 @task(cache_policy=NO_CACHE)

@@ -11,7 +11,7 @@ current step, the runs end KILLED, and the signal then takes its usual course (n
 ``models/folds`` appears only when every fold is done, in one rename.
 
 Executors (``train.executor``): ``sequential`` trains the folds one after another in this process;
-``dask`` runs each fold's task run on a Dask cluster (flows/fold_executor.py: the cluster, the
+``dask`` runs each fold's task run on a Dask cluster (flows/runtime/fold_executor.py: the cluster, the
 workers' threads and GPUs, how a stop reaches the folds). The fold task is the same in both, and
 so are its checkpoints, history, metrics and MLflow run (seeded per fold; equal on the CPU).
 """
@@ -28,9 +28,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
-from components import layout
-from components.config import Params, load_params
+from components.core import layout
 from components.data.splits import read_splits
+from components.params.config import Params, load_params
 from components.preprocessing.prepare import check_prepared_matches
 from components.preprocessing.specs import expected_spec
 from components.tracking.lineage import lineage_tags, log_input_dataset
@@ -39,9 +39,9 @@ from components.tracking.tracker import Tracker
 from components.training.interrupt import StopRequest, graceful_stop
 from components.training.loop import train_fold
 from components.training.resume_store import ResumeStore, read_runs, resume_key
-from flows.ddp_fold import DDPFoldSpec, train_fold_ddp
-from flows.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
-from flows.stage import current_flow_run_id, pipeline_flow_run_id, run
+from flows.runtime.ddp_fold import DDPFoldSpec, train_fold_ddp
+from flows.runtime.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
+from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
 
 RESUME_BASE = layout.RESUME / "train"
 INTERRUPTS = (KeyboardInterrupt, SystemExit, TerminationSignal, FoldStopped)

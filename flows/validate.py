@@ -8,9 +8,9 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from components import layout
-from components.config import load_params
+from components.core import layout
 from components.data.discovery import discover
+from components.params.config import load_params
 from components.validation import (
     DatasetValidationError,
     build_metadata,
@@ -20,7 +20,7 @@ from components.validation import (
     write_manifest,
 )
 from components.validation.duplicate_groups import NearDuplicateOptions, duplicate_summary
-from flows.stage import run
+from flows.runtime.stage import run
 
 
 @task(cache_policy=NO_CACHE)

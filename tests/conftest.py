@@ -12,6 +12,6 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 # Stage commands a test starts (dvc repro, python -m flows.<stage>) import cold: a resident warm
-# server (flows/warm_resident.py) per test project would stay behind each test for its idle
+# server (flows/runtime/warm_resident.py) per test project would stay behind each test for its idle
 # timeout, about 1 GB each. The tests of resident servers set their own value.
 os.environ["SEGFLOW_WARM_IDLE_S"] = "0"

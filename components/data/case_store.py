@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.layout import case_arrays
+from components.core.layout import case_arrays
 
 
 def save_case(prepared_dir: Path, case_id: str, image: np.ndarray, mask: np.ndarray) -> None:

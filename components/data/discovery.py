@@ -29,8 +29,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.core.errors import UserError
 from components.data.regions import ROIS_DIR
-from components.errors import UserError
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
 CASES_CSV = "cases.csv"

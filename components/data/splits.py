@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 _RARE = "rare"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.core.layout import best_checkpoint
 from components.evaluation.roc import StreamingROC
 from components.evaluation.scoring import ScoredCases, ScoringOptions, score_cases
 from components.inference.options import InferenceOptions
 from components.inference.predictor import predictor_from_checkpoints
-from components.layout import best_checkpoint
 from components.metrics.protocol import PooledCounts
 
 

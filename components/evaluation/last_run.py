@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from components import layout
+from components.core import layout
 from components.evaluation.presentation import headline_markdown
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.core.errors import UserError
 from components.data.regions import clear_outside, reference_labels, valid_pixels
-from components.errors import UserError
 from components.evaluation.statistics import regional_breakdown
 from components.io import MASK_SUFFIXES, file_stem, is_volume, read_roi, read_with_spacing
 from components.metrics import METRIC_NAMES, case_metrics

@@ -9,11 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from components.core.layout import HEADLINE_FILE, PER_CASE_FILE, PLOTS_DIR, ROC_FILE, STATISTICS_FILE
 from components.evaluation import plots
 from components.evaluation.presentation import PROTOCOL_KEY
 from components.evaluation.scoring import ScoredCases
 from components.evaluation.statistics import area_agreement, json_safe, metric_statistics
-from components.layout import HEADLINE_FILE, PER_CASE_FILE, PLOTS_DIR, ROC_FILE, STATISTICS_FILE
 from components.metrics.reductions import mean_foreground_dice, mean_sd_by_class
 
 REPORT_METRICS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "assd")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from components import layout
+from components.core import layout
 from components.evaluation.presentation import PROTOCOL_KEY
 from components.validation.docs_style import stylesheet
 

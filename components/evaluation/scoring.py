@@ -24,7 +24,7 @@ from components.postprocessing.selection import TABLE_COLUMNS, candidate_dice, c
 from components.preprocessing.native_io import image_files
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 
 class ProbabilityModel(Protocol):

@@ -11,7 +11,7 @@ import numpy as np
 from components.postprocessing import Postprocessing
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.io.volumes import (
     VOLUME_SUFFIXES,
     Geometry,

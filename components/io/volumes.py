@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.io.grids import GridMismatch, grid_mismatches
 
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")

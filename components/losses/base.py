@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.core.registry import Registry
 from components.data.regions import IGNORE_INDEX
-from components.registry import Registry
 
 LOSSES: Registry[nn.Module] = Registry("loss")
 

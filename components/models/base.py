@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.registry import Registry
+from components.core.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import albumentations as A
 
-from components.registry import Registry
+from components.core.registry import Registry
 
 AUGMENTATIONS: Registry[A.BasicTransform] = Registry("augmentation")
 

@@ -42,9 +42,9 @@ import monai.transforms as mt
 import numpy as np
 from monai.utils import convert_to_numpy
 
-from components.errors import UserError
+from components.core.errors import UserError
+from components.core.registry import Registry, RegistryError
 from components.preprocessing.augment import augmentation_state, set_augmentation_state
-from components.registry import Registry, RegistryError
 
 _WHERE = "train.augment.transforms"
 # Constructor arguments that segflow sets (or leaves at their default) on every transform.

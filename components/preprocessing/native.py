@@ -30,7 +30,7 @@ from components.preprocessing.resample import (
 )
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 
 @dataclass(frozen=True)

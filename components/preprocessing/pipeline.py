@@ -16,7 +16,7 @@ from components.preprocessing.intensity import apply_clahe, standardize, to_unit
 from components.preprocessing.spatial import SpatialParams, fit_to_size
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from components import layout
-from components.config import Params
+from components.core import layout
+from components.core.errors import UserError
 from components.data.case_store import save_case
 from components.data.regions import reference_labels
 from components.data.splits import (
@@ -26,8 +26,8 @@ from components.data.splits import (
     split_sha,
     write_splits,
 )
-from components.errors import UserError
 from components.io import read_case_roi, read_image, read_mask
+from components.params.config import Params
 from components.preprocessing.native import NativeSpec, preprocess_case
 from components.preprocessing.native_io import image_files, read_native_image, read_native_mask
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image

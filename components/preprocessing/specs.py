@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components import layout
+from components.core import layout
 from components.preprocessing.native import NativeSpec, native_spec_from_params
 from components.preprocessing.pipeline import PreprocessSpec, spec_from_params
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 AnySpec = PreprocessSpec | NativeSpec
 

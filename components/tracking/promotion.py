@@ -20,8 +20,8 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from components.core.layout import PER_CASE_FILE, TEST_REPORTS
 from components.evaluation.statistics import compare_paired
-from components.layout import PER_CASE_FILE, TEST_REPORTS
 from components.tracking.gate_lock import gate_lock
 from components.tracking.tracker import Tracker
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from components import layout
+from components.core import layout
 from components.data.splits import split_sha
 from components.ensembling.packaged_model import score_model_uri
 from components.ensembling.packaging import log_ensemble_model, save_ensemble_model

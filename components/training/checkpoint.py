@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.models import build_model
 from components.preprocessing.specs import AnySpec, spec_from_dict
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params.config import Params
 
 
 class CheckpointError(UserError, ValueError):

@@ -1,6 +1,6 @@
 """Data-parallel training inside one fold (PyTorch DDP): one process per device, started by torchrun.
 
-When ``torch.distributed`` is initialised (flows/ddp_fold.py does it in each torchrun process),
+When ``torch.distributed`` is initialised (flows/runtime/ddp_fold.py does it in each torchrun process),
 the training loop asks :func:`current_rank` and then:
 
 - wraps the network in ``DistributedDataParallel`` for the training forward pass (gradients are

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from components.config import Params
 from components.data.case_store import load_case
 from components.data.splits import Splits
 from components.models import MODELS
+from components.params.config import Params
 from components.preprocessing.augment import build_augmentation, describe_augmentation
 from components.preprocessing.native import CaseRecord, NativeSpec
 from components.preprocessing.specs import prepared_info

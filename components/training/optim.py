@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from components.registry import Registry
+from components.core.registry import Registry
 
 OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer")
 

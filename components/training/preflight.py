@@ -18,13 +18,13 @@ import torch
 import yaml
 from torch import nn
 
-from components.config import ConfigError, Params
+from components.core.registry import RegistryError
 from components.data.discovery import CasePair, DiscoveryError, discover
 from components.io import IMAGE_SUFFIXES, is_volume, read_volume_header
 from components.losses import build_loss
 from components.models import build_model
+from components.params.config import ConfigError, Params
 from components.preprocessing.augment import build_augmentation, build_transform
-from components.registry import RegistryError
 from components.training.native_data import native_model_kwargs
 from components.training.optim import build_optimizer
 from components.training.schedulers import build_scheduler
@@ -221,7 +221,7 @@ def preflight(params: Params, root: Path | None = None, raw: Mapping[str, Any] |
     nothing is downloaded); nothing is trained or written.
 
     Args:
-        params: Validated params (e.g. :func:`components.config_edit.merged_params`).
+        params: Validated params (e.g. :func:`components.params.edit.merged_params`).
         root: Folder that a relative ``data.dir`` is relative to (the workspace; default cwd).
         raw: The params file's own mapping; with it, keys that ``root/dvc.yaml`` lists but the
             file lacks are problems too (:func:`check_params_keys`).

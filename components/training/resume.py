@@ -25,7 +25,7 @@ from components.training.augment_seed import augment_holder
 from components.training.checkpoint import CheckpointError
 
 if TYPE_CHECKING:
-    from components.training.loop import FoldSetup
+    from components.training.fold_setup import FoldSetup
 
 STATE_FILE = "state.pt"
 STATE_VERSION = 1

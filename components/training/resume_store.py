@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import layout
+from components.core import layout
 
 RUNS_FILE = "runs.json"
 RUNS_LOCK = "runs.lock"

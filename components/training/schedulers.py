@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch.optim import lr_scheduler as lrs
 
-from components.registry import Registry
+from components.core.registry import Registry
 
 SCHEDULERS: Registry[Scheduler] = Registry("scheduler")
 

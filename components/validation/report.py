@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.validation.checks import Check
 
 PATH_COLUMNS: tuple[str, ...] = ("image_path", "mask_path")

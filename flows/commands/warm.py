@@ -15,7 +15,7 @@ WARM_HELP = (
 def warm_command(
     action: Annotated[str, typer.Argument(help="status or stop")] = "status",
 ) -> None:
-    from flows.warm_resident import main
+    from flows.runtime.warm_resident import main
 
     if action not in ("status", "stop"):
         typer.secho(f"segflow warm: unknown action {action!r}; expected status or stop", fg="red", err=True)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from components import layout
+from components.core import layout
 
 if TYPE_CHECKING:
-    from components.registry import Registry
+    from components.core.registry import Registry
 
 FAMILIES = ("models", "losses", "optimizers", "schedulers", "augmentations", "augmentations3d")
 
@@ -60,7 +60,7 @@ def augment_preview_command(
     ] = None,
 ) -> None:
     """Render the configured augmentation pipeline on the first N samples of a dataset."""
-    from components.config import load_params
+    from components.params.config import load_params
     from components.preprocessing.augment import build_augmentation
     from components.preprocessing.pipeline import spec_from_params
     from components.preprocessing.preview import load_samples, render_preview

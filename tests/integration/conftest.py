@@ -50,9 +50,9 @@ def copy_project(root: Path) -> None:
 def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16, size: int = 48) -> Path:
     """A committed git project at ``root`` with segflow's files, ``overrides`` applied, and phantoms
     prepared as the preprocess stage would (the train stage's inputs)."""
-    from components.config_edit import apply_overrides
     from components.data.discovery import discover
     from components.data.synthetic import generate_phantoms
+    from components.params.edit import apply_overrides
     from components.preprocessing.pipeline import spec_from_params
     from components.preprocessing.prepare import prepare_dataset
     from components.validation import build_metadata

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_validate_stops_on_broken_dataset(project: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, env = project
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
 
     data = tmp_path / "broken"
     expected = write_broken_dataset(data)

@@ -122,7 +122,7 @@ def ws(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
         mp.chdir(root)
         run(["git", "init", "-q", "-b", "main"], root, env)
         run([str(BIN / "dvc"), "init", "-q"], root, env)
-        from components.config_edit import apply_overrides
+        from components.params.edit import apply_overrides
 
         apply_overrides(root / "params.yaml", {**TINY, "data.dir": str(good)})
         earlier = run([str(BIN / "dvc"), "repro", "train"], root, env)

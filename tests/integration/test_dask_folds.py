@@ -14,7 +14,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from components import layout
+from components.core import layout
 from flows.train import EXECUTOR_TAG
 from tests.integration.conftest import prepared_project, tiny_training, train_in_process
 
@@ -36,7 +36,7 @@ def _train(
 ) -> Path:
     """Copy the project to ``dest``, set ``train.executor`` and run the train flow in this process
     (the Dask workers are its children: they inherit its environment and working directory)."""
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
 
     shutil.copytree(template, dest, symlinks=True)
     apply_overrides(dest / "params.yaml", {"train.executor": executor})

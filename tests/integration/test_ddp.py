@@ -22,9 +22,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from components import layout
+from components.core import layout
 from components.models import build_model
-from flows.ddp_fold import DDP_TAG
+from flows.runtime.ddp_fold import DDP_TAG
 from tests.integration.conftest import prepared_project, tiny_training, train_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
@@ -41,7 +41,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _copy(template: Path, dest: Path, epochs: int = EPOCHS) -> Path:
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
 
     shutil.copytree(template, dest, symlinks=True)
     apply_overrides(dest / "params.yaml", {"train.epochs": epochs})
@@ -127,7 +127,11 @@ def _train_until_epoch(
             break
         time.sleep(0.1)
     assert state is not None, f"fold 0 did not reach epoch {epoch} with DDP"
-    ranks = [c for c in psutil.Process(proc.pid).children(recursive=True) if "flows.ddp_fold" in c.cmdline()]
+    ranks = [
+        c
+        for c in psutil.Process(proc.pid).children(recursive=True)
+        if "flows.runtime.ddp_fold" in c.cmdline()
+    ]
     assert len(ranks) == 3, ranks  # torchrun (its command line names the module too) and its two
     return proc, state, ranks
 

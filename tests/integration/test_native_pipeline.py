@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.params_reads import PARAMS_READS_ENV
+from components.params.reads import PARAMS_READS_ENV
 from tests.integration.conftest import BIN, run
 from tests.unit.architecture.test_dvc_contract import unlisted_reads
 
@@ -63,7 +63,7 @@ IMAGES_2D: dict[str, Any] = {
 
 
 def _prepare(root: Path, env: dict[str, str], overrides: dict[str, Any], generate: list[str]) -> None:
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
 
     apply_overrides(root / "params.yaml", overrides)
     run([str(BIN / "segflow"), "generate", "--out", "data/raw", *generate], root, env)

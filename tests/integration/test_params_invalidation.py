@@ -20,7 +20,7 @@ values of all the others, and both expectations are checked in that call. Keys a
 between two throw-away repos run side by side.
 
 The run cache is on (DVC's default). It leaves params named like output metadata (``size``,
-``nfiles``) out of its key, treeverse/dvc#10296 (components/params_keys.py); the control test
+``nfiles``) out of its key, treeverse/dvc#10296 (components/params/keys.py); the control test
 shows that the check above fails on such a key.
 """
 
@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, parse_params
+from components.params.config import ConfigError, parse_params
 
 pytestmark = pytest.mark.slow
 

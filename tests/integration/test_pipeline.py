@@ -12,7 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from components.evaluation.last_run import last_run_results
-from components.params_reads import PARAMS_READS_ENV
+from components.params.reads import PARAMS_READS_ENV
 from components.tracking.links import (
     NOTE_TAG,
     TAG_FLOW_RUN_URL,
@@ -21,7 +21,7 @@ from components.tracking.links import (
     model_version_url,
     run_url,
 )
-from flows.stage import TIMING_ENV
+from flows.runtime.stage import TIMING_ENV
 from tests.integration.browser import browser, computed, mlflow_ui, offline_page, screenshot
 from tests.integration.conftest import BIN, run, served_pipeline
 from tests.unit.architecture.test_dvc_contract import unlisted_reads
@@ -70,7 +70,7 @@ def test_pipeline_end_to_end(
     monkeypatch.setenv(PARAMS_READS_ENV, str(reads_log))
     timing = tmp_path / "stage_timing.jsonl"
     monkeypatch.setenv(TIMING_ENV, str(timing))
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
     from flows.pipeline import pipeline
 
     apply_overrides(root / "params.yaml", TINY)
@@ -82,7 +82,7 @@ def test_pipeline_end_to_end(
     monkeypatch.delenv(PARAMS_READS_ENV)
     monkeypatch.delenv(TIMING_ENV)
 
-    # The stages after the long train stage ran in children of the warm process (flows/warm.py),
+    # The stages after the long train stage ran in children of the warm process (flows/runtime/warm.py),
     # not cold (the first ones may, while it still imports).
     marks = [json.loads(line) for line in timing.read_text().splitlines()]
     assert {m["stage"] for m in marks if m["warm"]} >= {"evaluate", "ensemble"}, marks

@@ -43,9 +43,9 @@ TRAIN = [str(BIN / "python"), "-m", "flows.train"]
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[tuple[Path, Path]]:
     """A git + DVC project with prepared phantoms, and the folds of one uninterrupted training."""
-    from components.config_edit import apply_overrides
     from components.data.discovery import discover
     from components.data.synthetic import generate_phantoms
+    from components.params.edit import apply_overrides
     from components.preprocessing.pipeline import spec_from_params
     from components.preprocessing.prepare import prepare_dataset
     from components.training.loop import train_fold

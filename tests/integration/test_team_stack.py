@@ -77,7 +77,7 @@ class Team:
 
 def _make_project(root: Path, env: dict[str, str]) -> None:
     """git + DVC project with segflow's pipeline, its prefect.yaml, tiny params and phantoms."""
-    from components.config_edit import apply_overrides
+    from components.params.edit import apply_overrides
 
     root.mkdir()
     copy_project(root)

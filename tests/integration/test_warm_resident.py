@@ -1,4 +1,4 @@
-"""Resident warm servers (flows/warm_resident.py) with real stage commands: a plain ``python -m
+"""Resident warm servers (flows/runtime/warm_resident.py) with real stage commands: a plain ``python -m
 flows.train`` (what ``dvc repro`` runs) starts one and is served by it; an edited module gets a new
 server (its own key) instead of running in the old interpreter; an idle server ends by itself;
 ``segflow warm stop`` ends the rest."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.warm_resident import servers
+from flows.runtime.warm_resident import servers
 from tests.integration.conftest import BIN, prepared_project, project_env, run, tiny_training
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import Params, load_params
-from components.params_reads import PARAMS_READS_ENV
+from components.params.config import Params, load_params
+from components.params.reads import PARAMS_READS_ENV
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from components.config import load_params
 from components.data.discovery import discover
 from components.data.synthetic import generate_phantoms
+from components.params.config import load_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
-from components.training.loop import setup_fold, train_one_epoch, validate
+from components.training.fold_setup import setup_fold
+from components.training.loop import train_one_epoch, validate
 from components.validation import build_metadata
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from components.config_edit import params_transaction
-from components.errors import UserError
-from components.workspace_lock import WorkspaceBusyError, lock_path, read_holder, workspace_lock
+from components.core.errors import UserError
+from components.params.edit import params_transaction
+from components.workspace.lock import WorkspaceBusyError, lock_path, read_holder, workspace_lock
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = (
-    "import sys, time; from pathlib import Path; from components.workspace_lock import workspace_lock\n"
+    "import sys, time; from pathlib import Path; from components.workspace.lock import workspace_lock\n"
     "with workspace_lock(Path(sys.argv[1]), command='segflow run --set train.epochs=3'):\n"
     "    time.sleep(120)\n"
 )

@@ -1,4 +1,4 @@
-"""dvc.yaml agrees with the code: outputs are components/layout.py's paths, and deps cover every
+"""dvc.yaml agrees with the code: outputs are components/core/layout.py's paths, and deps cover every
 module each stage imports (transitively, lazy imports included), so a code change re-runs the
 stages it affects and no other."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from components import layout
+from components.core import layout
 from components.ensembling.packaging import COMPONENTS_DIR
 from tests.unit.architecture.import_graph import REPO, closure, import_graph, module_files
 
@@ -109,11 +109,11 @@ def test_the_check_fails_on_a_broken_copy() -> None:
     """A stage whose deps miss a module it imports, or whose outs differ from the layout, is caught."""
     broken = copy.deepcopy(load_dvc_yaml())
     deps = broken["stages"]["train"]["deps"]
-    deps.remove("components/config.py")
+    deps.remove("components/params/config.py")
     deps.remove("components/training/loop.py")
     broken["stages"]["evaluate"]["outs"].append("reports/cv/extra.csv")
     problems = contract_violations(broken)
-    assert "train: imports components/config.py but no dep covers it" in problems
+    assert "train: imports components/params/config.py but no dep covers it" in problems
     assert "train: imports components/training/loop.py but no dep covers it" in problems
     assert any(p.startswith("evaluate: outs") for p in problems)
     assert not any(p.startswith(("validate", "preprocess", "ensemble")) for p in problems)
@@ -122,8 +122,10 @@ def test_the_check_fails_on_a_broken_copy() -> None:
 def test_lazy_imports_count() -> None:
     """A module imported only inside a function still runs in the stage, so it must be a dep."""
     files = stage_files("validate")
-    assert Path("components/errors.py") in files  # flows/stage.py imports it inside user_errors()
-    assert Path("components/layout.py") in files
+    assert (
+        Path("components/core/errors.py") in files
+    )  # flows/runtime/stage.py imports it inside user_errors()
+    assert Path("components/core/layout.py") in files
 
 
 def test_unlisted_reads_are_reported() -> None:

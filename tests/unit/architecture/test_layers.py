@@ -14,20 +14,10 @@ import pytest
 from tests.unit.architecture.import_graph import REPO, _imported_names, find_cycle, import_graph
 
 LAYERS: Sequence[Sequence[str]] = (
-    # foundation: name registry, params, artifact layout (import nothing of the project but each other)
-    (
-        "components",
-        "components.registry",
-        "components.config",
-        "components.config_edit",
-        "components.layout",
-        "components.errors",
-        "components.params_keys",
-        "components.params_reads",
-        "components.workspace_lock",
-        "components.logfile",
-        "components.outputs_guard",
-    ),
+    # foundation: project-wide basics (name registry, artifact layout, errors, run logs), then the
+    # params (params.yaml -> typed config, edits, key rules) and the workspace's safety (lock, guard)
+    ("components", "components.core"),
+    ("components.params", "components.workspace"),
     ("components.io", "components.viz"),
     ("components.data",),
     ("components.validation", "components.preprocessing"),
@@ -123,7 +113,7 @@ def test_the_checks_catch_a_back_arrow_and_a_cycle() -> None:
         "components.evaluation.scoring": {"components.evaluation.cross_validation"},  # closes a cycle
     }
     assert upward_imports(graph) == [
-        "components.evaluation.cross_validation (layer 7) -> components.ensembling.packaging (layer 8)"
+        "components.evaluation.cross_validation (layer 8) -> components.ensembling.packaging (layer 9)"
     ]
     assert find_cycle(graph) is not None
     assert find_cycle(unit_graph(graph)) == [

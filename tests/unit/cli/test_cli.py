@@ -213,12 +213,12 @@ def test_run_in_a_busy_workspace_is_refused(runner: CliRunner, tmp_path: Path) -
     import sys
     import time
 
-    from components.workspace_lock import lock_path, read_holder
+    from components.workspace.lock import lock_path, read_holder
 
     params = run_params(tmp_path)
     before = params.read_bytes()
     hold = (
-        "import sys, time; from pathlib import Path; from components.workspace_lock import workspace_lock\n"
+        "import sys, time; from pathlib import Path; from components.workspace.lock import workspace_lock\n"
         "with workspace_lock(Path(sys.argv[1])):\n    time.sleep(120)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], cwd=REPO)

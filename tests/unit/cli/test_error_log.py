@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import UserError
-from components.logfile import FAILURE_FILE_ENV, ConsoleFilter, read_failure
-from flows.stage import main
+from components.core.errors import UserError
+from components.core.logfile import FAILURE_FILE_ENV, ConsoleFilter, read_failure
+from flows.runtime.stage import main
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -141,7 +141,7 @@ def test_segflow_run_refused_by_preflight_prints_two_lines(tmp_path: Path) -> No
 
 
 def test_old_logs_are_pruned(tmp_path: Path) -> None:
-    from components.logfile import KEEP_LOGS, LOG_DIR, new_log_path
+    from components.core.logfile import KEEP_LOGS, LOG_DIR, new_log_path
 
     folder = tmp_path / LOG_DIR
     folder.mkdir(parents=True)

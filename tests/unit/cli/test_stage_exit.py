@@ -10,7 +10,7 @@ from pathlib import Path
 SCRIPT = """
 import atexit, logging, sys, threading, time
 from pathlib import Path
-from flows.stage import exit_now
+from flows.runtime.stage import exit_now
 
 out = Path(sys.argv[1])
 logging.basicConfig(filename=out / "log.txt", level=logging.INFO)
@@ -41,7 +41,7 @@ def test_exit_now_keeps_what_a_normal_exit_does(tmp_path: Path) -> None:
 
 POOL_LEFT_OPEN = """
 import concurrent.futures, sys
-from flows.stage import exit_now
+from flows.runtime.stage import exit_now
 
 pool = concurrent.futures.ThreadPoolExecutor(2)  # never shut down, as libraries leave theirs
 assert pool.submit(lambda: 41 + 1).result() == 42

@@ -1,4 +1,4 @@
-"""The resident warm server's key, folder and idle settings (flows/warm_resident.py); a real
+"""The resident warm server's key, folder and idle settings (flows/runtime/warm_resident.py); a real
 server serving real stage commands is tests/integration/test_warm_resident.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.warm_resident import DEFAULT_IDLE_S, code_key, idle_seconds, private_dir
+from flows.runtime.warm_resident import DEFAULT_IDLE_S, code_key, idle_seconds, private_dir
 
 
 @pytest.fixture

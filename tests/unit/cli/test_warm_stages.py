@@ -1,4 +1,4 @@
-"""Warm stages (flows/warm.py): a real server process forks a stand-in stage for a real command
+"""Warm stages (flows/runtime/warm.py): a real server process forks a stand-in stage for a real command
 process; what the command sees (streams, status, signals, its own death) is what a cold stage
 would give it."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.warm import SOCKET_ENV, START_ENV, comparable_env, enabled, stage_command
+from flows.runtime.warm import SOCKET_ENV, START_ENV, comparable_env, enabled, stage_command
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,7 +39,7 @@ if __name__ == "__main__":  # the server imports it first, as it imports the sta
 
 COMMAND = """
 import sys
-from flows.warm import run_warm
+from flows.runtime.warm import run_warm
 run_warm("fake_stage", sys.argv[2:], sys.argv[1])
 print("ran cold", flush=True)
 """
@@ -58,7 +58,7 @@ def _start_server(tmp_path: Path, options: str = "") -> tuple[subprocess.Popen[b
     (tmp_path / "out").mkdir()
     (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
-    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',){options})"
+    code = f"from flows.runtime.warm import serve; serve({sock!r}, ('fake_stage',){options})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO)
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
@@ -170,7 +170,7 @@ def test_switch_and_stage_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert comparable_env({"DVC_STAGE": "train", "SEGFLOW_X": "1", "PATH": "/bin"}) == {"PATH": "/bin"}
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.train", "--params", "p.yaml"])
     assert stage_command() == ("flows.train", ["--params", "p.yaml"])
-    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.warm", "/tmp/s"])
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.runtime.warm", "/tmp/s"])
     assert stage_command() is None
     monkeypatch.setattr(sys, "orig_argv", ["python", "-c", "pass"])
     assert stage_command() is None
@@ -206,6 +206,6 @@ def test_a_server_whose_imports_are_stale_never_listens(tmp_path: Path) -> None:
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
-    code = f"from flows.warm import serve; serve({sock!r}, ('fake_stage',), imported=lambda: False)"
+    code = f"from flows.runtime.warm import serve; serve({sock!r}, ('fake_stage',), imported=lambda: False)"
     done = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO, timeout=60)
     assert done.returncode == 0 and not os.path.exists(sock)

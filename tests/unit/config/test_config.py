@@ -10,7 +10,7 @@ import pydantic
 import pytest
 import yaml
 
-from components.config import ConfigError, Params, load_params, parse_params
+from components.params.config import ConfigError, Params, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -189,8 +189,8 @@ def test_load_params_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_config_mirrors_the_constants_of_higher_layers() -> None:
-    from components import config
     from components.data.regions import MAX_CLASSES
+    from components.params import config
     from components.validation.near_duplicates import DEFAULT_THRESHOLD
 
     assert config.MAX_CLASSES == MAX_CLASSES

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import ConfigError, load_params
-from components.config_edit import apply_overrides, parse_assignment
+from components.params.config import ConfigError, load_params
+from components.params.edit import apply_overrides, parse_assignment
 
 REPO = Path(__file__).resolve().parents[3]
 

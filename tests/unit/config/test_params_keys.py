@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, load_params, parse_params
-from components.params_keys import DVC_RESERVED_KEYS, reserved_key_paths
+from components.params.config import ConfigError, load_params, parse_params
+from components.params.keys import DVC_RESERVED_KEYS, reserved_key_paths
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from components import layout
+from components.core import layout
 from components.evaluation.report_index import write_report_index
 from components.validation.offline_docs import external_references
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from components.config import parse_params
 from components.evaluation.scoring import distance_unit, scoring_options
+from components.params.config import parse_params
 
 PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from components.core.registry import RegistryError
 from components.losses import LOSSES, build_loss
 from components.losses.boundary import signed_distance
-from components.registry import RegistryError
 
 LN2, LN3 = math.log(2), math.log(3)
 

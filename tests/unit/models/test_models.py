@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
+from components.core.registry import RegistryError
 from components.models import MODELS, build_model, count_parameters
 from components.models.dilated import ContextModule
 from components.models.unet import valid_output_size
-from components.registry import RegistryError
 
 # Measured on 2 CPU cores, one thread: 0.3-6 s per architecture (fcn8s and unet_inceptionresnetv2 the
 # slowest), about 45 s for the whole file, so none is marked slow.

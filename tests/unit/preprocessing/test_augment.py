@@ -6,8 +6,8 @@ import albumentations as A
 import numpy as np
 import pytest
 
+from components.core.registry import RegistryError
 from components.preprocessing.augment import AUGMENTATIONS, build_augmentation, describe_augmentation
-from components.registry import RegistryError
 
 LABELS = {0, 1, 2}
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.preprocessing.augment3d import (
     AUGMENTATIONS_3D,
     AugmentationError,

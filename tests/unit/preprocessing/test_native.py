@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.config import parse_params
+from components.params.config import parse_params
 from components.preprocessing.native import (
     NativeSpec,
     intensity_map,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from components.config import parse_params
+from components.params.config import parse_params
 from components.preprocessing.pipeline import (
     PreprocessSpec,
     match_channels,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.registry import Registry, RegistryError
+from components.core.registry import Registry, RegistryError
 
 
 def make() -> Registry[str]:

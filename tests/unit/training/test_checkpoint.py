@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from components.config import parse_params
+from components.params.config import parse_params
 from components.preprocessing.pipeline import PreprocessSpec
 from components.training.checkpoint import (
     CheckpointError,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from components.core.layout import case_arrays
 from components.data.case_store import load_case, save_case
 from components.data.class_balance import class_frequencies, rare_class_weights
-from components.layout import case_arrays
 from components.preprocessing.augment import build_augmentation
 from components.preprocessing.pipeline import PreprocessSpec
 from components.training.dataset import SegmentationDataset

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from components.config import ConfigError, parse_params
+from components.params.config import ConfigError, parse_params
 from components.training.ddp import (
     AgreedStop,
     Rank,

@@ -1,4 +1,4 @@
-"""flows/fold_executor.py without a cluster: the LocalCluster sizing, the stop that crosses to
+"""flows/runtime/fold_executor.py without a cluster: the LocalCluster sizing, the stop that crosses to
 workers, what is forwarded to a remote cluster's workers (and never shown)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from flows.dask_worker import FoldWorkerSetup
-from flows.fold_executor import (
+from flows.runtime.dask_worker import FoldWorkerSetup
+from flows.runtime.fold_executor import (
     ClusterStop,
     FoldStopped,
     forwarded_env,

@@ -13,14 +13,15 @@ import pytest
 import torch
 import yaml
 
-from components.config import Params, parse_params
 from components.data.discovery import discover
 from components.data.splits import Splits
 from components.data.synthetic import generate_phantoms
+from components.params.config import Params, parse_params
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.training.checkpoint import load_checkpoint, model_spec_from_params
-from components.training.loop import setup_fold, train_fold, validate
+from components.training.fold_setup import setup_fold
+from components.training.loop import train_fold, validate
 from components.validation import build_metadata
 
 REPO = Path(__file__).resolve().parents[3]

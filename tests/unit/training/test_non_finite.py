@@ -12,7 +12,8 @@ from components.data.discovery import discover
 from components.data.synthetic import generate_phantoms
 from components.preprocessing.pipeline import spec_from_params
 from components.preprocessing.prepare import prepare_dataset
-from components.training.loop import NonFiniteLossError, setup_fold, train_one_epoch
+from components.training.fold_setup import setup_fold
+from components.training.loop import NonFiniteLossError, train_one_epoch
 from components.validation import build_metadata
 from tests.unit.training.test_loop import make_params
 

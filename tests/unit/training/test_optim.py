@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.registry import RegistryError
+from components.core.registry import RegistryError
 from components.training.optim import OPTIMIZERS, build_optimizer
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, Params, parse_params
 from components.data.synthetic import generate_phantoms
+from components.params.config import ConfigError, Params, parse_params
 from components.training.preflight import preflight
 
 REPO = Path(__file__).resolve().parents[3]

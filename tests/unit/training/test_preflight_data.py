@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import parse_params
 from components.data.synthetic import generate_phantoms
+from components.params.config import parse_params
 from components.training.preflight import check_data_dir, check_params_keys
 
 REPO = Path(__file__).resolve().parents[3]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components import layout
+from components.core import layout
 from components.tracking.tracker import Tracker
 from components.training.resume_store import ResumeStore, resume_key
 from flows.train import _drop_stale, _end_failed

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.config import parse_params
+from components.params.config import parse_params
 from components.preprocessing.prepare import _split
 from components.validation.duplicate_groups import duplicate_summary
 

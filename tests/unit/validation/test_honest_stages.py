@@ -13,11 +13,11 @@ import yaml
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from components import layout
-from components.config import load_params
+from components.core import layout
 from components.data.case_store import load_case
 from components.data.regions import IGNORE_INDEX
 from components.data.splits import read_splits
+from components.params.config import load_params
 from components.validation import DatasetValidationError, read_manifest
 from components.validation.duplicate_groups import NearDuplicateOptions
 

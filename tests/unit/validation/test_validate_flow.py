@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components import layout
+from components.core import layout
 from components.io import Geometry, write_volume
 from components.validation import DatasetValidationError
 

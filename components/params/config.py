@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from components.errors import UserError
-from components.layout import RAW_DATA
-from components.params_keys import DVC_RESERVED_KEYS, reserved_key_paths
-from components.params_reads import PARAMS_READS_ENV, record_reads
+from components.core.errors import UserError
+from components.core.layout import RAW_DATA
+from components.params.keys import DVC_RESERVED_KEYS, reserved_key_paths
+from components.params.reads import PARAMS_READS_ENV, record_reads
 
 # Mirrors of constants of higher layers (config imports nothing of them); tests check they agree.
 MAX_CLASSES = 255  # components.data.regions: mask value 255 marks ignored pixels
@@ -341,7 +341,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 def _check_reserved_keys(raw: Any, source: str) -> None:
-    """Reject keys that DVC's run cache leaves out of its hash (see components.params_keys)."""
+    """Reject keys that DVC's run cache leaves out of its hash (see components.params.keys)."""
     bad = reserved_key_paths(raw) if isinstance(raw, dict) else []
     if not bad:
         return

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 LOCK_FILE = Path(".segflow") / "run.lock"
 

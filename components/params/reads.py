@@ -2,7 +2,7 @@
 
 DVC re-runs a stage only when a key listed under its ``params:`` changes; a key the stage reads
 but does not list would silently keep stale outputs. With ``SEGFLOW_PARAMS_READS=<file>`` in the
-environment, :func:`components.config.load_params` returns a read-through view that appends each
+environment, :func:`components.params.config.load_params` returns a read-through view that appends each
 dotted key read (a section read whole, e.g. by ``model_dump()``, counts as that section) to
 ``<file>`` as JSON lines ``{"stage": $DVC_STAGE, "key": ...}``. The integration test reads them.
 """

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 The train flow's fold task calls :func:`train_fold_ddp`: it writes the fold's spec into the
 fold's resume folder and runs ``python -m torch.distributed.run --standalone --nproc_per_node N
--m flows.ddp_fold <spec>``. Each of torchrun's processes joins the process group (NCCL with
+-m flows.runtime.ddp_fold <spec>``. Each of torchrun's processes joins the process group (NCCL with
 CUDA, one GPU per process by ``LOCAL_RANK``; gloo on the CPU) and runs the same ``train_fold``
 (components/training/ddp.py: what a rank changes). Rank 0 logs every epoch to the fold's MLflow
 run, writes the checkpoints, history and resumable state into the folder, and then the result
@@ -33,12 +33,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from components import layout
-from components.errors import UserError
+from components.core import layout
+from components.core.errors import UserError
 from components.training.interrupt import StopRequest, TrainingInterrupted
 from components.training.loop import FoldResult
 from components.training.workers import usable_cores
-from flows.parent_death import stop_with_parent
+from flows.runtime.parent_death import stop_with_parent
 
 SPEC_FILE, RESULT_FILE, ERROR_PREFIX = "ddp_spec.json", "ddp_result.json", "ddp_error"
 DDP_TAG = "segflow.ddp"  # on the fold's MLflow run: "<world size> processes, <backend>"
@@ -72,7 +72,7 @@ def torchrun_command(spec_path: Path, nproc: int) -> list[str]:
         "--nnodes=1",
         f"--nproc_per_node={nproc}",
         "-m",
-        "flows.ddp_fold",
+        "flows.runtime.ddp_fold",
         str(spec_path),
     ]
 
@@ -183,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """One DDP process of the fold (run by torchrun): join the group, train, rank 0 reports."""
     import torch.distributed as dist
 
-    from components.config import load_params
     from components.data.splits import read_splits
+    from components.params.config import load_params
     from components.tracking.tracker import Tracker
     from components.training.ddp import backend_for, current_rank
     from components.training.device import resolve_device

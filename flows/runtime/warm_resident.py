@@ -1,6 +1,6 @@
 """Plain ``dvc repro`` served warm: a warm stage server that outlives the stage that started it.
 
-``segflow run`` starts a warm server for its own ``dvc repro`` (:func:`flows.warm.warm_stages`).
+``segflow run`` starts a warm server for its own ``dvc repro`` (:func:`flows.runtime.warm.warm_stages`).
 A user who types ``dvc repro`` has no such parent, so the stage commands share a *resident*
 server instead: the first stage command that finds none starts one (detached, in its own
 session, its output in a log file), and every later stage command of the same code and
@@ -9,7 +9,7 @@ environment is forked from it. It ends after ``SEGFLOW_WARM_IDLE_S`` seconds (de
 cold, as with ``SEGFLOW_WARM_STAGES=0``).
 
 A server serves exactly one *key*: a hash of the interpreter, ``sys.path``, the environment (less
-the per-run keys, :func:`flows.warm.comparable_env`), the size and modification time of every
+the per-run keys, :func:`flows.runtime.warm.comparable_env`), the size and modification time of every
 source file of ``flows`` and ``components``, and the modification times of the site-packages
 folders (an install or removal changes them). A stage command computes the key from what is on
 disk now and asks only the server of that key, so a changed module or a changed environment never
@@ -23,7 +23,7 @@ made private the stages run cold. Light stages (:data:`LIGHT_STAGES`: no torch) 
 server that is still importing; the others wait for it (up to :data:`_WAIT_FOR_START_S`), since
 their own imports would take as long and compete with it for the cores.
 
-``segflow warm`` (or ``python -m flows.warm_resident status``) lists this user's resident servers;
+``segflow warm`` (or ``python -m flows.runtime.warm_resident status``) lists this user's resident servers;
 ``segflow warm stop`` stops them.
 """
 
@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from flows.warm import STAGE_MODULES, comparable_env, enabled, run_warm
+from flows.runtime.warm import STAGE_MODULES, comparable_env, enabled, run_warm
 
 IDLE_ENV = "SEGFLOW_WARM_IDLE_S"
 DEFAULT_IDLE_S = 300.0
@@ -157,7 +157,7 @@ def _start(key: str, folder: str, env: dict[str, str], idle: float) -> Callable[
 
     with open(os.path.join(folder, f"{key}.log"), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.warm_resident", "serve", key, str(idle)],
+            [sys.executable, "-m", "flows.runtime.warm_resident", "serve", key, str(idle)],
             env={k: v for k, v in env.items() if not k.startswith("DVC_")},
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -169,7 +169,7 @@ def _start(key: str, folder: str, env: dict[str, str], idle: float) -> Callable[
 
 def serve_resident(key: str, idle: float) -> None:
     """The resident server of ``key``: one per key (its lock), ends when idle for ``idle`` s."""
-    from flows.warm import serve
+    from flows.runtime.warm import serve
 
     env = dict(os.environ)
     folder = private_dir(env)
@@ -212,7 +212,7 @@ def servers(env: Mapping[str, str]) -> list[tuple[int, str]]:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m flows.warm_resident status|stop`` (and ``serve KEY IDLE``, what stages start)."""
+    """``python -m flows.runtime.warm_resident status|stop`` (and ``serve KEY IDLE``, what stages start)."""
     if len(argv) == 3 and argv[0] == "serve":
         serve_resident(argv[1], float(argv[2]))
     elif argv in (["status"], ["stop"]):
@@ -225,7 +225,7 @@ def main(argv: list[str]) -> None:
         if not running:
             print("no resident warm stage server is running")
     else:
-        sys.exit("usage: python -m flows.warm_resident status | stop")
+        sys.exit("usage: python -m flows.runtime.warm_resident status | stop")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from components.config import ConfigError, Params, load_yaml, parse_params
+from components.params.config import ConfigError, Params, load_yaml, parse_params
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

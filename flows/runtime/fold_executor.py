@@ -8,7 +8,7 @@ single-threaded worker process per fold to train, at most one per usable core (a
 one per GPU, each worker declaring ``GPU=1``). Workers of a remote cluster need the project at the
 same path (a shared filesystem: the folds write into the flow's resume folder) and the venv.
 
-On the workers (``FoldWorkerSetup`` of flows/dask_worker.py, a Dask worker plugin): torch uses as
+On the workers (``FoldWorkerSetup`` of flows/runtime/dask_worker.py, a Dask worker plugin): torch uses as
 many threads as the worker has (1: two folds on two cores do not fight over them), a worker of a multi-GPU
 ``LocalCluster`` takes its own GPU, and with a remote cluster the tracking/S3 client settings of
 the flow's environment (:data:`FORWARDED_ENV`, credentials included) are set in the worker's
@@ -215,7 +215,7 @@ def run_on_dask(task: Any, calls: Sequence[Mapping[str, Any]], stop: StopRequest
     with runner:
         client = runner.client
         remote = os.environ.get(DASK_ADDRESS_ENV) is not None
-        from flows.dask_worker import FoldWorkerSetup  # distributed: imported when folds go to Dask
+        from flows.runtime.dask_worker import FoldWorkerSetup  # distributed: imported when folds go to Dask
 
         client.register_plugin(FoldWorkerSetup(forwarded_env() if remote else {}))
         gpu = workers_declare_gpu(client)

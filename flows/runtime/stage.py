@@ -32,15 +32,15 @@ def mark(stage: str, event: str) -> None:
 
 
 def _served_warm() -> bool:
-    """Whether this stage runs in a child of the warm process (:mod:`flows.warm`)."""
-    from flows.warm import START_ENV
+    """Whether this stage runs in a child of the warm process (:mod:`flows.runtime.warm`)."""
+    from flows.runtime.warm import START_ENV
 
     return bool(os.environ.get(START_ENV))
 
 
 def _process_start() -> float:
     """When this stage's command started (wall clock): the warm path's command, else this process."""
-    from flows.warm import START_ENV
+    from flows.runtime.warm import START_ENV
 
     if os.environ.get(START_ENV):
         return float(os.environ[START_ENV])
@@ -65,7 +65,7 @@ def _timed(flow_fn: Any, stage: str) -> Any:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is the whole story for the user."""
-    from components.errors import UserError
+    from components.core.errors import UserError
 
     return (UserError, FileNotFoundError)
 
@@ -92,7 +92,7 @@ def main(flow_fn: Callable[..., Any]) -> None:
     pipeline sets ``SEGFLOW_FAILURE_FILE``) the message is written there instead and the pipeline
     prints it once. Exits 1 on failure.
     """
-    from components.logfile import (
+    from components.core.logfile import (
         FAILURE_FILE_ENV,
         capture_to_file,
         describe,

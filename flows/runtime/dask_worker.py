@@ -1,4 +1,4 @@
-"""The Dask worker plugin that prepares each worker for folds (flows/fold_executor.py registers it).
+"""The Dask worker plugin that prepares each worker for folds (flows/runtime/fold_executor.py registers it).
 
 Its own module, so that ``distributed`` is imported only when folds go to Dask (0.6 s of every
 train stage's start-up otherwise, measured here)."""

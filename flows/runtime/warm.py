@@ -171,12 +171,12 @@ def warm_stages(env: dict[str, str], log: IO[str], cwd: str | None = None) -> It
     import subprocess
     import tempfile
 
-    from flows.parent_death import stop_with_parent
+    from flows.runtime.parent_death import stop_with_parent
 
     folder = tempfile.mkdtemp(prefix="segflow-warm-")  # a short path: Unix socket names are short
     sock = os.path.join(folder, "stages.sock")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.warm", sock],
+        [sys.executable, "-m", "flows.runtime.warm", sock],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -391,9 +391,9 @@ def _die_with(pidfd: int) -> None:
 
 
 def main() -> None:
-    """``python -m flows.warm SOCKET``: the warm server (the pipeline starts and stops it)."""
+    """``python -m flows.runtime.warm SOCKET``: the warm server (the pipeline starts and stops it)."""
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m flows.warm SOCKET")
+        sys.exit("usage: python -m flows.runtime.warm SOCKET")
     serve(sys.argv[1])
 
 
