@@ -33,6 +33,9 @@ _FAILURE_PREFIXES = (
     "Task run failed with exception",
     "Encountered exception during execution",
 )
+# Prefect's notice, once per process that starts a temporary API server (every stage of a plain
+# `dvc repro`): nothing a user can act on; the log file keeps it.
+_NOTICE_PREFIXES = ("Starting temporary server on",)
 
 
 def new_log_path(name: str, root: Path | None = None) -> Path:
@@ -54,13 +57,14 @@ def new_log_path(name: str, root: Path | None = None) -> Path:
 
 
 class ConsoleFilter(logging.Filter):
-    """Drop records that carry a traceback, and the engine's failure records, from a console handler."""
+    """Drop records that carry a traceback, the engine's failure records and Prefect's temporary
+    server notice from a console handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info or record.exc_text:
             return False
         message = record.getMessage()
-        if message.startswith(_FAILURE_PREFIXES):
+        if message.startswith(_FAILURE_PREFIXES + _NOTICE_PREFIXES):
             return False
         return not (record.levelno >= logging.ERROR and record.name.startswith("prefect"))
 

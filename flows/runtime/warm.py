@@ -12,12 +12,15 @@ SIGTERM to the child, and exits with the child's status (by the same signal wher
 of one). When the command dies, even by SIGKILL, the child kills itself (it watches the command's
 pidfd).
 
+The stage module runs as ``__main__`` in the child, as ``python -m`` would run it: the server's
+imported copy is taken out of ``sys.modules`` first (else runpy warns that the module was "found
+in sys.modules ... this may result in unpredictable behaviour").
+
 The stage runs cold (imports itself) whenever the warm path cannot serve it exactly: no server yet
-(it is still importing), a refused or broken connection, or an environment that differs from the
-server's in anything other than per-run keys (:data:`PER_RUN_PREFIXES`): libraries read some
-settings once, at import (Prefect's settings, thread counts), so a child must not run with other
-values than those its interpreter was imported with. Only this module's stdlib imports run in the
-command itself.
+(it is still importing), a refused or broken connection, or another interpreter, ``sys.path`` or
+value of a setting the libraries read at import (:mod:`flows.runtime.warm_env`: the prompt, the
+terminal and shell variables may differ). The server says why once, to the first command it
+refuses for that reason, not to every stage. Only stdlib imports run in the command itself.
 """
 
 from __future__ import annotations
@@ -33,13 +36,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
+from flows.runtime.warm_env import difference, interpreter
+
 SOCKET_ENV = "SEGFLOW_WARM_SOCKET"
 ENABLE_ENV = "SEGFLOW_WARM_STAGES"  # 0/false/off: every stage imports cold
 START_ENV = "SEGFLOW_PROCESS_START"  # the command's start (wall clock): the stage's real start
 STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
-# What may differ between the server's environment and a stage's: set per stage or per run by
-# DVC, the shell or the pipeline, and read by no library at import.
-PER_RUN_PREFIXES = ("DVC_", "SEGFLOW_", "PWD", "OLDPWD", "SHLVL", "_")
 _MAX_MESSAGE = 1 << 20
 _REQUEST_TIMEOUT_S = 10.0  # a command that connects sends its request at once
 
@@ -56,11 +58,6 @@ def stage_command() -> tuple[str, list[str]] | None:
         return None
     module = argv[at + 1] if at + 1 < len(argv) else ""
     return (module, argv[at + 2 :]) if module in STAGE_MODULES else None
-
-
-def comparable_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` without the per-run keys."""
-    return {k: v for k, v in env.items() if not k.startswith(PER_RUN_PREFIXES)}
 
 
 def _send(conn: socket.socket, payload: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -102,6 +99,7 @@ def run_warm(module: str, args: list[str], socket_path: str) -> bool:
         "args": list(args),
         "cwd": os.getcwd(),
         "env": dict(os.environ),
+        "interpreter": interpreter(),
         "client_pid": os.getpid(),
         "started": _own_start(),
     }
@@ -113,8 +111,12 @@ def run_warm(module: str, args: list[str], socket_path: str) -> bool:
         reply = None
     if not reply or "pid" not in reply:
         conn.close()
-        if reply and reply.get("refused"):
-            print(f"warm stage server: {reply['refused']}; this stage imports cold", file=sys.stderr)
+        if reply and reply.get("refused") and not reply.get("told"):
+            print(
+                f"warm stage server: {reply['refused']}; this stage, and any other with the same "
+                "difference, imports cold",
+                file=sys.stderr,
+            )
         return True
     child = int(reply["pid"])
 
@@ -217,7 +219,7 @@ def serve(
         return
     # What the imports set in the environment (a cold stage's imports set it too): each child gets it.
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
-    own_env = comparable_env(before)
+    own = _Own(before, interpreter())
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = f"{socket_path}.{os.getpid()}"
     server.bind(tmp)
@@ -228,11 +230,20 @@ def serve(
     try:
         while children.wait_for_request(server, idle_s):
             conn, _ = server.accept()
-            _serve_one(conn, server, (own_env, set_by_imports, modules), children)
+            _serve_one(conn, server, (own, set_by_imports, modules), children)
     finally:
         server.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
+
+
+class _Own:
+    """What a server was imported with, and the refusals it has explained once already."""
+
+    def __init__(self, env: dict[str, str], interp: dict[str, Any]) -> None:
+        self.env = env
+        self.interpreter = interp
+        self.told: set[str] = set()
 
 
 class _Children:
@@ -271,7 +282,7 @@ class _Children:
 def _serve_one(
     conn: socket.socket,
     server: socket.socket,
-    served: tuple[dict[str, str], dict[str, str], tuple[str, ...]],
+    served: tuple[_Own, dict[str, str], tuple[str, ...]],
     children: _Children,
 ) -> None:
     """One request: refuse it, or fork the child that runs it; a thread reports the child's exit.
@@ -281,7 +292,7 @@ def _serve_one(
     """
     import threading
 
-    own_env, set_by_imports, modules = served
+    own, set_by_imports, modules = served
     fds = array.array("i")
     handed_over = False
     try:
@@ -291,9 +302,10 @@ def _serve_one(
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
         request = _recv_line(conn, bytearray(data))
-        problem = _refusal(request, list(fds), own_env, modules)
+        problem = _refusal(request, list(fds), own, modules)
         if problem:
-            _send(conn, {"refused": problem})
+            _send(conn, {"refused": problem, "told": problem in own.told})
+            own.told.add(problem)
             return
         assert request is not None
         for stream in (sys.stdout, sys.stderr):
@@ -330,18 +342,16 @@ def _report_exit(conn: socket.socket, pid: int, children: _Children) -> None:
 
 
 def _refusal(
-    request: dict[str, Any] | None, fds: list[int], own_env: dict[str, str], modules: tuple[str, ...]
+    request: dict[str, Any] | None, fds: list[int], own: _Own, modules: tuple[str, ...]
 ) -> str | None:
     """Why this request must run cold (None: serve it)."""
     if request is None or len(fds) != 3:
         return "incomplete request"
     if request.get("module") not in modules:
         return f"not a stage: {request.get('module')}"
-    env = comparable_env(dict(request.get("env", {})))
-    differ = sorted(k for k in env.keys() | own_env.keys() if env.get(k) != own_env.get(k))
-    if differ:
-        return f"environment differs from the warm server's: {', '.join(differ[:5])}"
-    return None
+    return difference(
+        dict(request.get("env", {})), dict(request.get("interpreter", {})), own.env, own.interpreter
+    )
 
 
 def _child(
@@ -368,6 +378,7 @@ def _child(
         client = os.pidfd_open(int(request["client_pid"]))
         threading.Thread(target=_die_with, args=(client,), daemon=True, name="warm-client").start()
         sys.argv = ["-m", *request["args"]]
+        sys.modules.pop(request["module"], None)  # runs as __main__ only, as under `python -m`
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:

@@ -8,14 +8,14 @@ environment is forked from it. It ends after ``SEGFLOW_WARM_IDLE_S`` seconds (de
 :data:`DEFAULT_IDLE_S`) without a stage; ``0`` turns resident servers off (stages then import
 cold, as with ``SEGFLOW_WARM_STAGES=0``).
 
-A server serves exactly one *key*: a hash of the interpreter, ``sys.path``, the environment (less
-the per-run keys, :func:`flows.runtime.warm.comparable_env`), the size and modification time of every
-source file of ``flows`` and ``components``, and the modification times of the site-packages
-folders (an install or removal changes them). A stage command computes the key from what is on
-disk now and asks only the server of that key, so a changed module or a changed environment never
-runs in an interpreter imported before the change; the server, once its imports are done, computes
-the key again and ends at once if a file changed while it imported. Servers of keys nobody asks
-for any more end by their idle timeout.
+A server serves exactly one *key*: a hash of the interpreter, ``sys.path``, the settings read at
+import (:func:`flows.runtime.warm_env.comparable_env`: not the prompt, terminal or shell), the
+size and modification time of every source file of ``flows`` and ``components``, and the
+modification times of the site-packages folders (an install or removal changes them). A stage
+command computes the key from what is on disk now and asks only the server of that key, so a
+changed module or a changed environment never runs in an interpreter imported before the change;
+the server, once its imports are done, computes the key again and ends at once if a file changed
+while it imported. Servers of keys nobody asks for any more end by their idle timeout.
 
 The socket, lock and log files live in a folder only this user can open
 (``$XDG_RUNTIME_DIR/segflow-warm-<uid>``, else the temp folder's); where that folder cannot be
@@ -39,7 +39,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from flows.runtime.warm import STAGE_MODULES, comparable_env, enabled, run_warm
+from flows.runtime.warm import STAGE_MODULES, enabled, run_warm
+from flows.runtime.warm_env import comparable_env
 
 IDLE_ENV = "SEGFLOW_WARM_IDLE_S"
 DEFAULT_IDLE_S = 300.0

@@ -38,6 +38,8 @@ def test_the_console_filter_keeps_progress_and_drops_failure_records() -> None:
     assert not keep(_record("Finished in state Failed('Flow run encountered an exception')"))
     assert not keep(_record("Encountered exception during execution", logging.ERROR))
     assert not keep(_record("anything", logging.ERROR, name="prefect.task_runs"))
+    notice = "Starting temporary server on http://127.0.0.1:8123\nSee https://www.prefect.io/docs/v3/..."
+    assert not keep(_record(notice, name="prefect"))  # every cold stage of a plain `dvc repro` said it
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.runtime.warm import SOCKET_ENV, START_ENV, comparable_env, enabled, stage_command
+from flows.runtime.warm import SOCKET_ENV, START_ENV, enabled, stage_command
+from flows.runtime.warm_env import comparable_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -38,9 +39,9 @@ if __name__ == "__main__":  # the server imports it first, as it imports the sta
 """.replace("START_ENV", START_ENV)
 
 COMMAND = """
-import sys
+import os, sys
 from flows.runtime.warm import run_warm
-run_warm("fake_stage", sys.argv[2:], sys.argv[1])
+run_warm(os.environ.get("FAKE_MODULE", "fake_stage"), sys.argv[2:], sys.argv[1])
 print("ran cold", flush=True)
 """
 
@@ -57,8 +58,12 @@ def _start_server(tmp_path: Path, options: str = "") -> tuple[subprocess.Popen[b
     (tmp_path / "mods").mkdir()
     (tmp_path / "out").mkdir()
     (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
+    (tmp_path / "mods/fakepkg").mkdir()  # a stage inside a package, as flows.<stage> is
+    (tmp_path / "mods/fakepkg/__init__.py").write_text("")
+    (tmp_path / "mods/fakepkg/stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
-    code = f"from flows.runtime.warm import serve; serve({sock!r}, ('fake_stage',){options})"
+    modules = ("fake_stage", "fakepkg.stage")
+    code = f"from flows.runtime.warm import serve; serve({sock!r}, {modules!r}{options})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO)
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
@@ -132,6 +137,33 @@ def test_a_different_environment_runs_cold(server: str, tmp_path: Path) -> None:
     assert out == "ran cold\n"
     assert "environment differs from the warm server's: OMP_NUM_THREADS" in err
     assert not (tmp_path / "out/child.json").exists()
+    # Said once, not per stage: the next command with the same difference runs cold quietly.
+    again = _command(server, tmp_path, "0", OMP_NUM_THREADS="3")
+    out, err = again.communicate(timeout=60)
+    assert (again.returncode, out) == (0, "ran cold\n")
+    assert "warm stage server" not in err
+
+
+def test_harmless_environment_differences_are_served_warm(server: str, tmp_path: Path) -> None:
+    """The prompt (exported by ``source .venv/bin/activate``, dropped by the shell DVC runs stages
+    in), the terminal, PATH and VIRTUAL_ENV are not read at import: the stage is served warm."""
+    harmless = {"PS1": "(.venv) $ ", "TERM": "xterm-256color", "VIRTUAL_ENV": "/somewhere/.venv"}
+    proc = _command(server, tmp_path, "0", PATH=f"/somewhere/.venv/bin:{os.environ['PATH']}", **harmless)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == "stage output on stdout\n" and "warm stage server" not in err
+    assert _child(tmp_path)["pid"] != proc.pid
+
+
+def test_a_stage_in_a_package_runs_as_main_without_a_runpy_warning(server: str, tmp_path: Path) -> None:
+    """The server imported ``fakepkg.stage``; run as ``__main__`` in the child it must not make runpy
+    warn "'fakepkg.stage' found in sys.modules ... unpredictable behaviour" (a cold stage never does)."""
+    proc = _command(server, tmp_path, "0", FAKE_MODULE="fakepkg.stage")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == "stage output on stdout\n"
+    assert _child(tmp_path)["name"] == "__main__"
+    assert "Warning" not in err, err
 
 
 def test_no_server_runs_cold(tmp_path: Path) -> None:
@@ -167,7 +199,9 @@ def test_the_stage_dies_with_its_command(server: str, tmp_path: Path) -> None:
 def test_switch_and_stage_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert enabled({}) and enabled({"SEGFLOW_WARM_STAGES": "1"})
     assert not enabled({"SEGFLOW_WARM_STAGES": "0"}) and not enabled({"SEGFLOW_WARM_STAGES": "off"})
-    assert comparable_env({"DVC_STAGE": "train", "SEGFLOW_X": "1", "PATH": "/bin"}) == {"PATH": "/bin"}
+    env = {"DVC_STAGE": "train", "SEGFLOW_X": "1", "PATH": "/bin", "PS1": "$ ", "TERM": "xterm"}
+    env |= {"OMP_NUM_THREADS": "2", "PREFECT_HOME": "/p", "HOME": "/h", "LC_ALL": "C"}
+    assert comparable_env(env) == {"OMP_NUM_THREADS": "2", "PREFECT_HOME": "/p", "HOME": "/h", "LC_ALL": "C"}
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.train", "--params", "p.yaml"])
     assert stage_command() == ("flows.train", ["--params", "p.yaml"])
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.runtime.warm", "/tmp/s"])
