@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
+PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore", "prefect.toml")
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore")
+PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore", "prefect.toml")
 
 
 def tiny_training(epochs: int, experiment: str, **extra: object) -> dict[str, object]:
