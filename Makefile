@@ -12,18 +12,46 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: help venv run test test-stack test-fast lint bench bench-speed browser
+.PHONY: help venv lock run test test-stack test-fast lint bench bench-speed browser
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-venv: $(STAMP)  ## create .venv and install pinned dependencies
-# pip byte-compiles what it installs: with PYTHONDONTWRITEBYTECODE set, every stage, dvc and test
-# subprocess would otherwise recompile dvc/mlflow/prefect/torch from source at each start.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+LOCK := requirements-lock.txt
+# uv resolves and installs from the indexes pip is configured with (`pip config list`: files or PIP_*
+# variables), e.g. this machine's local indexes that hold the torch wheel, so it finds what pip would;
+# unsafe-best-match is pip's rule (best version over all indexes); the lock's hashes pin the files.
+UV_INDEX_ARGS = --index-strategy unsafe-best-match $(shell $(PY) -m pip config list 2>/dev/null | \
+  sed -n "s/^[^=]*\.\(index-url\|extra-index-url\|find-links\)='\(.*\)'$$/\1 \2/p" | \
+  awk '{for (i = 2; i <= NF; i++) if (!seen[$$1 " " $$i]++) print "--" $$1, $$i}')
+
+# .venv with uv, taken from the lock by pip (hash-checked); uv then installs the rest of the lock.
+define venv_with_uv
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	test -x $(BIN)/uv || { awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {exit}' $(LOCK) > $(VENV)/uv-lock.txt \
+	  && test -s $(VENV)/uv-lock.txt || { echo "$(LOCK) pins no uv: add it to requirements-dev.txt, run make lock" >&2; exit 1; }; \
+	  $(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r $(VENV)/uv-lock.txt; }
+endef
+
+venv: $(STAMP)  ## create .venv and install exactly requirements-lock.txt (every package, hash-checked), then segflow
+# The lock must hold each top-level pin of requirements*.txt (else: run make lock). sync removes what the
+# lock lacks. Byte-compiled: with PYTHONDONTWRITEBYTECODE set, every stage, dvc and test subprocess
+# would otherwise recompile dvc/mlflow/prefect/torch from source at each start.
+$(STAMP): $(LOCK) requirements.txt requirements-dev.txt pyproject.toml
+	@awk 'FNR == NR { if (/^[a-z0-9]/) locked[$$1]; next } \
+	  { sub(/#.*/, ""); gsub(/[ \t]/, ""); if (!/==/ || /^-/) next; split($$0, pin, "=="); \
+	    name = tolower(pin[1]); sub(/\[.*\]/, "", name); gsub(/[-_.]+/, "-", name); \
+	    if (!((name "==" pin[2]) in locked)) { print FILENAME ": " $$0 " is not in $(LOCK): run make lock" > "/dev/stderr"; bad = 1 } } \
+	  END { exit bad }' $(LOCK) requirements.txt requirements-dev.txt
+	$(venv_with_uv)
+	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes --compile-bytecode $(UV_INDEX_ARGS) $(LOCK)
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lock:  ## re-resolve requirements-lock.txt from requirements*.txt (others kept; LOCK_ARGS=--upgrade: all newest)
+	$(venv_with_uv)
+	$(BIN)/uv pip compile -q requirements-dev.txt -o $(LOCK) --python $(BIN)/python --generate-hashes \
+	  --custom-compile-command 'make lock' $(UV_INDEX_ARGS) $(LOCK_ARGS)
+	@echo "$(LOCK) written; make venv installs it"
 
 run: venv  ## run the whole pipeline on the default synthetic dataset (dvc repro) and print a summary
 	bash infra/local/run.sh

@@ -1,5 +1,6 @@
 """One source for each fact about dependencies: names in pyproject.toml, pins in requirements*.txt,
-and the packaged model's pip requirements = pyproject's ``serve`` extra (covering its imports)."""
+every installed package (transitive ones too) with hashes in requirements-lock.txt, and the packaged
+model's pip requirements = pyproject's ``serve`` extra (covering its imports)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,57 @@ def pins(path: Path) -> dict[str, str]:
             assert version, f"{path.name}: {line!r} is not pinned with =="
             out[norm(name)] = version
     return out
+
+
+LOCK = REPO / "requirements-lock.txt"
+# Installed beside the lock: the venv's own installer (`python -m venv` seeds it) and segflow itself.
+NOT_LOCKED = {"pip", "segflow"}
+
+
+def locked(path: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
+    """``{name: (version, [sha256 hashes])}`` of a ``uv pip compile --generate-hashes`` lock."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for line in path.read_text().splitlines():
+        text = line.split("#")[0].strip().rstrip("\\").strip()
+        if not text:
+            continue
+        if text.startswith("--hash=sha256:"):
+            assert name, f"{path.name}: hash before any package: {line!r}"
+            out[name][1].append(text.removeprefix("--hash=sha256:"))
+            continue
+        match = re.fullmatch(r"([a-z0-9][a-z0-9-]*)==(\S+)", text)
+        assert match, f"{path.name}: {line!r} is not a normalised `name==version` entry"
+        name = match[1]
+        out[name] = (match[2], [])
+    return out
+
+
+def test_lock_pins_exactly_the_installed_packages() -> None:
+    lock = {name: version for name, (version, _) in locked().items()}
+    installed = {norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed = {name: version for name, version in installed.items() if name not in NOT_LOCKED}
+    extra = {n: v for n, v in installed.items() if lock.get(n) != v}
+    missing = {n: v for n, v in lock.items() if installed.get(n) != v}
+    assert (extra, missing) == ({}, {}), (
+        f"installed but not in {LOCK.name} at that version: {extra}; locked but not installed: {missing}."
+        " `make venv` installs exactly the lock; `make lock` re-resolves it after a pin changes"
+    )
+
+
+def test_lock_holds_each_top_level_pin() -> None:
+    lock = {name: version for name, (version, _) in locked().items()}
+    top = pins(REPO / "requirements.txt") | pins(REPO / "requirements-dev.txt")
+    stale = {n: v for n, v in top.items() if lock.get(re.sub(r"\[.*\]", "", n)) != v}
+    assert stale == {}, f"pinned in requirements*.txt but not in {LOCK.name}: {stale}; run `make lock`"
+
+
+def test_every_locked_package_has_a_hash() -> None:
+    lock = locked()
+    assert len(lock) > len(pins(REPO / "requirements-dev.txt")) + len(pins(REPO / "requirements.txt"))
+    unhashed = [name for name, (_, hashes) in lock.items() if not hashes]
+    assert unhashed == []
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for _, hashes in lock.values() for h in hashes)
 
 
 def test_pyproject_names_are_exactly_the_pinned_lock() -> None:
