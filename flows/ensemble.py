@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.core import layout
 from components.data.splits import read_splits
-from components.evaluation.last_run import links_markdown
-from components.evaluation.postprocess_report import read_postprocessing
-from components.evaluation.presentation import headline_markdown, headline_mlflow_metrics
-from components.evaluation.report import write_report
-from components.evaluation.report_index import write_report_index
-from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
-from components.inference.options import inference_options
-from components.inference.predictor import predictor_from_checkpoints
-from components.metrics.reductions import mean_foreground_dice
 from components.params.config import load_params
 from components.tracking.lineage import lineage_tags
 from components.tracking.links import (
@@ -31,15 +22,23 @@ from components.tracking.links import (
     run_note,
     run_url,
 )
-from components.tracking.release import release_ensemble
-from components.tracking.run_record import RunRecord, parent_run_outcome
-from components.tracking.tracker import Tracker
-from components.validation import read_manifest
 from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.tracking.run_record import RunRecord
+    from components.tracking.tracker import Tracker
+
+# pandas, torch, MLflow and the scoring and packaging code are imported where they are used:
+# `import flows.ensemble` stays under 3 s on 2 cores (bench/stage_import.py); a warm stage server
+# imports them ahead (flows/runtime/preload.py).
 
 
 def _test_cases() -> pd.DataFrame:
     """Manifest rows of the held-out test split."""
+    from components.validation import read_manifest
+
     manifest = read_manifest(layout.MANIFEST)
     return manifest[manifest["case_id"].astype(str).isin(read_splits(layout.SPLITS).test)]
 
@@ -47,6 +46,13 @@ def _test_cases() -> pd.DataFrame:
 @task(cache_policy=NO_CACHE)
 def score_test_split(params_path: str) -> dict:
     """Score the fold ensemble on the held-out test split and write the test report."""
+    from components.evaluation.postprocess_report import read_postprocessing
+    from components.evaluation.report import write_report
+    from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
+    from components.inference.options import inference_options
+    from components.inference.predictor import predictor_from_checkpoints
+    from components.metrics.reductions import mean_foreground_dice
+
     params = load_params(params_path)
     cases = _test_cases()
     pp = read_postprocessing(layout.POSTPROCESSING)
@@ -75,6 +81,14 @@ def score_test_split(params_path: str) -> dict:
 @task(cache_policy=NO_CACHE)
 def package_and_register(params_path: str, result: dict) -> dict:
     """Package preprocessing + fold models + TTA as one pyfunc model, register it, apply the gate."""
+    from components.evaluation.postprocess_report import read_postprocessing
+    from components.evaluation.presentation import headline_mlflow_metrics
+    from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
+    from components.inference.options import inference_options
+    from components.tracking.release import release_ensemble
+    from components.tracking.run_record import RunRecord
+    from components.tracking.tracker import Tracker
+
     params = load_params(params_path)
     rec = RunRecord.load(layout.RUN_RECORD)
     tracker = Tracker(rec.experiment, rec.tracking_uri)
@@ -136,6 +150,11 @@ def _link_runs(tracker: Tracker, rec: RunRecord, run_id: str, record: dict) -> d
 @flow(name="ensemble", log_prints=True)
 def ensemble_flow(params_path: str = "params.yaml") -> dict:
     """Ensemble the folds on the test split, then register the packaged model."""
+    from components.evaluation.last_run import links_markdown
+    from components.evaluation.presentation import headline_markdown
+    from components.evaluation.report_index import write_report_index
+    from components.tracking.run_record import RunRecord, parent_run_outcome
+
     with parent_run_outcome(RunRecord.load(layout.RUN_RECORD), last_stage=True):
         result = score_test_split(params_path)
         record = package_and_register(params_path, result)

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.core import layout
 from components.data.splits import read_splits
-from components.evaluation.cross_validation import evaluate_folds
-from components.evaluation.postprocess_report import decide, describe, write_postprocessing
-from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
-from components.evaluation.report import write_report
-from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
-from components.inference.options import window_options
 from components.params.config import load_params
-from components.tracking.run_record import RunRecord, parent_run_outcome
-from components.tracking.tracker import Tracker
-from components.validation import read_manifest
 from flows.runtime.stage import run
+
+# pandas, torch, MLflow and the scoring code are imported where they are used: `import
+# flows.evaluate` stays under 3 s on 2 cores (bench/stage_import.py); a warm stage server imports
+# them ahead (flows/runtime/preload.py).
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate_all_folds(params_path: str) -> dict:
     """Score the folds and write the CV report."""
+    from components.evaluation.cross_validation import evaluate_folds
+    from components.evaluation.postprocess_report import decide, describe, write_postprocessing
+    from components.evaluation.report import write_report
+    from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
+    from components.inference.options import window_options
+    from components.validation import read_manifest
+
     params = load_params(params_path)
     splits = read_splits(layout.SPLITS)
     manifest = read_manifest(layout.MANIFEST)
@@ -51,6 +52,16 @@ def evaluate_all_folds(params_path: str) -> dict:
 @task(cache_policy=NO_CACHE)
 def log_to_mlflow(headline: dict) -> None:
     """Per-fold means to the fold runs, the CV summary and plots to the parent run."""
+    import pandas as pd
+
+    from components.evaluation.presentation import (
+        fold_mlflow_metrics,
+        headline_markdown,
+        headline_mlflow_metrics,
+    )
+    from components.tracking.run_record import RunRecord
+    from components.tracking.tracker import Tracker
+
     rec = RunRecord.load(layout.RUN_RECORD)
     tracker = Tracker(rec.experiment, rec.tracking_uri)
     per_fold = fold_mlflow_metrics(pd.read_csv(layout.CV_REPORTS / layout.PER_CASE_FILE))
@@ -66,6 +77,9 @@ def log_to_mlflow(headline: dict) -> None:
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(params_path: str = "params.yaml") -> str:
     """Evaluate every trained fold on its own validation cases."""
+    from components.evaluation.presentation import headline_markdown
+    from components.tracking.run_record import RunRecord, parent_run_outcome
+
     with parent_run_outcome(RunRecord.load(layout.RUN_RECORD), last_stage=False):
         headline = evaluate_all_folds(params_path)
         log_to_mlflow(headline)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from uuid import UUID
 
 from prefect import flow, task
@@ -31,17 +31,18 @@ from prefect.exceptions import TerminationSignal
 from components.core import layout
 from components.data.splits import read_splits
 from components.params.config import Params, load_params
-from components.preprocessing.prepare import check_prepared_matches
-from components.preprocessing.specs import expected_spec
 from components.tracking.lineage import lineage_tags, log_input_dataset
-from components.tracking.run_record import RunRecord
-from components.tracking.tracker import Tracker
 from components.training.interrupt import StopRequest, graceful_stop
-from components.training.loop import train_fold
 from components.training.resume_store import ResumeStore, read_runs, resume_key
-from flows.runtime.ddp_fold import DDPFoldSpec, train_fold_ddp
 from flows.runtime.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
 from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
+
+if TYPE_CHECKING:
+    from components.tracking.tracker import Tracker
+
+# torch, MLflow and the training code are imported where they are used: `import flows.train`
+# (a cold stage start, a Dask worker unpickling a fold task) stays under 3 s on 2 cores
+# (bench/stage_import.py); a warm stage server imports them ahead (flows/runtime/preload.py).
 
 RESUME_BASE = layout.RESUME / "train"
 INTERRUPTS = (KeyboardInterrupt, SystemExit, TerminationSignal, FoldStopped)
@@ -126,6 +127,10 @@ def _train_one_fold(
     resume_root: str,
     stop: StopRequest | None,
 ) -> FoldResult:
+    from components.tracking.tracker import Tracker
+    from components.training.loop import train_fold
+    from flows.runtime.ddp_fold import DDPFoldSpec, train_fold_ddp
+
     store = ResumeStore(Path(resume_root))
     done = store.finished(fold)
     if done is not None:
@@ -252,6 +257,11 @@ def _run_folds(
 @flow(name="train", log_prints=True)
 def train_flow(params_path: str = "params.yaml") -> str:
     """Train every fold named by params.yaml (train.folds, default all)."""
+    from components.preprocessing.prepare import check_prepared_matches
+    from components.preprocessing.specs import expected_spec
+    from components.tracking.run_record import RunRecord
+    from components.tracking.tracker import Tracker
+
     params = load_params(params_path)
     check_prepared_matches(layout.PREPARED, expected_spec(params, layout.PREPARED), params.data.class_names)
     tracker = Tracker(params.tracking.experiment)

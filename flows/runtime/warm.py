@@ -204,17 +204,17 @@ def serve(
     idle_s: float | None = None,
     imported: Callable[[], bool] | None = None,
 ) -> None:
-    """Import ``modules``, then fork one child per request to run one of them.
+    """Import ``modules`` (and what they import in their functions), then fork one child per
+    request to run one of them.
 
     Until SIGTERM, or (``idle_s``) until no stage has run for that many seconds. ``imported``, when
     given, is asked once the imports are done; False ends the server before it listens (the
     resident server's check that what it imported is still what is on disk).
     """
-    import importlib
+    from flows.runtime.preload import preload
 
     before = dict(os.environ)
-    for module in modules:
-        importlib.import_module(module)
+    preload(modules)  # the stage modules and the imports they defer to their functions
     if imported is not None and not imported():
         return
     # What the imports set in the environment (a cold stage's imports set it too): each child gets it.
