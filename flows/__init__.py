@@ -3,6 +3,12 @@
 import os as _os
 import sys as _sys
 
+from components.core.threads import prepare_openmp as _prepare_openmp
+
+# OpenMP reads its wait policy once, when torch loads it: set it before any stage, command or
+# warm server imports torch (components/core/threads.py)
+_prepare_openmp()
+
 if "-m" in getattr(_sys, "orig_argv", ()):  # maybe a stage command: serve it warm where one can
     from flows.runtime.warm import SOCKET_ENV, enabled, run_warm, stage_command
 

@@ -22,6 +22,13 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+from components.core.threads import prepare_openmp
+
+# MLflow runs this file in the loading process (segflow predict, the scoring server, a plain MLflow
+# client) before load_context imports torch: OpenMP reads its wait policy only when torch loads it.
+# load_context then sets the thread count (components/core/threads.py).
+prepare_openmp()
+
 
 class FoldEnsembleModel(PythonModel):
     """Preprocessing + fold networks + TTA behind one ``predict``."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.core.threads import apply_threads
 from components.inference.native_predictor import NativePredictor
 from components.inference.options import InferenceOptions
 from components.postprocessing import Postprocessing
@@ -123,6 +124,7 @@ def predictor_from_checkpoints(
     network-size :class:`Predictor`, or a sliding-window :class:`NativePredictor` for patch-mode
     checkpoints. ``options`` (TTA axes, ensemble mode, windows) overrides ``tta`` when given.
     """
+    apply_threads()  # fold scoring, the test report and the packaged model: threads that fit the cores
     loaded = [load_checkpoint(p) for p in checkpoints]
     models, spec = [m for m, _, _ in loaded], loaded[0][2]
     opts = options if options is not None else InferenceOptions(tta=tta)

@@ -208,3 +208,24 @@ CHECKS: tuple[Callable[[Mapping[str, str], Path], Check], ...] = (
 def run_checks(env: Mapping[str, str], root: Path) -> list[Check]:
     """Every part's check, in a fixed order (MLflow, Prefect, DVC, Dask)."""
     return [check(env, root) for check in CHECKS]
+
+
+def thread_report(env: Mapping[str, str]) -> tuple[list[tuple[str, str]], str | None]:
+    """CPU threads: the count torch would use in a segflow process here, the rule, its inputs and
+    the settings (components/core/threads.py); and the error when a setting is unusable."""
+    from components.core.threads import (
+        OMP_THREADS_ENV,
+        PROCESSES_ENV,
+        THREADS_ENV,
+        ThreadsSettingError,
+        plan_threads,
+    )
+
+    settings = [(f"{name} (setting)", env.get(name) or "unset") for name in (THREADS_ENV, OMP_THREADS_ENV)]
+    try:
+        plan = plan_threads(env=env)
+    except ThreadsSettingError as exc:
+        return [*settings, (PROCESSES_ENV, env.get(PROCESSES_ENV) or "unset")], str(exc)
+    rule = "threads = max(1, (cores - DataLoader workers) // processes); cores = min(affinity, ceil(quota))"
+    rows = [("torch threads", plan.describe()), ("rule", rule), *plan.inputs(), *settings]
+    return rows, None

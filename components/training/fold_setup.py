@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from components.core.threads import apply_threads
 from components.data.class_balance import class_frequencies, rare_class_weights
 from components.data.splits import Splits
 from components.losses import build_loss
@@ -115,6 +116,7 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
     tc = params.train
     rank = current_rank()
     device = rank_device(resolve_device(tc.device), rank)
+    apply_threads(loader_workers=resolve_num_workers(tc.num_workers, device))  # the cores the loaders leave
     gen = seed_everything(tc.seed + fold)
     spec = prepared_spec(prepared_dir)
     mspec = model_spec_from_params(params)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
+
+from components.core.threads import usable_cores  # affinity mask and CPU quota
 
 if TYPE_CHECKING:
     import torch
@@ -11,12 +12,6 @@ if TYPE_CHECKING:
 MAX_AUTO_WORKERS = 8  # beyond this, loader processes mostly add memory (each holds the cached cases)
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_num_workers(setting: int | str, device: torch.device, cores: int | None = None) -> int:

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from components.core.threads import PROCESSES_ENV
 from components.tracking.gate_lock import redact
 
 SERVE_HELP = """Serve a packaged (registered) ensemble over HTTP: POST /invocations, GET /ping.
@@ -162,6 +163,7 @@ def serve_command(
         )
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", tracking_uri())  # where models:/ URIs are resolved
+    env[PROCESSES_ENV] = str(workers)  # each worker's model takes its share of the cores
     # mlflow starts `uvicorn` by name: this environment's, even when segflow is called by full path
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     typer.echo(

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from components.core import layout
 from components.core.errors import UserError
+from components.core.threads import plan_threads
 from components.training.interrupt import StopRequest, TrainingInterrupted
 from components.training.loop import FoldResult
-from components.training.workers import usable_cores
 from flows.runtime.parent_death import stop_with_parent
 
 SPEC_FILE, RESULT_FILE, ERROR_PREFIX = "ddp_spec.json", "ddp_result.json", "ddp_error"
@@ -81,7 +81,8 @@ def _child_env(nproc: int) -> dict[str, str]:
     """The flow's environment; CPU threads split between the processes and the processes' own
     sockets (gloo's, NCCL's bootstrap) on loopback: one host (unless the user set them)."""
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
+    plan = plan_threads(processes=nproc)  # torchrun would set 1 (and warn) when it is not set
+    env.setdefault("OMP_NUM_THREADS", str(plan.threads or max(1, plan.cores // nproc)))
     env.setdefault("GLOO_SOCKET_IFNAME", LOOPBACK)
     env.setdefault("NCCL_SOCKET_IFNAME", LOOPBACK)
     return env

@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from components.training.interrupt import StopRequest
 from components.training.workers import usable_cores
@@ -176,6 +177,15 @@ def workers_declare_gpu(client: Any) -> bool:
     return any(w.get("resources", {}).get("GPU") for w in workers.values())
 
 
+def folds_per_host(client: Any) -> dict[str, int]:
+    """Host -> folds its workers run at once (their task threads): the processes sharing its cores."""
+    counts: dict[str, int] = {}
+    for address, w in client.scheduler_info(n_workers=-1).get("workers", {}).items():
+        host = urlsplit(str(address)).hostname or ""
+        counts[host] = counts.get(host, 0) + int(w.get("nthreads", 1) or 1)
+    return counts
+
+
 def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The :data:`FORWARDED_ENV` variables that are set (for a remote cluster's workers)."""
     environ = os.environ if environ is None else environ
@@ -217,7 +227,7 @@ def run_on_dask(task: Any, calls: Sequence[Mapping[str, Any]], stop: StopRequest
         remote = os.environ.get(DASK_ADDRESS_ENV) is not None
         from flows.runtime.dask_worker import FoldWorkerSetup  # distributed: imported when folds go to Dask
 
-        client.register_plugin(FoldWorkerSetup(forwarded_env() if remote else {}))
+        client.register_plugin(FoldWorkerSetup(forwarded_env() if remote else {}, folds_per_host(client)))
         gpu = workers_declare_gpu(client)
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         address = client.scheduler.address

@@ -109,6 +109,9 @@ def main(flow_fn: Callable[..., Any]) -> None:
     log = new_log_path(stage)
     capture_to_file(log)
     try:
+        from components.core.threads import plan_threads
+
+        plan_threads()  # a bad SEGFLOW_THREADS stops the stage here; the torch users apply the plan
         _timed(flow_fn, stage)(params_path=args.params)
         mark(stage, "returned")
     except Exception as exc:

@@ -84,6 +84,7 @@ def train_in_process(
         m.chdir(root)
         for key, value in env.items():
             m.setenv(key, value)
+        m.setenv("SEGFLOW_THREADS", "1")  # the fold setup applies it (components/core/threads.py)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

@@ -68,11 +68,13 @@ def template(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iter
     ref = base / "reference"  # the uninterrupted run: the same folds trained in this process
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 does in the stage processes
+    os.environ["SEGFLOW_THREADS"] = "1"  # the fold setup applies it (components/core/threads.py)
     try:
         for fold in params.folds:
             train_fold(params, fold, splits, root / "data/prepared", ref / f"fold_{fold}")
     finally:
         torch.set_num_threads(threads)
+        os.environ.pop("SEGFLOW_THREADS", None)
     yield root, ref
 
 
