@@ -1,7 +1,8 @@
 """Segment a folder of volumes (NIfTI, NRRD, MHA) with a packaged 3D model (``segflow predict``).
 
 Each prediction is written in the input's format with the input's grid: same shape, spacing,
-origin and direction (hence the same NIfTI affine). Multi-channel cases follow the nnU-Net naming
+origin and direction (hence the same NIfTI affine); a NIfTI prediction keeps the input's header
+(qform/sform codes, units), not only its affine. Multi-channel cases follow the nnU-Net naming
 (``<case>_0000.nii.gz``, ``<case>_0001.nii.gz``, ...) and come out as ``<case>.nii.gz``.
 """
 
@@ -60,5 +61,6 @@ def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path, rois_dir:
         labels = outside_cleared(
             np.asarray(model.predict(image.astype(np.float32), params=params))[0], rois.get(case)
         )
-        write_volume(output_dir / f"{case}{_suffix(files[0])}", labels.astype(np.uint8), geometry)
+        out = output_dir / f"{case}{_suffix(files[0])}"  # a NIfTI input's header is kept whole
+        write_volume(out, labels.astype(np.uint8), geometry, reference=files[0])
     return len(cases)

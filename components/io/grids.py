@@ -1,4 +1,5 @@
 """Do two voxel grids agree? Shape, spacing, origin and direction compared within tolerances.
+And is a header's geometry a voxel grid at all (:func:`grid_problems`)?
 
 Works on anything with ``spacing``, ``origin`` and ``direction`` tuples (a
 :class:`components.io.volumes.Geometry`), so that channel stacking and the validation stage
@@ -98,3 +99,25 @@ def grid_mismatches(
         same = len(a) == len(b) and bool(np.allclose(a, b, rtol=rtol, atol=atol))
         pairs[name] = (a, b, same)
     return [GridMismatch(f, pairs[f][0], pairs[f][1]) for f in fields if not pairs[f][2]]
+
+
+def grid_problems(geometry: HasGeometry) -> list[str]:
+    """What makes a header's geometry no voxel grid: spacing that is not a positive finite size,
+    an origin or direction with NaN/Inf, a direction whose axes are not unit and orthogonal."""
+    spacing = np.asarray(geometry.spacing, dtype=np.float64)
+    problems = []
+    if not (np.isfinite(spacing).all() and (spacing > 0).all()):
+        problems.append(
+            f"spacing {geometry.spacing} (array order) is not a positive finite size in mm along every "
+            "axis; expected positive voxel sizes: fix the header's spacing or re-export the volume"
+        )
+    if not np.isfinite(geometry.origin).all():
+        problems.append(f"origin {geometry.origin} holds NaN/Inf; expected a position in mm")
+    n = len(geometry.spacing)
+    direction = np.asarray(geometry.direction, dtype=np.float64).reshape(n, n)
+    if not np.isfinite(direction).all() or not np.allclose(direction.T @ direction, np.eye(n), atol=1e-3):
+        problems.append(
+            f"direction {tuple(round(float(v), 4) for v in direction.ravel())} is not a rotation (axes "
+            "not unit length and orthogonal, or NaN/Inf); expected direction cosines: fix the header"
+        )
+    return problems

@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 
 from components.core.errors import UserError
-from components.io.grids import GridMismatch, grid_mismatches
+from components.io.grids import GridMismatch, grid_mismatches, grid_problems
+from components.io.nifti_geometry import is_nifti_name, nifti_geometry_problems, write_with_header
+from components.io.volume_headers import HeaderError, data_stream
+from components.io.volume_streams import StreamError, StreamFacts, check_stream, restore_nonfinite
 
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")
 IMAGE_PATHS_SEP = ";"
@@ -109,12 +112,31 @@ def read_volume_header(path: Path) -> tuple[tuple[int, ...], Geometry]:
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise VolumeReadError(f"{path}: cannot be read as a volume ({_itk_reason(exc)})") from None
+    except RuntimeError as exc:  # what ITK refuses (a sheared sform, a missing data file) is named
+        problems = _header_problems(path) or [f"cannot be read as a volume ({_itk_reason(exc)})"]
+        raise VolumeReadError(f"{path}: " + "; ".join(problems)) from None
     size = tuple(int(s) for s in reader.GetSize())[::-1]
     comps = int(reader.GetNumberOfComponents())
     shape = ((comps,) if comps > 1 else ()) + size
     return shape, _sub_geometry(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+
+
+def _nifti_problems(path: Path) -> list[str]:
+    return nifti_geometry_problems(path) if is_nifti_name(path) else []
+
+
+def _header_problems(path: Path) -> list[str]:
+    """Why a header ITK refused is wrong, in this module's words (a NIfTI grid, the data stream)."""
+    problems = _nifti_problems(path)
+    if problems:
+        return problems
+    try:
+        stream = data_stream(path)
+        if stream is not None:
+            check_stream(stream, path)
+    except (StreamError, HeaderError) as exc:
+        return [str(exc).removeprefix(f"{path}: ")]
+    return []
 
 
 def _itk_reason(exc: RuntimeError) -> str:
@@ -125,21 +147,35 @@ def _itk_reason(exc: RuntimeError) -> str:
 def read_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a volume in its stored dtype: ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for a 4D/vector file.
 
-    The header is read first; a volume claiming more than ``MAX_VOXELS_3D`` voxels is refused
-    before any voxel is decoded.
+    Before any voxel is decoded: the header is read, a volume claiming more than
+    ``MAX_VOXELS_3D`` voxels (or more bytes than this machine's memory) is refused, and the voxel
+    data is walked to check that it ends exactly where the header says
+    (:mod:`components.io.volume_streams`): a truncated file, a compressed stream that inflates
+    past the header's size (a decompression bomb) or bytes after it are refused, never decoded as
+    zeros. NaN/Inf voxels that the NIfTI reader replaces with 0 are put back, so that callers see
+    the stored values.
 
     Raises:
-        VolumeReadError: Missing, empty, oversized or undecodable file.
+        VolumeReadError: Missing, empty, oversized, truncated, overlong or undecodable file, or a
+            header whose spacing or direction is not a voxel grid.
     """
     import SimpleITK as sitk
 
     p = Path(path)
     if not p.is_file():
         raise VolumeReadError(f"{p}: no such file")
-    shape, _ = read_volume_header(p)
+    shape, header_geometry = read_volume_header(p)
     voxels = float(np.prod(shape[-3:], dtype=np.float64))  # spatial axes: channels are not voxels
     if voxels > MAX_VOXELS_3D:
         raise VolumeReadError(size_limit_message(p, shape, voxels, MAX_VOXELS_3D, "voxels"))
+    try:
+        stream = data_stream(p)
+        facts = check_stream(stream, p) if stream is not None else StreamFacts()
+    except (StreamError, HeaderError) as exc:
+        raise VolumeReadError(str(exc)) from None
+    problems = _nifti_problems(p) or grid_problems(header_geometry)
+    if problems:
+        raise VolumeReadError(f"{p}: " + "; ".join(problems))
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
@@ -149,13 +185,24 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
         arr = np.moveaxis(arr, -1, 0)
     if arr.size == 0:
         raise VolumeReadError(f"{p}: volume has no voxels")
-    return np.ascontiguousarray(arr), _sub_geometry(img.GetSpacing(), img.GetOrigin(), img.GetDirection())
+    arr = np.ascontiguousarray(arr)
+    if facts.nonfinite and stream is not None:
+        try:
+            arr = restore_nonfinite(arr, stream, facts.nonfinite, p)
+        except StreamError as exc:
+            raise VolumeReadError(str(exc)) from None
+    return arr, _sub_geometry(img.GetSpacing(), img.GetOrigin(), img.GetDirection())
 
 
-def write_volume(path: str | Path, array: np.ndarray, geometry: Geometry) -> None:
+def write_volume(
+    path: str | Path, array: np.ndarray, geometry: Geometry, reference: Path | None = None
+) -> None:
     """Write a scalar volume ``(Z, Y, X)`` (or a 2D ``(H, W)`` grid) with ``geometry``, atomically.
 
-    The format follows the suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``).
+    The format follows the suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``). With a NIfTI
+    ``reference`` on the same grid (the image a prediction was made from), a NIfTI output keeps
+    that file's header whole: qform/sform and their codes, voxel sizes and units, not only the
+    affine (:func:`components.io.nifti_geometry.write_with_header`).
     """
     import SimpleITK as sitk
 
@@ -165,15 +212,17 @@ def write_volume(path: str | Path, array: np.ndarray, geometry: Geometry) -> Non
         raise ValueError(f"{p}: array has {arr.ndim} axes but the geometry {geometry.ndim}")
     if arr.dtype == np.bool_ or arr.dtype == np.int64:
         arr = arr.astype(np.uint8 if arr.max(initial=0) < 256 and arr.min(initial=0) >= 0 else np.int32)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
-    img.SetSpacing(tuple(float(s) for s in geometry.spacing[::-1]))
-    img.SetOrigin(tuple(float(o) for o in geometry.origin))
-    img.SetDirection(tuple(float(v) for v in geometry.direction))
     p.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if p.name.lower().endswith(".nii.gz") else p.suffix
     tmp = p.with_name(f".{p.name}.tmp{suffix}")
     try:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
+        like = reference is not None and is_nifti_name(p) and is_nifti_name(Path(reference))
+        if not (like and reference is not None and write_with_header(tmp, arr, Path(reference))):
+            img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+            img.SetSpacing(tuple(float(s) for s in geometry.spacing[::-1]))
+            img.SetOrigin(tuple(float(o) for o in geometry.origin))
+            img.SetDirection(tuple(float(v) for v in geometry.direction))
+            sitk.WriteImage(img, str(tmp), useCompression=True)
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)

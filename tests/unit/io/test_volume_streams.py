@@ -1,0 +1,203 @@
+"""The one volume reader refuses data that does not end where the header says, on real files.
+
+Truncated, overlong and bomb streams for NIfTI (gzip and raw), NRRD (attached and detached, gzip,
+bzip2 and raw) and MetaImage (zlib and raw, attached and detached); headers claiming more than
+RAM; NaN/Inf voxels that SimpleITK's NIfTI reader turns into 0 come back as stored.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from components.io import VolumeReadError, read_volume
+from components.io.volume_headers import data_stream
+from components.io.volume_streams import physical_memory
+from tests.data.broken3d import gzip_bomb, header_only_nifti, truncate
+
+ARR = np.random.default_rng(0).integers(0, 1000, (7, 9, 11)).astype(np.int16)  # (Z, Y, X)
+NBYTES = ARR.size * 2
+
+
+def _write(path: Path, compress: bool = True, arr: np.ndarray = ARR) -> Path:
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(path), useCompression=compress)
+    return path
+
+
+FORMATS = [
+    ("v.nii.gz", True),
+    ("v.nii", False),
+    ("v.nrrd", True),
+    ("v.nrrd", False),
+    ("v.mha", True),
+    ("v.mha", False),
+]
+
+
+@pytest.mark.parametrize(("name", "compress"), FORMATS)
+def test_an_intact_file_reads_and_its_stream_is_located(tmp_path: Path, name: str, compress: bool) -> None:
+    path = _write(tmp_path / name, compress)
+    arr, _ = read_volume(path)
+    np.testing.assert_array_equal(arr, ARR)
+    stream = data_stream(path)
+    assert stream is not None and stream.size == NBYTES
+    assert stream.encoding == ("gzip" if compress else "raw")
+
+
+@pytest.mark.parametrize(("name", "compress"), FORMATS)
+def test_a_file_cut_in_half_is_refused_as_truncated(tmp_path: Path, name: str, compress: bool) -> None:
+    """SimpleITK read a cut .nii.gz/.nii with zeros in the missing half; MHA said 'No such file'."""
+    path = _write(tmp_path / name, compress)
+    truncate(path, 0.5)
+    with pytest.raises(VolumeReadError) as info:
+        read_volume(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: truncated: expected {NBYTES:,} bytes of voxel data")
+    assert "copy the file again from its source" in message
+
+
+@pytest.mark.parametrize(("name", "compress"), FORMATS)
+def test_bytes_after_the_data_are_refused(tmp_path: Path, name: str, compress: bool) -> None:
+    path = _write(tmp_path / name, compress)
+    path.write_bytes(path.read_bytes() + b"\0" * 100)
+    want = "bytes follow the end of its compressed voxel data" if compress else "holds 1,486 after its header"
+    with pytest.raises(VolumeReadError, match=want):
+        read_volume(path)
+
+
+def test_a_gzip_bomb_is_stopped_at_the_headers_size(tmp_path: Path) -> None:
+    """64 MiB of zeros behind the header of a 1.4 KB volume: refused, decoded no further than the
+    header's size plus one byte."""
+    from components.io.volume_streams import StreamError, _Inflater, _NonFinite, _read_chunks
+
+    path = _write(tmp_path / "v.nii.gz")
+    gzip_bomb(path, 64 << 20)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(VolumeReadError, match=r"inflates beyond the 1,386 bytes .* decompression bomb"):
+        read_volume(path)
+    stream = data_stream(path)
+    assert stream is not None
+    inflater = _Inflater(stream, path, _NonFinite(None))
+    with pytest.raises(StreamError):
+        for block in _read_chunks(path, stream.offset):
+            inflater.feed(block)
+    assert inflater.got == stream.skip + stream.size + 1
+
+
+def test_concatenated_gzip_members_are_one_stream(tmp_path: Path) -> None:
+    """bgzf / `cat a.gz b.gz` files are legal gzip: members are read in turn."""
+    path = _write(tmp_path / "v.nii.gz")
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    np.testing.assert_array_equal(read_volume(path)[0], ARR)
+
+
+def test_a_header_claiming_more_than_memory_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "v.nii"
+    header_only_nifti(path, (1024, 1024, 1000, 4096), np.float64)
+    assert physical_memory() is not None
+    with pytest.raises(
+        VolumeReadError, match=r"float64 voxels = 32,000\.0 GiB, more than this machine's memory"
+    ):
+        read_volume(path)
+
+
+def test_a_small_file_claiming_a_large_volume_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "v.nii"
+    header_only_nifti(path, (512, 512, 300), np.int16)
+    with pytest.raises(
+        VolumeReadError, match=r"truncated: expected 157,286,400 bytes .* ends after 64 \(0\.0 %\)"
+    ):
+        read_volume(path)
+
+
+def _nrrd_detached(tmp_path: Path, encoding: str) -> tuple[Path, Path]:
+    raw = ARR.astype("<i2").tobytes()
+    data = tmp_path / {"raw": "v.raw", "gzip": "v.raw.gz"}[encoding]
+    data.write_bytes({"raw": raw, "gzip": gzip.compress(raw)}[encoding])
+    header = tmp_path / "v.nrrd"
+    header.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nsizes: 11 9 7\nendian: little\n"
+        f"encoding: {encoding}\ndata file: {data.name}\n"
+    )  # a detached header may end without its blank line
+    return header, data
+
+
+@pytest.mark.parametrize("encoding", ["raw", "gzip"])
+def test_nrrd_detached_data_is_checked_in_its_own_file(tmp_path: Path, encoding: str) -> None:
+    header, data = _nrrd_detached(tmp_path, encoding)
+    np.testing.assert_array_equal(read_volume(header)[0], ARR)
+    truncate(data, 0.5)
+    with pytest.raises(VolumeReadError, match=rf"^{header}: truncated: expected 1,386 bytes"):
+        read_volume(header)
+    data.unlink()
+    with pytest.raises(VolumeReadError, match=rf"its data file {data} does not exist"):
+        read_volume(header)
+
+
+def test_metaimage_detached_data_is_checked(tmp_path: Path) -> None:
+    _write(tmp_path / "v.mhd", compress=True)  # v.mhd + v.zraw
+    header = tmp_path / "v.mha"
+    (tmp_path / "v.mhd").rename(header)
+    np.testing.assert_array_equal(read_volume(header)[0], ARR)
+    truncate(tmp_path / "v.zraw", 0.5)
+    with pytest.raises(VolumeReadError, match="truncated: expected 1,386 bytes of voxel data"):
+        read_volume(header)
+
+
+@pytest.mark.parametrize("name", ["v.nii.gz", "v.nii"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nifti_nan_and_inf_voxels_are_read_as_stored(tmp_path: Path, name: str, dtype: type) -> None:
+    """SimpleITK's NIfTI reader returns NaN/Inf voxels as 0; the reader puts them back."""
+    arr = ARR.astype(dtype)
+    arr[0, 0, :3] = np.nan
+    arr[1, 2, 3] = np.inf
+    arr[2, 3, 4] = -np.inf
+    path = _write(tmp_path / name, name.endswith(".gz"), arr)
+    assert np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).all()  # what ITK does
+    back, _ = read_volume(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, arr)  # NaN == NaN for assert_array_equal
+
+
+def test_big_endian_nifti_floats_are_counted_in_their_byte_order(tmp_path: Path) -> None:
+    arr = np.ones((5, 4, 3), dtype=np.float32)  # nibabel order (x, y, z)
+    arr[1, 1, 1] = np.nan
+    path = tmp_path / "be.nii"
+    image = nib.Nifti1Image(arr, np.eye(4), nib.Nifti1Header(endianness=">"))
+    nib.save(image, str(path))
+    assert nib.load(str(path)).header.endianness == ">"
+    back, _ = read_volume(path)
+    assert back.shape == (3, 4, 5) and int(np.isnan(back).sum()) == 1 and np.isnan(back[1, 1, 1])
+
+
+def test_a_zero_vox_offset_means_the_data_follows_the_header(tmp_path: Path) -> None:
+    """An invalid vox_offset 0: nifti_io (SimpleITK) and nibabel read from byte 348; so does the check."""
+    path = tmp_path / "v.nii"
+    header = nib.Nifti1Header()
+    header.set_data_shape(ARR.shape[::-1])
+    header.set_data_dtype(np.int16)
+    raw = bytearray(header.binaryblock)
+    raw[108:112] = np.float32(0).tobytes()
+    path.write_bytes(bytes(raw) + ARR.astype("<i2").tobytes())
+    stream = data_stream(path)
+    assert stream is not None and stream.offset == 348
+    np.testing.assert_array_equal(read_volume(path)[0], ARR)
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(VolumeReadError, match="truncated: expected 1,386 bytes"):
+        read_volume(path)
+
+
+def test_nifti2_is_named_with_how_to_convert_it(tmp_path: Path) -> None:
+    """SimpleITK reads no NIfTI-2 ("Unable to determine ImageIO reader"): the message says what it is."""
+    path = tmp_path / "v2.nii"
+    nib.save(nib.Nifti2Image(np.transpose(ARR, (2, 1, 0)), np.eye(4)), str(path))
+    with pytest.raises(
+        VolumeReadError, match=r"a NIfTI-2 file, which SimpleITK .* expected NIfTI-1: convert"
+    ):
+        read_volume(path)
