@@ -46,9 +46,10 @@ def check_dataset(
     class_values = list(range(len(class_names)))
     allowed = class_values + ([ignore_label] if ignore_label is not None else [])
     options = near_duplicates or NearDuplicateOptions()
-    meta = build_metadata(
-        discover(root), class_values, root=root, ignore_label=ignore_label, near_duplicates=options
-    )
+    found = discover(root)
+    for note in found.notes:
+        print(note)
+    meta = build_metadata(found, class_values, root=root, ignore_label=ignore_label, near_duplicates=options)
     for line in duplicate_summary(meta):
         print(line)
     outcome = validate_metadata(

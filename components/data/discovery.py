@@ -8,6 +8,10 @@ A dataset folder looks like::
       rois/<case_id>.<...>  # optional: region of interest (non-zero = scored), same stems
       cases.csv            # optional: columns case_id, patient_id (+ split: train | test)
 
+``cases.csv`` (read by :mod:`components.data.case_table`) and ``rois/`` are reconciled with the
+files: a row or ROI file naming a case that has no image and no mask (a file lost on the way)
+stops discovery with the names listed, as does a paired case without a row.
+
 Multi-channel cases follow nnU-Net's convention: ``images/<case_id>_0000.nii.gz``,
 ``images/<case_id>_0001.nii.gz``, ... pair with ``masks/<case_id>.nii.gz``. An image whose stem
 ends in ``_dddd`` is a channel when no mask has its exact stem but a mask named without the
@@ -22,26 +26,17 @@ same stem, a malformed ``cases.csv``) raise ``DiscoveryError``.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.core.errors import UserError
+from components.data.case_table import CASES_CSV, CaseTable, DiscoveryError, read_cases_csv
 from components.data.regions import ROIS_DIR
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
-CASES_CSV = "cases.csv"
-CASES_COLUMNS = ("case_id", "patient_id")
-SPLIT_COLUMN = "split"  # optional cases.csv column: an official train/test split to keep
-SPLIT_VALUES = ("train", "test")
 CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
-
-
-class DiscoveryError(UserError, ValueError):
-    """The dataset folder cannot be paired unambiguously (message names the file and the fix)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +78,15 @@ class Discovery:
         unpaired_images: Images without a mask of the same stem (sorted).
         unpaired_masks: Masks without an image of the same stem (sorted).
         ignored: Hidden files, sub-folders and files whose suffix is not an image/mask suffix.
+        notes: What discovery read differently from the files as written, for the user to see
+            (e.g. ``validation`` rows joining the training pool).
     """
 
     pairs: list[CasePair]
     unpaired_images: list[Path]
     unpaired_masks: list[Path]
     ignored: list[Path]
+    notes: list[str] = field(default_factory=list)
 
 
 def _group_channels(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, tuple[Path, ...]]:
@@ -160,73 +158,17 @@ def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> tuple[dict[str,
     return by_stem, ignored
 
 
-@dataclass(frozen=True)
-class CaseTable:
-    """The content of ``cases.csv``: patient per case and, when the file has a ``split`` column,
-    the official train/test assignment per case."""
-
-    patients: dict[str, str]
-    splits: dict[str, str] | None = None
-
-
-def read_cases_csv(path: Path) -> CaseTable:
-    """Read ``cases.csv``: ``case_id``, ``patient_id`` and optionally ``split`` (train | test).
-
-    Raises:
-        DiscoveryError: Missing ``case_id``/``patient_id`` columns, empty values, duplicate case ids
-            or a split value other than train/test.
-    """
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in CASES_COLUMNS if c not in columns]
-        if missing:
-            raise DiscoveryError(
-                f"{path}: expected columns {', '.join(CASES_COLUMNS)} but found {columns or 'no header'} "
-                f"(missing: {', '.join(missing)}); the header line must be 'case_id,patient_id'"
-            )
-        has_split = SPLIT_COLUMN in columns
-        mapping: dict[str, str] = {}
-        splits: dict[str, str] = {}
-        for line_no, row in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            case_id, patient_id = row["case_id"], row["patient_id"]
-            if not case_id or not patient_id:
-                raise DiscoveryError(f"{path}, line {line_no}: case_id and patient_id must both be set")
-            if case_id in mapping:
-                raise DiscoveryError(f"{path}, line {line_no}: case_id {case_id!r} is listed twice")
-            if "/" in case_id or "\\" in case_id or case_id in (".", ".."):
-                raise DiscoveryError(
-                    f"{path}, line {line_no}: case_id {case_id!r} is a path, not a file stem; expected "
-                    "the stem of the case's mask file (e.g. case_001 for masks/case_001.png)"
-                )
-            mapping[case_id] = patient_id
-            if has_split:
-                value = row.get(SPLIT_COLUMN, "").lower()
-                if value not in SPLIT_VALUES:
-                    raise DiscoveryError(
-                        f"{path}, line {line_no}: split {row.get(SPLIT_COLUMN)!r} for case {case_id!r}; "
-                        f"the split column holds {' or '.join(SPLIT_VALUES)} for every case (the official "
-                        "test set is kept as it is, the folds are built from the train cases)"
-                    )
-                splits[case_id] = value
-    if has_split and SPLIT_VALUES[1] not in splits.values():
-        raise DiscoveryError(
-            f"{path}: the split column marks no case as 'test'; mark the official test cases"
-        )
-    return CaseTable(mapping, splits if has_split else None)
-
-
 def _listing(ids: list[str]) -> str:
     """The first ten ids, comma-joined (``...`` when there are more)."""
     return ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
 
 
-def _rois(folder: Path, case_ids: list[str]) -> dict[str, Path]:
+def _rois(folder: Path, case_ids: list[str], known: set[str]) -> dict[str, Path]:
     """Case id -> ROI file; {} without a ``rois/`` folder.
 
     Raises:
-        DiscoveryError: ``rois/`` exists but lacks a file for some case.
+        DiscoveryError: ``rois/`` exists but lacks a file for some case, or holds a file for a
+            case with no image and no mask (``known``: every image, mask and case stem).
     """
     if not folder.is_dir():
         return {}
@@ -238,7 +180,33 @@ def _rois(folder: Path, case_ids: list[str]) -> dict[str, Path]:
             "with a rois/ folder every case needs rois/<case_id>.<png|tif|nii.gz|...> "
             "(non-zero = scored pixels)"
         )
+    ghosts = sorted(by_stem.keys() - known)
+    if ghosts:
+        shown = _listing([by_stem[g].name for g in ghosts])
+        raise DiscoveryError(
+            f"{folder}: {len(ghosts)} region-of-interest file(s) for cases with no image and no mask: "
+            f"{shown}; expected rois/<case_id> only for the cases in images/ and masks/: restore the "
+            "cases' files, or remove these ROI files"
+        )
     return {c: by_stem[c] for c in case_ids}
+
+
+def _ghost_rows(cases_csv: Path, table: CaseTable, known: set[str]) -> None:
+    """Refuse ``cases.csv`` rows (and official splits) naming a case that has no file at all.
+
+    Raises:
+        DiscoveryError: Listing the case ids (and their split, when the table has one).
+    """
+    ghosts = sorted(c for c in table.patients if c not in known)
+    if not ghosts:
+        return
+    splits = table.splits or {}
+    shown = _listing([f"{c} ({splits[c]})" if c in splits else c for c in ghosts])
+    raise DiscoveryError(
+        f"{cases_csv}: {len(ghosts)} case(s) listed without an image or mask file: {shown}; expected "
+        "images/<case_id>.<ext> and masks/<case_id>.<ext> for every row (a file lost on the way?): "
+        "restore the files, or delete the rows"
+    )
 
 
 def discover(data_dir: Path) -> Discovery:
@@ -255,8 +223,9 @@ def discover(data_dir: Path) -> Discovery:
     Raises:
         DiscoveryError: A folder is missing, two files in one folder share a stem, a file name
             contains ``;``, a file is a symbolic link to nothing, a case's channel
-            files have a gap, or ``cases.csv`` is malformed, has a path as a case id or lacks a
-            row for a paired case (rows for cases not in the folder are allowed).
+            files have a gap, ``cases.csv`` is malformed, has a path as a case id, lacks a
+            row for a paired case or has a row for a case without any file, or ``rois/`` lacks a
+            file for a case or holds one for a case without any file.
     """
     data_dir = Path(data_dir)
     images, ignored_images = _scan(data_dir / "images", IMAGE_SUFFIXES, "image")
@@ -265,7 +234,11 @@ def discover(data_dir: Path) -> Discovery:
     paired = sorted(cases)
     used = {p for files in cases.values() for p in files}
 
+    # every stem a row or ROI file may name: pairs, channel-grouped cases, unpaired files
+    known = set(cases) | set(images) | set(masks)
+    known |= {m["case"] for m in map(CHANNEL_STEM.match, images) if m}
     table = CaseTable({})
+    notes: list[str] = []
     cases_csv = data_dir / CASES_CSV
     if cases_csv.is_file():
         table = read_cases_csv(cases_csv)
@@ -284,8 +257,14 @@ def discover(data_dir: Path) -> Discovery:
                 f"{cases_csv}: no patient_id for {len(absent)} case(s): {_listing(absent)}{extra}; add one "
                 "row per case (case_id = the file stem) so that splits can keep each patient's cases together"
             )
+        _ghost_rows(cases_csv, table, known)
+        if table.validation:
+            notes.append(
+                f"{cases_csv}: {table.validation} case(s) marked as validation join the train cases "
+                "(the k folds validate on every train case in turn; the test cases stay apart)"
+            )
 
-    rois = _rois(data_dir / ROIS_DIR, paired)
+    rois = _rois(data_dir / ROIS_DIR, paired, known)
     splits = table.splits or {}
     pairs = [
         CasePair(c, cases[c][0], masks[c], table.patients.get(c, c), cases[c], rois.get(c), splits.get(c))
@@ -296,4 +275,5 @@ def discover(data_dir: Path) -> Discovery:
         unpaired_images=[images[s] for s in sorted(images) if images[s] not in used],
         unpaired_masks=[masks[s] for s in sorted(masks.keys() - cases.keys())],
         ignored=sorted(ignored_images + ignored_masks),
+        notes=notes,
     )

@@ -63,9 +63,74 @@ def test_order_is_deterministic(tmp_path: Path) -> None:
 
 def test_cases_csv_sets_patient_ids(tmp_path: Path) -> None:
     _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png")
-    (tmp_path / "cases.csv").write_text("case_id,patient_id\na,P1\nb, P1 \nextra,P9\n")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id\na,P1\nb, P1 \n")
     disc = discover(tmp_path)
     assert [(p.case_id, p.patient_id) for p in disc.pairs] == [("a", "P1"), ("b", "P1")]
+
+
+def test_a_cases_csv_row_without_files_is_an_error_listing_the_cases(tmp_path: Path) -> None:
+    """A case in the table whose files went missing on the way stops discovery (it was ignored)."""
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    (tmp_path / "cases.csv").write_text(
+        "case_id,patient_id,split\na,P1,test\nghost_case,P2,train\nzz,P3,train\n"
+    )
+    with pytest.raises(DiscoveryError) as info:
+        discover(tmp_path)
+    message = str(info.value)
+    assert "cases.csv: 2 case(s) listed without an image or mask file" in message
+    assert "ghost_case (train), zz (train)" in message and "restore the files, or delete the rows" in message
+
+
+def test_rows_for_unpaired_files_and_channel_cases_are_not_ghosts(tmp_path: Path) -> None:
+    """A row whose case has only an image (or only a mask) is the has_mask check's to report."""
+    _touch(tmp_path, "images/a.png", "masks/a.png", "images/lone.png", "masks/m_only.png")
+    _touch(tmp_path, "images/c_0000.nii.gz", "images/c_0001.nii.gz", "masks/c.nii.gz")
+    (tmp_path / "cases.csv").write_text("case_id,patient_id\na,P1\nc,P2\nlone,P3\nm_only,P4\n")
+    disc = discover(tmp_path)
+    assert [p.case_id for p in disc.pairs] == ["a", "c"]
+    assert disc.unpaired_images == [tmp_path / "images/lone.png"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "what"),
+    [
+        (b"case_id,patient_id,split\r\na,P1,training\r\nb,P2,Testing\r\n", "windows line endings"),
+        (b"\xef\xbb\xbfcase_id,patient_id,split\na,P1,train\nb,P2,test\n", "utf-8 BOM"),
+        (b"case_id,patient_id,split\ra,P1,train\rb,P2,test\r", "old Mac line endings"),
+        ("case_id,patient_id,split\r\na,P1,train\r\nb,P2,test\r\n".encode("utf-16"), "utf-16 with BOM"),
+        (b"case_id;patient_id;split\na;P1;TR\nb;P2;ts\n\n", "semicolons, a blank line"),
+        (b"case_id\tpatient_id\tsplit\na\tP1\ttrain\nb\tP2\ttest\n", "tabs"),
+    ],
+)
+def test_cases_csv_as_spreadsheets_write_it(tmp_path: Path, raw: bytes, what: str) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png")
+    (tmp_path / "cases.csv").write_bytes(raw)
+    disc = discover(tmp_path)
+    assert [(p.case_id, p.patient_id, p.split) for p in disc.pairs] == [
+        ("a", "P1", "train"),
+        ("b", "P2", "test"),
+    ], what
+    assert disc.notes == []
+
+
+def test_validation_rows_join_the_train_cases_with_a_note(tmp_path: Path) -> None:
+    _touch(tmp_path, *(f"{d}/{c}.png" for c in "abc" for d in ("images", "masks")))
+    (tmp_path / "cases.csv").write_text(
+        "case_id,patient_id,split\na,P1,training\nb,P2,validation\nc,P3,test\n"
+    )
+    disc = discover(tmp_path)
+    assert [p.split for p in disc.pairs] == ["train", "train", "test"]
+    assert disc.notes == [
+        f"{tmp_path / 'cases.csv'}: 1 case(s) marked as validation join the train cases (the k folds "
+        "validate on every train case in turn; the test cases stay apart)"
+    ]
+
+
+def test_a_cases_csv_in_a_legacy_code_page_is_an_error_naming_it(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png")
+    (tmp_path / "cases.csv").write_bytes("case_id,patient_id\na,Müller\n".encode("latin-1"))
+    with pytest.raises(DiscoveryError, match=r"cases\.csv: not UTF-8 text.*save it as 'CSV UTF-8'"):
+        discover(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -182,8 +247,10 @@ def test_split_column_and_rois_are_attached_to_the_cases(tmp_path: Path) -> None
 
 def test_a_bad_split_value_names_the_line_and_the_choices(tmp_path: Path) -> None:
     _touch(tmp_path, "images/a.png", "masks/a.png")
-    (tmp_path / "cases.csv").write_text("case_id,patient_id,split\na,p1,validation\n")
-    with pytest.raises(DiscoveryError, match=r"line 2: split 'validation'.*train or test"):
+    (tmp_path / "cases.csv").write_text("case_id,patient_id,split\na,p1,holdout\n")
+    with pytest.raises(
+        DiscoveryError, match=r"line 2: split 'holdout'.*train or test.*also accepted: training"
+    ):
         discover(tmp_path)
 
 
@@ -197,4 +264,13 @@ def test_a_split_column_without_test_cases_is_an_error(tmp_path: Path) -> None:
 def test_a_rois_folder_needs_a_file_for_every_case(tmp_path: Path) -> None:
     _touch(tmp_path, "images/a.png", "masks/a.png", "images/b.png", "masks/b.png", "rois/a.png")
     with pytest.raises(DiscoveryError, match=r"no region-of-interest file for 1 case\(s\): b"):
+        discover(tmp_path)
+
+
+def test_a_rois_file_for_a_case_without_files_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/a.png", "masks/a.png", "rois/a.png", "rois/gone.png")
+    with pytest.raises(
+        DiscoveryError,
+        match=r"rois: 1 region-of-interest file\(s\) for cases with no image and no mask: gone\.png",
+    ):
         discover(tmp_path)
