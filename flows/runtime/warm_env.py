@@ -15,6 +15,7 @@ decide, the interpreter, is compared itself), shell and per-run variables (``DVC
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -84,7 +85,7 @@ def comparable_env(env: Mapping[str, str]) -> dict[str, str]:
 def interpreter() -> dict[str, Any]:
     """Which interpreter, and from where, this process imports (a venv's python is its ``prefix``)."""
     return {
-        "executable": sys.executable,
+        "executable": os.path.realpath(sys.executable),  # python, python3, python3.11: one binary
         "prefix": sys.prefix,
         "version": sys.version,
         "path": list(sys.path),
