@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from components.validation.duplicate_groups import MASK_AGREEMENT
+from components.validation.fix_hints import file_kinds, fix_hint
 from components.validation.geometry import shape_problem, split_shape
 from components.validation.metadata import frac_column
 
@@ -60,6 +61,15 @@ def _shape_note(row: Row) -> str:
     if mask is None or image is None:
         return ""
     return shape_problem(str(row.get("case_id")), mask, image)
+
+
+def _values_note(labels: object, shown: int = 12) -> str:
+    """``"values 0,1,7"``; at most ``shown`` of them, and how many (a mask holding an image's
+    intensities has thousands)."""
+    values = str(labels or "").split(",")
+    if len(values) <= shown:
+        return f"values {','.join(values)}"
+    return f"{len(values)} distinct values {','.join(values[:shown])},... (a class-index mask holds a few)"
 
 
 def _duplicate_checks(near_duplicates: str) -> list[Check]:
@@ -116,6 +126,42 @@ def _all_background(meta: pd.DataFrame, background: str) -> bool:
     return not fractions.empty and bool((fractions >= 1.0).all())
 
 
+def _flat_volume_checks(meta: pd.DataFrame) -> list[Check]:
+    """Volumes one voxel thick along an axis (a single slice saved as a volume: a cut-short export);
+    listed only when some volume is that thin, so other suites are unchanged."""
+    import great_expectations.expectations as gxe
+
+    volumes = meta[meta["ndim"].eq(3).fillna(False).astype(bool)]
+    for column, axis in (("depth", "z"), ("height", "y"), ("width", "x")):
+        if not (volumes[column].dropna() < 2).any():
+            continue
+        desc = "Every volume is more than one voxel thick along each axis"
+
+        def observe(r: Row, axis: str = axis) -> str:
+            return f"shape {r.get('shape')} (array order z,y,x): 1 voxel along {axis}"
+
+        return [
+            Check(
+                "volume_not_flat",
+                column,
+                desc,
+                "a volume one voxel thick is a single slice, not a 3D scan (an export cut short?): export "
+                "the whole volume, or save 2D data as PNG/TIFF images (a 2D dataset)",
+                ("image_path",),
+                observe,
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=column,
+                    min_value=2,
+                    row_condition="ndim==3",
+                    condition_parser="pandas",
+                    description=desc,
+                    meta={"check": "volume_not_flat"},
+                ),
+            )
+        ]
+    return []
+
+
 def build_checks(
     meta: pd.DataFrame,
     class_values: Sequence[int],
@@ -134,6 +180,7 @@ def build_checks(
     import great_expectations.expectations as gxe
 
     allowed = ",".join(str(v) for v in class_values)
+    kinds = file_kinds(meta)
 
     def in_set(name: str, column: str, values: list[Any], description: str) -> Expectation:
         return gxe.ExpectColumnValuesToBeInSet(
@@ -145,7 +192,7 @@ def build_checks(
             "has_mask",
             "has_mask",
             "Every image has a mask with the same file stem",
-            "add masks/<stem>.png (same stem as the image) or remove the image",
+            fix_hint(kinds, "has_mask"),
             ("image_path",),
             lambda r: "no mask",
             [True],
@@ -163,7 +210,7 @@ def build_checks(
             "image_readable",
             "image_readable",
             "Every image file can be decoded",
-            "re-export the image as PNG/TIFF (or remove the case); the file may be truncated or not an image",
+            fix_hint(kinds, "image_readable"),
             ("image_path",),
             lambda r: str(r.get("read_error") or "unreadable"),
             [True],
@@ -182,7 +229,7 @@ def build_checks(
             "mask_readable",
             "mask_readable",
             "Every mask file can be decoded",
-            "re-export the mask as a single-channel PNG (or remove the case)",
+            fix_hint(kinds, "mask_readable"),
             ("mask_path",),
             lambda r: str(r.get("read_error") or "unreadable"),
             [True],
@@ -211,7 +258,7 @@ def build_checks(
             "mask_single_channel",
             "mask_channels",
             "Masks are single-channel class-index images",
-            "save masks as one-channel class-index images (PIL mode L or P), not RGB colour masks",
+            fix_hint(kinds, "mask_single_channel"),
             ("mask_path",),
             lambda r: f"{r.get('mask_channels')} channels",
             [1],
@@ -231,7 +278,7 @@ def build_checks(
             f"Mask values are among the declared class values {{{allowed}}}",
             f"fix the mask or declare the value in the class values (now {allowed})",
             ("mask_path",),
-            lambda r: f"values {r.get('labels_present')}",
+            lambda r: _values_note(r.get("labels_present")),
             [True],
         ),
     ]
@@ -308,6 +355,7 @@ def build_checks(
                 ),
             )
         )
+    checks += _flat_volume_checks(meta)
     desc = "The dataset is not empty"
     checks.append(
         Check(
