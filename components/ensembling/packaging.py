@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+from mlflow.types.schema import ParamSchema, ParamSpec
 
 from components.inference.options import InferenceOptions
 from components.preprocessing.native import NativeSpec
@@ -71,8 +71,10 @@ def _pyfunc_kwargs(
     )
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
     sig = ModelSignature(
-        # 2D: (N, H, W, C) gray or RGB; volumes: one (C, Z, Y, X) with params spacing "z,y,x" (mm)
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]),
+        # No input schema: MLflow's tensor schema fixes the rank, and the model takes (N, H, W, C),
+        # (N, H, W) or (H, W) images and (C, Z, Y, X) or (Z, Y, X) volumes; the model's own check
+        # (components/ensembling/serving.py) answers a bad request with what it expected instead.
+        inputs=None,
         params=ParamSchema(
             [
                 ParamSpec("output", "string", "labels"),

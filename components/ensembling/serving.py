@@ -38,10 +38,28 @@ OUTPUTS = ("labels", "probabilities")
 
 
 class ModelInputError(MlflowException, ValueError):
-    """A request the packaged model cannot take; served as HTTP 400 with this message."""
+    """A request the packaged model cannot take; served as HTTP 400 with this message.
+
+    The message says what was received and what was expected (shape, dtype, channels) and never
+    holds the request's values: MLflow's scoring server rewrites an ``MlflowException``'s message
+    as ``Failed to predict data '<every value of the request>'. Error: ...``; this one keeps its
+    first message.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        """What is wrong with the request (set once)."""
+        return self._what
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(
+            self, "_what"
+        ):  # MlflowException.__init__ sets it; the scoring server's rewrite is dropped
+            self._what = value
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,24 @@ def _spacing(text: str) -> tuple[float, ...] | None:
     return values
 
 
+def _numbers(model_input: Any) -> np.ndarray:
+    """The request as a float32 array; what it is instead when it is not one (never its values)."""
+    try:
+        raw = np.asarray(model_input)
+    except ValueError:  # nested lists of different lengths
+        raise ModelInputError(
+            "inputs is not a rectangular array (its rows differ in length): expected images of one "
+            "size, (N, H, W, C) or (N, H, W) (3D: one volume (C, Z, Y, X))"
+        ) from None
+    if raw.dtype.kind not in "biuf":
+        what = {"U": "text", "S": "bytes", "O": "objects", "M": "dates", "c": "complex numbers"}
+        raise ModelInputError(
+            f"inputs holds {what.get(raw.dtype.kind, raw.dtype.name)} (received dtype {raw.dtype}): "
+            "expected numbers (the pixel values, integers or floats)"
+        )
+    return raw.astype(np.float32, copy=False)
+
+
 def check_model_input(
     model_input: Any, params: Mapping[str, Any] | None, ndim: int, channels: int
 ) -> ModelInput:
@@ -103,10 +139,7 @@ def check_model_input(
         ModelInputError: What is wrong with the request, and what was expected.
     """
     params = dict(params or {})
-    try:
-        x = np.asarray(model_input, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ModelInputError(f"inputs must be a numeric array: {exc}") from None
+    x = _numbers(model_input)
     output = str(params.get("output") or "labels")
     if output not in OUTPUTS:
         raise ModelInputError(f"params.output={output!r}: expected one of {', '.join(OUTPUTS)}")
@@ -129,8 +162,11 @@ def check_model_input(
             )
     if 0 in x.shape:
         raise ModelInputError(f"inputs has shape {list(x.shape)}: no pixels to segment")
-    if not np.isfinite(x).all():
-        raise ModelInputError("inputs holds NaN or infinite values")
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise ModelInputError(
+            f"inputs holds {bad} NaN or infinite value(s) of {x.size}: expected finite pixel values"
+        )
     spacing = _spacing(str(params.get("spacing") or ""))
     return ModelInput(x, output, _dtype(str(params.get("input_dtype") or ""), x), spacing)
 

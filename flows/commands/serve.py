@@ -31,7 +31,8 @@ Request (Content-Type: application/json):
   3D: {"inputs": <one (C, Z, Y, X) volume>, "params": {"spacing": "2.5,0.7,0.7"}}   # z,y,x mm
   "params": {"output": "probabilities"} returns (N, K, H, W) instead of labels.
 Response: {"predictions": <(N, H, W) class indices>}   (3D: (1, Z, Y, X))
-A malformed request (bad JSON, wrong shape or channels, bad params) gets HTTP 400 and a message.
+A malformed request (bad JSON, wrong shape, dtype or channels, bad params) gets HTTP 400 and a
+message with what was received and what was expected (never the request's values).
 `segflow serve --example` prints a curl command; from Python use
 components.ensembling.serving.invoke(url, images, input_dtype="uint8").
 """

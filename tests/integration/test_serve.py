@@ -3,6 +3,7 @@ answers, 4xx for malformed requests (and still serving), and no process left onc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -93,6 +94,17 @@ def register_champion(model_dir: Path, uri: str) -> str:
     return "models:/segflow-serve@champion"
 
 
+@contextlib.contextmanager
+def mlflow_uri(model_dir: Path) -> Iterator[None]:
+    """The fixture's registry as this process's tracking URI, for the block."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{model_dir.parent / 'mlflow.db'}")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
 @pytest.fixture(scope="module")
 def server(model_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """``segflow serve --model models:/segflow-serve@champion`` (the packaged folder, registered in a
@@ -130,6 +142,11 @@ def test_serves_what_the_model_predicts_in_process(
     labels = invoke(url, images, input_dtype="uint8")
     assert labels.shape == (2, 23, 31) and set(np.unique(labels)) <= {0, 1, 2}
     np.testing.assert_array_equal(labels, expected)
+    # (N, H, W), as `segflow serve --help` promises, from the server and from a plain MLflow client
+    np.testing.assert_array_equal(invoke(url, images[..., 0], input_dtype="uint8"), expected)
+    with mlflow_uri(model_dir):
+        champion = mlflow.pyfunc.load_model("models:/segflow-serve@champion")
+    np.testing.assert_array_equal(champion.predict(images[..., 0], params={"input_dtype": "uint8"}), expected)
     probs = invoke(url, images[:1], input_dtype="uint8", output="probabilities")
     assert probs.shape == (1, 3, 23, 31)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
@@ -183,6 +200,7 @@ def test_a_malformed_request_gets_a_4xx(server: tuple[str, subprocess.Popen[byte
     if message is not None:
         assert message in json.loads(text)["message"]
         assert "stack_trace" not in json.loads(text)  # our input errors carry no server internals
+        assert "Failed to predict data" not in text  # MLflow's prefix that echoes every value
     assert proc.poll() is None
 
 
