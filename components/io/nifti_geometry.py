@@ -102,8 +102,8 @@ def nifti_geometry_problems(path: Path) -> list[str]:
     problems: list[str] = []
     if not (np.isfinite(pixdim).all() and (pixdim > 0).all()):
         problems.append(
-            f"voxel size (pixdim) {tuple(float(v) for v in pixdim)} is not a positive finite size in mm "
-            "along every axis (readers would take 1 mm, or flip the axis); expected positive voxel "
+            f"voxel size (pixdim) {tuple(round(float(v), 6) for v in pixdim)} is not a positive finite size "
+            "in mm along every axis (readers would take 1 mm, or flip the axis); expected positive voxel "
             "sizes: fix the header (e.g. nibabel: img.header.set_zooms(...)) or re-export the volume"
         )
     qcode, scode = int(header["qform_code"]), int(header["sform_code"])
@@ -145,7 +145,8 @@ def _sform_problems(matrix: np.ndarray, pixdim: np.ndarray, scode: int) -> list[
             "orthogonal); expected a rotation times voxel sizes: resample the volume onto an orthogonal "
             "grid, or set sform_code 0 when the qform is the right geometry"
         ]
-    if np.isfinite(pixdim).all() and not np.allclose(norms, pixdim, rtol=SCALE_RTOL, atol=0.0):
+    usable = np.isfinite(pixdim).all() and (pixdim > 0).all()  # else pixdim's own problem is named
+    if usable and not np.allclose(norms, pixdim, rtol=SCALE_RTOL, atol=0.0):
         return [
             f"sform (code {_code(scode)}) voxel sizes {tuple(round(float(v), 6) for v in norms)} differ from "
             f"pixdim {tuple(round(float(v), 6) for v in pixdim)}; expected one voxel size: make them agree "

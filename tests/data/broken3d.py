@@ -382,7 +382,7 @@ CORPUS: dict[str, Broken] = {
     ),
     "gzip_bomb": Broken(
         bomb,
-        "an image whose gzip stream inflates to 64 MiB behind a 6 KB header",
+        "an image whose gzip stream inflates to 64 MiB where its header describes 5.6 KB of voxels",
         ("images/case_004.nii.gz", "inflates beyond", "decompression bomb"),
     ),
     "bytes_after_the_stream": Broken(

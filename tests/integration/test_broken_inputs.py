@@ -297,6 +297,12 @@ def csv_unknown_ids(data: Path) -> None:
     csv.write_text("\n".join([lines[0], *(f"{ln.split(',')[0]}.png,{ln.split(',')[1]}" for ln in lines[1:])]))
 
 
+def csv_ghost_case(data: Path) -> None:
+    """A case in the table whose files went missing on the way (it was ignored, and the run trained)."""
+    csv = data / "cases.csv"
+    csv.write_text(csv.read_text(encoding="utf-8") + "ghost_case,ghost_patient\n", encoding="utf-8")
+
+
 def csv_wrong_columns(data: Path) -> None:
     csv = data / "cases.csv"
     csv.write_text("id,patient\n" + "\n".join(csv.read_text().splitlines()[1:]) + "\n")
@@ -433,6 +439,9 @@ ROWS: dict[str, Row] = {
     ),
     "cases_csv_unknown_ids": Row(
         csv_unknown_ids, expect=("cases.csv", "case_000.png", "match no file", "file stem")
+    ),
+    "cases_csv_ghost_case": Row(
+        csv_ghost_case, expect=("cases.csv", "ghost_case", "listed without an image or mask file")
     ),
     "cases_csv_wrong_columns": Row(
         csv_wrong_columns, expect=("cases.csv", "expected columns case_id, patient_id")
