@@ -165,13 +165,26 @@ def predict(
             help="Folder of regions of interest (same stems, non-zero = inside): outside is background."
         ),
     ] = None,
+    no_rois: Annotated[
+        bool,
+        typer.Option(
+            "--no-rois",
+            help="Label every pixel on purpose (no warning for a model trained inside regions of interest).",
+        ),
+    ] = False,
 ) -> None:
     """Segment new images with a registered (packaged) model (its CV-chosen postprocessing included)."""
     from components.ensembling.predict_folder import predict_folder
     from components.io import ImageReadError, VolumeReadError
 
+    if rois is not None and no_rois:
+        raise _fail("predict", ValueError("--rois and --no-rois contradict each other; give one"))
+
+    def warn(message: str) -> None:
+        typer.secho(f"segflow predict: {message}", fg="yellow", err=True)
+
     try:
-        n = predict_folder(model, input, output, overlays=overlays, rois_dir=rois)
+        n = predict_folder(model, input, output, overlays=overlays, rois_dir=rois, no_rois=no_rois, warn=warn)
     except (
         FileNotFoundError,
         ImageReadError,

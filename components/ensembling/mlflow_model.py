@@ -46,6 +46,9 @@ class FoldEnsembleModel(PythonModel):
         self.predictor = predictor_from_checkpoints([context.artifacts[k] for k in keys], options=options)
         self.options = options  # labels: argmax, then the postprocessing chosen on CV
         self.class_names: list[str] = cfg["class_names"]
+        from components.ensembling.rois import ROIS_KEY
+
+        self.trained_with_rois = bool(cfg.get(ROIS_KEY, False))  # segflow predict warns without --rois
 
     # np.ndarray is a hint MLflow accepts without deriving a schema from it: the signature stays
     # the explicit one written at packaging (tensor input + params), and MLflow does not warn.

@@ -19,6 +19,7 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec
 
+from components.ensembling.rois import ROIS_KEY
 from components.inference.options import InferenceOptions
 from components.preprocessing.native import NativeSpec
 from components.training.checkpoint import load_checkpoint
@@ -62,13 +63,17 @@ def _input_example(checkpoint: Path, channels: int) -> np.ndarray:
 
 
 def _pyfunc_kwargs(
-    tmp: Path, checkpoints: list[Path], tta: bool | InferenceOptions, class_names: list[str], channels: int
+    tmp: Path,
+    checkpoints: list[Path],
+    tta: bool | InferenceOptions,
+    class_names: list[str],
+    channels: int,
+    rois: bool = False,
 ) -> dict:
     options = tta if isinstance(tta, InferenceOptions) else InferenceOptions(tta=tta)
     cfg = tmp / "ensemble.json"
-    cfg.write_text(
-        json.dumps({"tta": options.tta, "inference": options.to_json(), "class_names": class_names})
-    )
+    config = {"tta": options.tta, "inference": options.to_json(), "class_names": class_names, ROIS_KEY: rois}
+    cfg.write_text(json.dumps(config))
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
     sig = ModelSignature(
         # No input schema: MLflow's tensor schema fixes the rank, and the model takes (N, H, W, C),
@@ -94,13 +99,19 @@ def _pyfunc_kwargs(
 
 
 def save_ensemble_model(
-    path: Path, checkpoints: list[Path], tta: bool | InferenceOptions, class_names: list[str], channels: int
+    path: Path,
+    checkpoints: list[Path],
+    tta: bool | InferenceOptions,
+    class_names: list[str],
+    channels: int,
+    rois: bool = False,
 ) -> None:
-    """Write the packaged fold ensemble as a local MLflow model folder (a DVC output)."""
+    """Write the packaged fold ensemble as a local MLflow model folder (a DVC output); ``rois``:
+    trained and tested inside regions of interest (``segflow predict`` then warns without ``--rois``)."""
     shutil.rmtree(path, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(
-            path=str(path), **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
+            path=str(path), **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois)
         )
 
 
@@ -111,11 +122,12 @@ def log_ensemble_model(
     tta: bool | InferenceOptions,
     class_names: list[str],
     channels: int,
+    rois: bool = False,
 ) -> str:
     """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
-            name="ensemble", **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels)
+            name="ensemble", **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois)
         )
     return info.model_uri

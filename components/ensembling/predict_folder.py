@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from components.ensembling.predict_volumes import predict_volumes
-from components.ensembling.rois import outside_cleared, roi_files
+from components.ensembling.rois import outside_cleared, roi_files, warn_without_rois
 from components.io import IMAGE_SUFFIXES, file_stem, is_volume, read_image, write_mask
 from components.viz.overlay import overlay_uint8
+
+
+def _to_stderr(message: str) -> None:
+    print(f"segflow predict: {message}", file=sys.stderr)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -32,7 +38,13 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def predict_folder(
-    model_uri: str, input_dir: Path, output_dir: Path, overlays: bool = True, rois_dir: Path | None = None
+    model_uri: str,
+    input_dir: Path,
+    output_dir: Path,
+    overlays: bool = True,
+    rois_dir: Path | None = None,
+    no_rois: bool = False,
+    warn: Callable[[str], None] = _to_stderr,
 ) -> int:
     """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``;
     a folder of volumes gets label volumes with the inputs' geometry instead (no overlays).
@@ -44,6 +56,8 @@ def predict_folder(
         output_dir: Created if missing.
         overlays: Also write colour overlays of the prediction on the image.
         rois_dir: Regions of interest (same stems as the inputs): predictions outside are background.
+        no_rois: Label every pixel on purpose: no warning when the model was trained inside ROIs.
+        warn: Where that warning goes (standard error by default).
 
     Returns:
         Number of images (or volumes) segmented.
@@ -51,10 +65,11 @@ def predict_folder(
     import mlflow.pyfunc
 
     if input_dir.is_dir() and any(is_volume(p) for p in input_dir.iterdir()):
-        return predict_volumes(model_uri, input_dir, output_dir, rois_dir)
+        return predict_volumes(model_uri, input_dir, output_dir, rois_dir, no_rois, warn)
     files = list_images(input_dir)
     rois = roi_files(rois_dir, [file_stem(p) for p in files])
     model = mlflow.pyfunc.load_model(model_uri)
+    warn_without_rois(model, rois_dir, no_rois, warn)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict", unit="image"):
         image = read_image(path)

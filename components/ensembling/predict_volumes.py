@@ -9,13 +9,14 @@ origin and direction (hence the same NIfTI affine); a NIfTI prediction keeps the
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from components.data.discovery import CHANNEL_STEM
-from components.ensembling.rois import outside_cleared, roi_files
+from components.ensembling.rois import outside_cleared, roi_files, warn_without_rois
 from components.io import file_stem
 from components.io.volumes import is_volume, read_case_image, write_volume
 
@@ -39,9 +40,17 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix
 
 
-def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path, rois_dir: Path | None = None) -> int:
+def predict_volumes(
+    model_uri: str,
+    input_dir: Path,
+    output_dir: Path,
+    rois_dir: Path | None = None,
+    no_rois: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> int:
     """Write one label volume per case of ``input_dir`` into ``output_dir``; return the case count.
-    With ``rois_dir`` (same case names), predictions outside each case's ROI are background.
+    With ``rois_dir`` (same case names), predictions outside each case's ROI are background; a
+    model trained inside ROIs called without it (and without ``no_rois``) calls ``warn``.
 
     Raises:
         FileNotFoundError: No volumes in the folder.
@@ -54,6 +63,8 @@ def predict_volumes(model_uri: str, input_dir: Path, output_dir: Path, rois_dir:
         raise FileNotFoundError(f"--input {input_dir}: no NIfTI/NRRD/MHA volumes found")
     rois = roi_files(rois_dir, list(cases))
     model = mlflow.pyfunc.load_model(model_uri)
+    if warn is not None:
+        warn_without_rois(model, rois_dir, no_rois, warn)
     output_dir.mkdir(parents=True, exist_ok=True)
     for case, files in tqdm(cases.items(), desc="predict", unit="volume"):
         image, geometry = read_case_image(files)

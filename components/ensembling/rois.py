@@ -3,11 +3,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from components.io import file_stem, read_roi
+
+ROIS_KEY = "regions_of_interest"  # the packaged model's ensemble.json: trained and tested inside ROIs
+OUTSIDE_ROI_WARNING = (
+    "this model was trained and tested inside regions of interest (the dataset's rois/ folder): "
+    "without --rois every pixel is labelled, outside the regions too, where it never learned or was "
+    "scored. Pass --rois <folder> (same stems, non-zero = inside) to label the outside background as "
+    "the test report did, or --no-rois to label every pixel on purpose."
+)
+
+
+def warn_without_rois(model: Any, rois_dir: Path | None, no_rois: bool, warn: Callable[[str], None]) -> None:
+    """Call ``warn`` when a model trained inside regions of interest is asked to segment without
+    ``--rois`` and without ``--no-rois`` (a loaded pyfunc, or the packaged model itself)."""
+    if rois_dir is not None or no_rois:
+        return
+    inner = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
+    if getattr(inner, "trained_with_rois", False):
+        warn(OUTSIDE_ROI_WARNING)
 
 
 def roi_files(rois_dir: Path | None, stems: list[str]) -> dict[str, Path]:

@@ -61,8 +61,9 @@ def release_ensemble(
     """
     class_names = list(scoring.class_names)
     ckpts = [layout.best_checkpoint(k) for k in folds]
-    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels)
-    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels)
+    rois = "roi_path" in test_cases and bool(test_cases["roi_path"].notna().any())  # trained inside ROIs
+    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels, rois)
+    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels, rois)
     test_ids = test_cases["case_id"].astype(str).tolist()
     split = split_sha(test_ids)
     per_case = pd.read_csv(layout.TEST_REPORTS / layout.PER_CASE_FILE)

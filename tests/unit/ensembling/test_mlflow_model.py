@@ -170,3 +170,36 @@ def test_predict_folder_with_rois_clears_the_outside(
     with pytest.raises(FileNotFoundError, match="no region-of-interest file for a"):
         predict_folder(str(packaged[0]), src, tmp_path / "out2", rois_dir=rois)
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_model_trained_inside_rois_warns_when_predicting_without_them(
+    tmp_path: Path, packaged: tuple[Path, list[Path]]
+) -> None:
+    _, checkpoints = packaged
+    save_ensemble_model(tmp_path / "roi_model", checkpoints, True, CLASS_NAMES, 1, rois=True)
+    assert json.loads((tmp_path / "roi_model/artifacts/ensemble.json").read_text())["regions_of_interest"]
+    src, rois = tmp_path / "in", tmp_path / "rois"
+    for folder in (src, rois):
+        folder.mkdir()
+    Image.fromarray(RNG.integers(0, 256, (16, 20), dtype=np.uint8)).save(src / "a.png")
+    Image.fromarray(np.ones((16, 20), np.uint8)).save(rois / "a.png")
+    said: list[str] = []
+    model = str(tmp_path / "roi_model")
+    predict_folder(model, src, tmp_path / "o1", overlays=False, warn=said.append)
+    assert len(said) == 1 and "--rois" in said[0] and "--no-rois" in said[0]
+    predict_folder(model, src, tmp_path / "o2", overlays=False, no_rois=True, warn=said.append)
+    predict_folder(model, src, tmp_path / "o3", overlays=False, rois_dir=rois, warn=said.append)
+    predict_folder(str(packaged[0]), src, tmp_path / "o4", overlays=False, warn=said.append)  # no ROIs
+    assert len(said) == 1
+    assert (tmp_path / "o1" / "a.png").is_file()  # a warning, not a refusal
+
+
+def test_predict_refuses_rois_and_no_rois_together(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    args = ["predict", "--model", "m", "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, [*args, "--rois", str(tmp_path), "--no-rois"])
+    assert result.exit_code == 1 and "--rois and --no-rois contradict" in result.output
+    assert not (tmp_path / "o").exists()

@@ -20,6 +20,7 @@ import json, os, sys
 import mlflow.pyfunc
 assert "torch" not in sys.modules
 model = mlflow.pyfunc.load_model(sys.argv[1])
+import torch
 print(json.dumps({"policy": os.environ.get("OMP_WAIT_POLICY"), "threads": torch.get_num_threads()}))
 """
 
