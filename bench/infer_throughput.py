@@ -50,7 +50,11 @@ Usage::
 
     python bench/infer_throughput.py --quick     # 256², 2 folds, small volume (about 2 min, 1 thread)
     python bench/infer_throughput.py [--size 512] [--folds 5] [--batch 2] [--images 2] [--rounds 4]
-        [--threads 1] [--only 2d|3d] [--out FILE]
+        [--threads 1] [--only 2d|3d|predict] [--predict-size 600] [--out FILE]
+
+``--only predict`` (also part of the default run): ``segflow predict`` against the ensemble
+stage's scoring of the same packaged 2D DynUNet ensemble on the same RGB images
+(bench/predict_scoring.py); ``ratio_predict_vs_scoring`` = predict ÷ scoring images/s.
 """
 
 from __future__ import annotations
@@ -389,7 +393,11 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads (default 1: steadier on a shared machine)"
     )
     ap.add_argument("--model", default="unet_resnet34", help="2D registered model name")
-    ap.add_argument("--only", choices=("2d", "3d"), default=None, help="run one of the two")
+    ap.add_argument(
+        "--only", choices=("2d", "3d", "predict"), default=None, help="run one part (predict: vs scoring)"
+    )
+    ap.add_argument("--predict-size", type=int, default=None, help="predict vs scoring: image side (600)")
+    ap.add_argument("--predict-images", type=int, default=2, help="predict vs scoring: images (default 2)")
     ap.add_argument("--quick", action="store_true", help="256², 2 folds, small volume")
     ap.add_argument(
         "--out", type=Path, default=None, help="JSON path (default bench/results/infer_throughput-...)"
@@ -402,20 +410,28 @@ def main() -> None:
     args.images = args.images or 2
     args.volume = args.volume or ([32, 48, 96] if args.quick else [32, 96, 96])
     args.patch = args.patch or ([32, 48, 48] if args.quick else [32, 64, 64])
+    args.predict_size = args.predict_size or (256 if args.quick else 600)
     import mlflow
     import monai
     import segmentation_models_pytorch as smp
 
+    from components.training.device import resolve_device
+
     torch.set_num_threads(args.threads)
+    os.environ["SEGFLOW_THREADS"] = str(args.threads)  # what the predictor applies (threads rule)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     row: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        d2 = run_2d(args, Path(tmp)) if args.only != "3d" else None
-        d3 = run_3d(args, Path(tmp)) if args.only != "2d" else None
-    used = [d["device"] for d in (d2, d3) if d]
+        d2 = run_2d(args, Path(tmp)) if args.only in (None, "2d") else None
+        d3 = run_3d(args, Path(tmp)) if args.only in (None, "3d") else None
+        from bench.predict_scoring import run_predict
+
+        dp = run_predict(args, Path(tmp)) if args.only in (None, "predict") else None
+    used = [d["device"] for d in (d2, d3) if d] or [str(resolve_device("auto"))]
     row["ratio"] = d2["ratio"] if d2 else None
     row["ratio_3d"] = d3["ratio"] if d3 else None
+    row["ratio_predict_vs_scoring"] = dp["ratio"] if dp else None
     row["ratio_is"] = (
         "segflow pyfunc predict images/s / bare ensemble loop images/s (2D; ratio_3d: volumes/s), "
         "median over alternating rounds"
@@ -443,6 +459,7 @@ def main() -> None:
         **row,
         "2d": d2,
         "3d": d3,
+        "predict_vs_scoring": dp,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     out = args.out or result_path("infer_throughput", args.quick, torch.device(used[0]).type)

@@ -41,6 +41,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import re
 import resource
 import socket
@@ -204,6 +205,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
     input_name, config = args.one
     torch.set_num_threads(args.threads)
+    os.environ["SEGFLOW_THREADS"] = str(args.threads)  # what the predictor applies (threads rule)
     device = torch.device(args.device)
     t_setup = time.perf_counter()
     case = make_case(input_name, args.quick, args.hippocampus_dir)

@@ -172,6 +172,7 @@ def run(args: argparse.Namespace, model: str) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
+    os.environ["SEGFLOW_THREADS"] = str(args.threads)  # what the model's load applies (threads rule)
     load_before = os.getloadavg()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (N_IMAGES, 1, args.size, args.size, 1)).astype(np.float32)

@@ -200,6 +200,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["SEGFLOW_THREADS"] = str(args.threads)  # what the fold setup applies (threads rule)
     steps = args.steps or (4 if args.quick else 10)
     rounds = args.rounds or (2 if args.quick else 3)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
