@@ -53,6 +53,9 @@ class DataStream:
         type_name: The header's voxel type, as the header names it (for messages).
         float_dtype: Voxel dtype (with byte order) when the format's reader replaces NaN/Inf
             voxels (NIfTI floats), so that they must be counted here; else None.
+        array_dtype: Set when the stored voxels are exactly the array SimpleITK would return (a
+            2D/3D scalar NIfTI without intensity scaling): the dtype with its byte order, so the
+            walked data can be kept as the array instead of being decoded twice; else None.
     """
 
     path: Path
@@ -63,6 +66,7 @@ class DataStream:
     dims: tuple[int, ...]
     type_name: str
     float_dtype: np.dtype | None = None
+    array_dtype: np.dtype | None = None
 
     def describe(self) -> str:
         """E.g. ``"48 x 48 x 20 int16 voxels"`` (the header's shape in its own axis order)."""
@@ -90,6 +94,8 @@ def data_stream(path: Path) -> DataStream | None:
 # ------------------------------------------------------------------------------------------ NIfTI
 
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # datatype codes whose NaN/Inf nifti_io turns into 0
+# scalar datatypes SimpleITK returns as stored (no scaling): code -> numpy kind
+_NIFTI_DIRECT = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4"}
 _NIFTI_TYPES = {
     2: "uint8",
     4: "int16",
@@ -121,7 +127,7 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
     end = "<" if struct.unpack("<i", hdr[:4])[0] == 348 else ">"
     dims = struct.unpack(end + "8h", hdr[40:56])
     datatype, bitpix = struct.unpack(end + "2h", hdr[70:74])
-    (vox,) = struct.unpack(end + "f", hdr[108:112])
+    vox, slope, inter = struct.unpack(end + "3f", hdr[108:120])
     n = int(dims[0])
     shape = tuple(int(d) for d in dims[1 : n + 1])
     if not 1 <= n <= 7 or min(shape) < 1 or bitpix < 8 or bitpix % 8 or not np.isfinite(vox):
@@ -130,6 +136,9 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
     # header bytes, extender or not; so does this check
     offset = int(vox) if vox >= 352 else 348
     kind = _NIFTI_FLOATS.get(int(datatype))
+    # nifti_io scales by scl_slope/scl_inter unless the slope is 0 or not finite, or 1 with no offset
+    unscaled = (slope in (0.0, 1.0) or not np.isfinite(slope)) and (inter == 0.0 or not np.isfinite(inter))
+    direct = _NIFTI_DIRECT.get(int(datatype)) if n in (2, 3) and unscaled else None
     return DataStream(
         path=path,
         offset=0 if compressed else offset,
@@ -139,6 +148,7 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
         dims=shape,
         type_name=_NIFTI_TYPES.get(int(datatype), f"datatype {datatype}"),
         float_dtype=np.dtype(end + kind) if kind else None,
+        array_dtype=np.dtype(end + direct) if direct else None,
     )
 
 

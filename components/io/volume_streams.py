@@ -45,9 +45,11 @@ class StreamFacts:
 
     Attributes:
         nonfinite: NaN/Inf voxels among data whose reader would hide them (0 when not counted).
+        data: The voxel bytes, when asked to keep them.
     """
 
     nonfinite: int = 0
+    data: bytearray | None = None
 
 
 class _Decoder(Protocol):
@@ -83,15 +85,17 @@ def check_memory(stream: DataStream, where: Path) -> None:
         )
 
 
-def check_stream(stream: DataStream, where: Path) -> StreamFacts:
+def check_stream(stream: DataStream, where: Path, keep: bool = False) -> StreamFacts:
     """Walk the voxel data of ``stream``; refuse it unless it is exactly the header's size.
 
     Args:
         stream: Where the data lies and its expected size.
         where: The volume file the user named (the header's file), for messages.
+        keep: Keep the decoded voxel bytes (``StreamFacts.data``), so the caller need not decode
+            the file a second time; NaN/Inf are then not counted (they are kept as stored).
 
     Returns:
-        The NaN/Inf count (when ``stream.float_dtype`` is set).
+        The NaN/Inf count (when ``stream.float_dtype`` is set and not ``keep``), the kept bytes.
 
     Raises:
         StreamError: Missing data file, truncated data, data beyond the header's size, trailing
@@ -100,12 +104,13 @@ def check_stream(stream: DataStream, where: Path) -> StreamFacts:
     check_memory(stream, where)
     if not stream.path.is_file():
         raise StreamError(f"{where}: its data file {stream.path} does not exist; {_RECOPY}")
-    counter = _NonFinite(stream.float_dtype)
+    counter = _NonFinite(None if keep else stream.float_dtype)
+    buffer = bytearray(stream.size) if keep else None  # within the memory checked above
     if stream.encoding == "raw":
-        _check_raw(stream, where, counter)
+        _check_raw(stream, where, counter, buffer)
     else:
-        _check_compressed(stream, where, counter)
-    return StreamFacts(counter.count)
+        _check_compressed(stream, where, counter, buffer)
+    return StreamFacts(counter.count, buffer)
 
 
 class _NonFinite:
@@ -114,14 +119,28 @@ class _NonFinite:
     def __init__(self, dtype: np.dtype | None) -> None:
         self.dtype, self.count, self._rest = dtype, 0, b""
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self.dtype is None or not data:
             return
-        data = self._rest + data
-        usable = len(data) - len(data) % self.dtype.itemsize
-        self._rest = data[usable:]
-        values = np.frombuffer(data, dtype=self.dtype, count=usable // self.dtype.itemsize)
-        self.count += int(values.size - np.count_nonzero(np.isfinite(values)))
+        size = self.dtype.itemsize
+        start = 0
+        if self._rest:  # complete the value split across the previous piece
+            start = size - len(self._rest)
+            head = self._rest + bytes(data[:start])
+            self._rest = b""
+            if len(head) < size:
+                self._rest = head
+                return
+            self._count(np.frombuffer(head, dtype=self.dtype))
+        n = (len(data) - start) // size
+        self._count(np.frombuffer(data, dtype=self.dtype, count=n, offset=start))
+        self._rest = bytes(data[start + n * size :])
+
+    def _count(self, values: np.ndarray) -> None:
+        # a float64 sum is finite exactly when no value is NaN/Inf (no overflow from float32
+        # values; float64 data near 1e308 falls through to the exact count)
+        if values.size and not np.isfinite(values.sum(dtype=np.float64)):
+            self.count += int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def _truncated(stream: DataStream, where: Path, got: int, what: str) -> StreamError:
@@ -146,7 +165,7 @@ def _read_chunks(path: Path, start: int, limit: int | None = None) -> Iterator[b
             yield block
 
 
-def _check_raw(stream: DataStream, where: Path, counter: _NonFinite) -> None:
+def _check_raw(stream: DataStream, where: Path, counter: _NonFinite, buffer: bytearray | None) -> None:
     total = stream.path.stat().st_size
     start = total - stream.size if stream.offset < 0 else stream.offset
     held = total - max(start, 0) if stream.offset >= 0 else total
@@ -158,7 +177,13 @@ def _check_raw(stream: DataStream, where: Path, counter: _NonFinite) -> None:
             f"{'file' if stream.path == where else 'data file'} holds {held:,} after its header; the "
             "header's shape or type does not describe the data (a corrupt header, or two files joined?)"
         )
-    if counter.dtype is not None:
+    if buffer is not None:
+        with stream.path.open("rb") as fh:
+            fh.seek(start)
+            got = fh.readinto(buffer)
+        if got != stream.size:  # the file changed under us
+            raise _truncated(stream, where, got, "file" if stream.path == where else "data file")
+    elif counter.dtype is not None:
         for block in _read_chunks(stream.path, start, stream.size):
             counter.feed(block)
 
@@ -171,8 +196,10 @@ class _Inflater:
     """Decodes a compressed data stream chunk by chunk: one or more gzip members (bgzf and
     concatenated gzip are legal), or one zlib stream, and nothing after it."""
 
-    def __init__(self, stream: DataStream, where: Path, counter: _NonFinite) -> None:
-        self.stream, self.where, self.counter = stream, where, counter
+    def __init__(
+        self, stream: DataStream, where: Path, counter: _NonFinite, buffer: bytearray | None = None
+    ) -> None:
+        self.stream, self.where, self.counter, self.buffer = stream, where, counter, buffer
         self.need = stream.skip + stream.size  # decoded bytes the header accounts for
         self.got = 0
         self.decoder: _Decoder | None = None
@@ -197,16 +224,22 @@ class _Inflater:
                 return  # needs the next block
 
     def _count(self, out: bytes) -> None:
-        skip = self.stream.skip
-        if self.got + len(out) > skip:
-            self.counter.feed(out[max(0, skip - self.got) :])
-        self.got += len(out)
-        if self.got > self.need:
+        end = self.got + len(out)
+        if end > self.need:
+            self.got = end
             raise StreamError(
                 f"{self.where}: the compressed data inflates beyond the {self.stream.size:,} bytes of voxel "
                 f"data its header describes ({self.stream.describe()}); stopped there without decoding the "
                 "rest: a corrupt file or a decompression bomb, not a volume to read"
             )
+        skip = self.stream.skip
+        if end > skip:
+            first = max(self.got, skip)
+            piece = memoryview(out)[first - self.got :]
+            self.counter.feed(piece)
+            if self.buffer is not None:
+                self.buffer[first - skip : end - skip] = piece
+        self.got = end
 
     def _trailing(self, n: int) -> StreamError:
         what = "file" if self.stream.path == self.where else "data file"
@@ -223,8 +256,10 @@ class _Inflater:
             raise _truncated(self.stream, self.where, max(self.got - self.stream.skip, 0), what)
 
 
-def _check_compressed(stream: DataStream, where: Path, counter: _NonFinite) -> None:
-    inflater = _Inflater(stream, where, counter)
+def _check_compressed(
+    stream: DataStream, where: Path, counter: _NonFinite, buffer: bytearray | None = None
+) -> None:
+    inflater = _Inflater(stream, where, counter, buffer)
     try:
         for block in _read_chunks(stream.path, stream.offset):
             inflater.feed(block)

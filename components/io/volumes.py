@@ -153,7 +153,8 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
     (:mod:`components.io.volume_streams`): a truncated file, a compressed stream that inflates
     past the header's size (a decompression bomb) or bytes after it are refused, never decoded as
     zeros. NaN/Inf voxels that the NIfTI reader replaces with 0 are put back, so that callers see
-    the stored values.
+    the stored values. A scalar NIfTI without intensity scaling (the usual case) is decoded once:
+    the walk keeps the voxels, which are exactly SimpleITK's array, and the header gives the grid.
 
     Raises:
         VolumeReadError: Missing, empty, oversized, truncated, overlong or undecodable file, or a
@@ -170,12 +171,18 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
         raise VolumeReadError(size_limit_message(p, shape, voxels, MAX_VOXELS_3D, "voxels"))
     try:
         stream = data_stream(p)
-        facts = check_stream(stream, p) if stream is not None else StreamFacts()
+        # the stored voxels are SimpleITK's array (scalar NIfTI, no scaling): keep what the walk
+        # decoded instead of decoding the file twice
+        direct = stream is not None and stream.array_dtype is not None and shape == stream.dims[::-1]
+        facts = check_stream(stream, p, keep=direct) if stream is not None else StreamFacts()
     except (StreamError, HeaderError) as exc:
         raise VolumeReadError(str(exc)) from None
     problems = _nifti_problems(p) or grid_problems(header_geometry)
     if problems:
         raise VolumeReadError(f"{p}: " + "; ".join(problems))
+    if stream is not None and stream.array_dtype is not None and facts.data is not None:
+        arr = np.frombuffer(facts.data, dtype=stream.array_dtype).reshape(shape)
+        return arr.astype(arr.dtype.newbyteorder("="), copy=False), header_geometry
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:

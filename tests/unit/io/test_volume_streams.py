@@ -201,3 +201,55 @@ def test_nifti2_is_named_with_how_to_convert_it(tmp_path: Path) -> None:
         VolumeReadError, match=r"a NIfTI-2 file, which SimpleITK .* expected NIfTI-1: convert"
     ):
         read_volume(path)
+
+
+def _plain(path: Path) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    image = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(image)
+    return arr, image.GetSpacing()[::-1], image.GetOrigin(), image.GetDirection()
+
+
+def _assert_as_simpleitk_reads(path: Path) -> None:
+    arr, geometry = read_volume(path)
+    want, spacing, origin, direction = _plain(path)
+    assert arr.dtype == want.dtype and arr.shape == want.shape and arr.flags.c_contiguous
+    np.testing.assert_array_equal(arr, want)
+    assert (geometry.spacing, geometry.origin, geometry.direction) == (spacing, origin, direction)
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "<i2", ">i2", "u2", "i4", "u4", "<f4", ">f8"])
+@pytest.mark.parametrize("name", ["v.nii.gz", "v.nii"])
+def test_a_nifti_decoded_once_is_what_simpleitk_reads(tmp_path: Path, dtype: str, name: str) -> None:
+    """Scalar NIfTI without scaling: the walked bytes are kept as the array (one decode)."""
+    data = (np.arange(6 * 5 * 4) % 50).astype(dtype).reshape(6, 5, 4)  # nibabel order (x, y, z)
+    affine = np.diag([0.7, 0.8, 2.5, 1.0])
+    affine[:3, 3] = (4.0, -3.0, 9.0)
+    header = nib.Nifti1Header(endianness=">" if dtype.startswith(">") else "<")
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(data, affine, header), str(path))
+    stream = data_stream(path)
+    assert stream is not None and stream.array_dtype is not None
+    _assert_as_simpleitk_reads(path)
+
+
+def test_a_scaled_nifti_is_left_to_simpleitk(tmp_path: Path) -> None:
+    """scl_slope 2: SimpleITK returns rescaled floats; the reader lets it decode and checks the stream."""
+    path = tmp_path / "scaled.nii.gz"
+    image = nib.Nifti1Image(np.arange(60, dtype=np.int16).reshape(5, 4, 3), np.eye(4))
+    image.header.set_slope_inter(2.0, 10.0)
+    nib.save(image, str(path))
+    stream = data_stream(path)
+    assert stream is not None and stream.array_dtype is None
+    _assert_as_simpleitk_reads(path)
+    truncate(path, 0.8)
+    with pytest.raises(VolumeReadError, match="truncated"):
+        read_volume(path)
+
+
+def test_the_msd_hippocampus_files_read_as_simpleitk_reads_them() -> None:
+    """Real data (uint8 and float32 NIfTI): same arrays, dtypes and grids as SimpleITK's own read."""
+    files = sorted(Path("/work/shared/datasets/msd_hippocampus").glob("*/*.nii.gz"))
+    if not files:
+        pytest.skip("MSD hippocampus not on this machine")
+    for path in files[::5]:
+        _assert_as_simpleitk_reads(path)
