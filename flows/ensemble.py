@@ -148,7 +148,7 @@ def _link_runs(tracker: Tracker, rec: RunRecord, run_id: str, record: dict) -> d
 
 
 @flow(name="ensemble", log_prints=True)
-def ensemble_flow(params_path: str = "params.yaml") -> dict:
+def ensemble_flow(params_path: str = str(layout.RESOLVED_PARAMS)) -> dict:
     """Ensemble the folds on the test split, then register the packaged model."""
     from components.evaluation.last_run import links_markdown
     from components.evaluation.presentation import headline_markdown

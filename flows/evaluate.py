@@ -75,7 +75,7 @@ def log_to_mlflow(headline: dict) -> None:
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate_flow(params_path: str = "params.yaml") -> str:
+def evaluate_flow(params_path: str = str(layout.RESOLVED_PARAMS)) -> str:
     """Evaluate every trained fold on its own validation cases."""
     from components.evaluation.presentation import headline_markdown
     from components.tracking.run_record import RunRecord, parent_run_outcome

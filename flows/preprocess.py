@@ -34,7 +34,7 @@ def prepare(params_path: str, manifest_path: str) -> str:
 
 
 @flow(name="preprocess", log_prints=True)
-def preprocess_flow(params_path: str = "params.yaml") -> str:
+def preprocess_flow(params_path: str = str(layout.RESOLVED_PARAMS)) -> str:
     """Preprocess the validated dataset."""
     return prepare(params_path, str(layout.MANIFEST))
 

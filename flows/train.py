@@ -255,7 +255,7 @@ def _run_folds(
 
 
 @flow(name="train", log_prints=True)
-def train_flow(params_path: str = "params.yaml") -> str:
+def train_flow(params_path: str = str(layout.RESOLVED_PARAMS)) -> str:
     """Train every fold named by params.yaml (train.folds, default all)."""
     from components.preprocessing.prepare import check_prepared_matches
     from components.preprocessing.specs import expected_spec

@@ -16,6 +16,13 @@ RAW_DATA = Path("data/raw")
 MANIFEST = Path("data/manifest.parquet")
 VALIDATION_REPORTS = Path("reports/validation")
 FINGERPRINT = VALIDATION_REPORTS / "fingerprint.json"
+DATASET_REPORT = VALIDATION_REPORTS / "dataset.md"  # layout, classes and channels as read, and notes
+
+# plan: every planned value with its reason, and the resolved params the later stages read
+PLANS = Path("plans")
+PLAN_JSON = PLANS / "plan.json"
+PLAN_MD = PLANS / "plan.md"
+RESOLVED_PARAMS = PLANS / "params.yaml"
 
 # preprocess
 PREPARED = Path("data/prepared")
@@ -47,6 +54,9 @@ REPORT_INDEX = Path("reports/index.html")  # links every report of the run (writ
 # not a stage output (git- and dvc-ignored, and outside every `outs`, which DVC deletes before it
 # re-runs a stage): resumable training state, one folder per configuration (flows/train.py)
 RESUME = Path(".segflow") / "resume"
+
+# not a stage output: measurements of this machine the plan stage reuses (components/planning/measure.py)
+PLAN_CACHE = Path(".segflow") / "plan-cache"
 
 # not a stage output: `segflow augment-preview`'s default
 AUGMENT_PREVIEW = Path("reports/augment_preview.png")
@@ -90,6 +100,7 @@ def stage_outputs() -> dict[str, dict[str, list[Path]]]:
     cv, test = report_outputs(CV_REPORTS), report_outputs(TEST_REPORTS)
     return {
         "validate": {"outs": [MANIFEST, VALIDATION_REPORTS], "metrics": []},
+        "plan": {"outs": [PLAN_JSON, PLAN_MD, RESOLVED_PARAMS], "metrics": []},
         "preprocess": {"outs": [PREPARED], "metrics": []},
         "train": {"outs": [FOLDS], "metrics": []},
         "evaluate": {"outs": [*cv["outs"], POSTPROCESSING], "metrics": cv["metrics"]},

@@ -19,6 +19,15 @@ from components.core.layout import RAW_DATA
 from components.params.keys import DVC_RESERVED_KEYS, reserved_key_paths
 from components.params.reads import PARAMS_READS_ENV, record_reads
 
+AUTO = "auto"  # a plannable key's value when the plan stage chooses it (components/params/user.py)
+
+
+def known(*values: Any) -> bool:
+    """No value is ``"auto"``: a check across keys applies only once every key has its value (the
+    plan stage checks the resolved params again)."""
+    return not any(isinstance(v, str) and v == AUTO for v in values)
+
+
 # Mirrors of constants of higher layers (config imports nothing of them); tests check they agree.
 MAX_CLASSES = 255  # components.data.regions: mask value 255 marks ignored pixels
 NEAR_DUPLICATE_THRESHOLD = 0.82  # components.validation.near_duplicates.DEFAULT_THRESHOLD
@@ -87,6 +96,8 @@ class DataConfig(_Frozen):
 
     @model_validator(mode="after")
     def _ignore_label_free(self) -> DataConfig:
+        if not known(self.classes):
+            return self
         if self.ignore_label is not None and self.ignore_label in self.classes.values():
             raise ValueError(
                 f"data.ignore_label {self.ignore_label} is also a class value; give the ignore label "
@@ -97,6 +108,8 @@ class DataConfig(_Frozen):
     @field_validator("classes")
     @classmethod
     def _classes_ok(cls, v: dict[str, int]) -> dict[str, int]:
+        if not known(v):
+            return v
         values = list(v.values())
         if len(values) < 2:
             raise ValueError("declare at least two classes (background and one foreground)")
@@ -220,14 +233,14 @@ class TrainConfig(_Frozen):
     @field_validator("loss")
     @classmethod
     def _loss_non_empty(cls, v: list[LossTerm]) -> list[LossTerm]:
-        if not v:
+        if known(v) and not v:
             raise ValueError("give at least one loss term, e.g. [{name: dice}, {name: ce}]")
         return v
 
     @model_validator(mode="after")
     def _ddp_compatible(self) -> TrainConfig:
         n = self.ddp.nproc_per_node
-        if n == 1:
+        if n == 1 or not known(self.batch_size):
             return self
         if self.batch_size % n:
             raise ValueError(
@@ -267,6 +280,54 @@ class EnsembleConfig(_Frozen):
     gate_metric: Literal["dice"] = "dice"
 
 
+DURATION = re.compile(
+    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*(?:(?P<m>\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(?P<s>\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+
+
+def duration_seconds(text: str) -> float:
+    """``"90m"``, ``"2h"``, ``"1h30m"``, ``"45s"`` -> seconds.
+
+    Raises:
+        ValueError: Not a duration of that form, or zero.
+    """
+    match = DURATION.match(text)
+    if not text.strip() or not match or not any(match.groupdict().values()):
+        raise ValueError(f"expected a duration such as 90m, 2h, 1h30m or 45s, got {text!r}")
+    hours, minutes, seconds = (float(match[k] or 0) for k in ("h", "m", "s"))
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"a time budget must be longer than zero, got {text!r}")
+    return total
+
+
+class PlanConfig(_Frozen):
+    """What the plan stage plans for: the device, its memory and the time the whole run may take.
+
+    ``auto``: the device this machine has (CUDA when available, else the CPU), its memory, and a
+    stated default time per device (components/planning/budget.py).
+    """
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    memory_gb: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
+    time_budget: str = "auto"  # e.g. 90m, 2h, 1h30m: the whole run, validate to registration
+    configurations: Literal["auto"] | list[Literal["2d", "3d"]] = "auto"  # volumes: which to train
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if v != AUTO:
+            duration_seconds(v)
+        return v
+
+    @field_validator("configurations")
+    @classmethod
+    def _configurations(cls, v: Any) -> Any:
+        if known(v) and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"give each configuration once, e.g. [3d] or [3d, 2d]; got {v}")
+        return v
+
+
 class TrackingConfig(_Frozen):
     """MLflow experiment (one per dataset). The tracking URI comes from MLFLOW_TRACKING_URI."""
 
@@ -281,6 +342,7 @@ class Params(_Frozen):
 
     data: DataConfig
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    plan: PlanConfig = PlanConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     train: TrainConfig
     evaluate: EvaluateConfig = EvaluateConfig()
@@ -297,23 +359,29 @@ class Params(_Frozen):
 
     @model_validator(mode="after")
     def _patch_mode_complete(self) -> Params:
-        patch = self.train.patch_size
-        if self.preprocess.spatial_mode == "patch":
-            if patch is None or len(patch) not in (2, 3):
-                raise ValueError(
-                    "preprocess.spatial_mode 'patch' needs train.patch_size: 2 ints (2D images, or 2D "
-                    f"slices of volumes) or 3 ints (3D volumes), got {patch}"
-                )
-        elif patch is not None or self.train.iterations_per_epoch is not None:
+        patch, mode, steps = (
+            self.train.patch_size,
+            self.preprocess.spatial_mode,
+            self.train.iterations_per_epoch,
+        )
+        if known(mode, patch) and mode == "patch" and (patch is None or len(patch) not in (2, 3)):
+            raise ValueError(
+                "preprocess.spatial_mode 'patch' needs train.patch_size: 2 ints (2D images, or 2D "
+                f"slices of volumes) or 3 ints (3D volumes), got {patch}"
+            )
+        given = [v for v in (patch, steps) if known(v) and v is not None]
+        if known(mode) and mode != "patch" and given:
             raise ValueError(
                 "train.patch_size / train.iterations_per_epoch apply to preprocess.spatial_mode 'patch' "
-                f"only (spatial_mode is {self.preprocess.spatial_mode!r}); remove them or set the mode"
+                f"only (spatial_mode is {mode!r}); remove them or set the mode"
             )
-        if self.ensemble.mode == "vote" and patch is None:
+        if known(patch) and self.ensemble.mode == "vote" and patch is None:
             raise ValueError("ensemble.mode 'vote' applies to preprocess.spatial_mode 'patch'; use 'mean'")
-        bad_axes = [a for a in (self.ensemble.tta_axes or []) if patch is None or a >= len(patch)]
-        if bad_axes:
-            raise ValueError(f"ensemble.tta_axes {bad_axes} out of range for train.patch_size {patch}")
+        axes = self.ensemble.tta_axes
+        if known(axes, patch):
+            bad_axes = [a for a in (axes or []) if patch is None or a >= len(patch)]
+            if bad_axes:
+                raise ValueError(f"ensemble.tta_axes {bad_axes} out of range for train.patch_size {patch}")
         return self
 
     @property

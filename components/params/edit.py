@@ -18,7 +18,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from components.params.config import ConfigError, Params, load_yaml, parse_params
+from components.params.config import ConfigError, Params, load_yaml
+from components.params.user import parse_user_params
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -42,7 +43,8 @@ def _set(tree: Any, dotted: str, value: Any) -> None:
 
 
 def merged_params(path: Path, overrides: Mapping[str, Any]) -> tuple[str, Params]:
-    """The text params.yaml would have with ``overrides`` set, and its validated params; writes nothing.
+    """The text params.yaml would have with ``overrides`` set, and its validated params (as written:
+    plannable keys may be ``auto``, see components/params/user.py); writes nothing.
 
     Without overrides the text is the file's own, byte for byte.
 
@@ -53,7 +55,7 @@ def merged_params(path: Path, overrides: Mapping[str, Any]) -> tuple[str, Params
         raise ConfigError(f"{path}: not found; run from the project root or pass --params")
     if not overrides:
         text = path.read_text()
-        return text, parse_params(load_yaml(text) or {}, str(path))
+        return text, parse_user_params(load_yaml(text) or {}, str(path))
     ry = YAML()
     ry.preserve_quotes = True
     ry.representer.add_representer(
@@ -65,7 +67,7 @@ def merged_params(path: Path, overrides: Mapping[str, Any]) -> tuple[str, Params
     buf = io.StringIO()
     ry.dump(doc, buf)
     text = buf.getvalue()
-    return text, parse_params(load_yaml(text), f"{path} with overrides {dict(overrides)}")
+    return text, parse_user_params(load_yaml(text), f"{path} with overrides {dict(overrides)}")
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from components.preprocessing.crop import crop, nonzero_bbox, paste_probabilitie
 from components.preprocessing.intensity import apply_clahe, to_unit_range
 from components.preprocessing.pipeline import match_channels
 from components.preprocessing.resample import (
+    ANISOTROPY_THRESHOLD,
     resample_image,
     resample_mask,
     resample_probabilities,
@@ -268,7 +269,31 @@ def restore_probabilities(probs: np.ndarray, record: CaseRecord) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-ANISOTROPY_THRESHOLD = 3.0  # nnU-Net: a coarse axis this many times the finest is resampled separately
+def median_target_spacing(fingerprint: Mapping[str, Any]) -> tuple[tuple[float, ...], str]:
+    """The dataset's median spacing, with nnU-Net's exception for anisotropic data, and why.
+
+    Anisotropic means the coarsest median spacing is more than :data:`ANISOTROPY_THRESHOLD` times the
+    finest and that axis also holds fewer than 1/threshold of the voxels of every other axis (thick
+    slices, few of them). Then the coarse axis takes the 10th percentile of its spacings (no finer
+    than the other axes): the median would throw away slices of the finer-sliced cases.
+    """
+    sp = fingerprint["spacing"]
+    median = [float(s) for s in sp["median"]]
+    shape = [float(s) for s in fingerprint["shape"]["median"]]
+    coarse = int(np.argmax(median))
+    others = [i for i in range(len(median)) if i != coarse]
+    spaced = median[coarse] > ANISOTROPY_THRESHOLD * min(median)
+    few = all(shape[coarse] * ANISOTROPY_THRESHOLD < shape[i] for i in others)
+    shown = " x ".join(f"{s:g}" for s in median)
+    if not (spaced and few):
+        return tuple(median), f"the median spacing ({shown} mm)"
+    target = max(float(sp["p10"][coarse]), max(median[i] for i in others))
+    median[coarse] = target
+    return tuple(median), (
+        f"anisotropic (axis {coarse}: {float(sp['median'][coarse]):g} mm, over {ANISOTROPY_THRESHOLD:g}x the "
+        f"finest, and < 1/{ANISOTROPY_THRESHOLD:g} of the voxels): the median in-plane, the 10th percentile "
+        f"({target:g} mm) along axis {coarse}"
+    )
 
 
 def resolve_target_spacing(
@@ -276,20 +301,13 @@ def resolve_target_spacing(
 ) -> tuple[float, ...] | None:
     """``preprocess.target_spacing`` -> spacing (array-axis order), or None to keep each case's own.
 
-    ``"median"`` is the dataset's median spacing, except that on strongly anisotropic data the
-    coarse axis takes the 10th percentile of its spacings (nnU-Net's rule: a finer target there
-    keeps more slices than the median would).
+    ``"median"``: :func:`median_target_spacing`.
     """
     if setting is None:
         return None
     if setting != "median":
         return tuple(float(s) for s in setting)
-    sp = fingerprint["spacing"]
-    median = [float(s) for s in sp["median"]]
-    if max(median) / min(median) > ANISOTROPY_THRESHOLD:
-        axis = int(np.argmax(median))
-        median[axis] = float(sp["p10"][axis])
-    return tuple(median)
+    return median_target_spacing(fingerprint)[0]
 
 
 def native_spec_from_params(params: Params, fingerprint: Mapping[str, Any]) -> NativeSpec:

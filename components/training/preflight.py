@@ -20,10 +20,11 @@ from torch import nn
 
 from components.core.registry import RegistryError
 from components.data.discovery import CasePair, DiscoveryError, discover
+from components.data.raw_layout import dataset_folders
 from components.io import IMAGE_SUFFIXES, is_volume, read_volume_header
 from components.losses import build_loss
 from components.models import build_model
-from components.params.config import ConfigError, Params
+from components.params.config import ConfigError, Params, known
 from components.preprocessing.augment import build_augmentation, build_transform
 from components.training.native_data import native_model_kwargs
 from components.training.optim import build_optimizer
@@ -52,6 +53,8 @@ def _spatial_shape(path: Path) -> tuple[int, ...] | None:
 def _patch_problems(pairs: list[CasePair], params: Params) -> list[str]:
     """Patch mode: a ``train.patch_size`` that fits no image (read from the headers)."""
     patch = params.train.patch_size
+    if not known(patch, params.preprocess.spatial_mode, params.preprocess.target_spacing):
+        return []  # the plan chooses: the plan stage checks what it chose
     if params.preprocess.spatial_mode != "patch" or not patch or params.preprocess.target_spacing:
         return []  # resampled volumes change size: the preprocess stage knows
     shapes = [s for s in (_spatial_shape(p.image) for p in pairs) if s is not None and len(s) == len(patch)]
@@ -111,17 +114,25 @@ def _pairing_problems(path: Path, params: Params) -> list[str]:
 
 def check_data_dir(params: Params, root: Path | None = None) -> list[str]:
     """Problems with ``data.dir`` that listing its files shows (relative paths are taken from
-    ``root``, default the cwd): a missing folder, images/ or masks/; unpaired files, two files with
-    one stem, a malformed ``cases.csv``, links out of the folder (see ``discover``); fewer patients
-    than folds (+ test set). Decoding the files is the validate stage's job."""
+    ``root``, default the cwd): a missing folder, images/ or masks/ (imagesTr/ or labelsTr/ in an
+    MSD / nnU-Net folder), both layouts at once; unpaired files, two files with one stem, a
+    malformed ``cases.csv``, links out of the folder (see ``discover``); fewer patients than folds
+    (+ test set). Decoding the files is the validate stage's job."""
     raw = Path(params.data.dir)
     path = raw if raw.is_absolute() or root is None else root / raw
-    expected = "a dataset folder holding images/ and masks/ (paired by file stem)"
+    expected = (
+        "a dataset folder holding images/ and masks/ (paired by file stem), or an MSD / nnU-Net "
+        "folder's imagesTr/ and labelsTr/"
+    )
     if not path.exists():
         return [f"data.dir: {path} does not exist; expected {expected}"]
     if not path.is_dir():
         return [f"data.dir: {path} is not a folder; expected {expected}"]
-    missing = [f"{sub}/" for sub in ("images", "masks") if not (path / sub).is_dir()]
+    try:
+        folders = dataset_folders(path)
+    except DiscoveryError as err:
+        return [f"data.dir: {err}"]
+    missing = [f"{sub}/" for sub in (folders.images, folders.masks) if not (path / sub).is_dir()]
     if missing:
         return [f"data.dir: {path} has no {' or '.join(missing)}; expected {expected}"]
     return _pairing_problems(path, params)
@@ -234,35 +245,58 @@ def preflight(params: Params, root: Path | None = None, raw: Mapping[str, Any] |
     dvc_yaml = (root or Path()) / "dvc.yaml"
     if raw is not None and dvc_yaml.is_file():
         problems += check_params_keys(raw, params, dvc_yaml)
-    tc, k = params.train, params.data.num_classes
+    problems += _build_problems(params)
+    if problems:
+        raise ConfigError(
+            "params check failed: " + problems[0]
+            if len(problems) == 1
+            else "params check failed:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
-    kwargs = {**tc.model.kwargs, "encoder_weights": None}
-    patch = tc.patch_size or []
 
-    def _model() -> nn.Module:
-        extra = native_model_kwargs(tc.model.name, kwargs, patch, None) if patch else kwargs
-        return build_model(tc.model.name, params.data.channels, k, **extra)
+def _build_problems(params: Params) -> list[str]:
+    """Build what params names; keys that say ``auto`` are the plan's (it checks its own choices),
+    and stand-ins (1 channel, 2 classes, an SGD) take the place of planned values others need."""
+    problems: list[str] = []
+    tc = params.train
+    k = params.data.num_classes if known(params.data.classes) else 2
+    channels = params.data.channels if known(params.data.channels) else 1
+    patch = tc.patch_size if known(tc.patch_size) and tc.patch_size else []
+    model = None
+    if known(tc.model):
+        kwargs = {**tc.model.kwargs, "encoder_weights": None}
 
-    model = _attempt(problems, "train.model", _model, kwargs=tc.model.kwargs)
+        def _model() -> nn.Module:
+            extra = native_model_kwargs(tc.model.name, kwargs, patch, None) if patch else kwargs
+            return build_model(tc.model.name, channels, k, **extra)
+
+        model = _attempt(problems, "train.model", _model, kwargs=tc.model.kwargs)
     uniform = [1.0 / k] * k  # stand-in class frequencies (weighted CE)
-    for i, term in enumerate(tc.loss):
+    for i, term in enumerate(tc.loss if known(tc.loss) else []):
         build = partial(build_loss, [term.model_dump()], k, uniform)
         _attempt(problems, f"train.loss[{i}]", build, kwargs=term.kwargs)
-    optimizer = _attempt(
-        problems,
-        "train.optimizer",
-        lambda: build_optimizer(tc.optimizer.name, _parameters(model), **tc.optimizer.kwargs),
-        kwargs=tc.optimizer.kwargs,
-    )
-    if optimizer is not None:  # the schedule depends on the optimiser (its lr, momentum)
+    optimizer: Any = None
+    if known(tc.optimizer):
+        optimizer = _attempt(
+            problems,
+            "train.optimizer",
+            lambda: build_optimizer(tc.optimizer.name, _parameters(model), **tc.optimizer.kwargs),
+            kwargs=tc.optimizer.kwargs,
+        )
+    elif known(tc.scheduler):
+        optimizer = torch.optim.SGD(_parameters(model), lr=0.01)
+    epochs = tc.epochs if known(tc.epochs) else 1
+    if optimizer is not None and known(tc.scheduler):  # the schedule depends on the optimiser
         _attempt(
             problems,
             "train.scheduler",
             lambda: build_scheduler(
-                tc.scheduler.name, optimizer, epochs=tc.epochs, steps_per_epoch=1, **tc.scheduler.kwargs
+                tc.scheduler.name, optimizer, epochs=epochs, steps_per_epoch=1, **tc.scheduler.kwargs
             ),
             kwargs=tc.scheduler.kwargs,
         )
+    if not known(tc.augment.transforms):
+        return problems
     specs = [t.model_dump() for t in tc.augment.transforms]
     if len(patch) == 3:  # 3D patches: the albumentations 3D + MONAI pipeline (names its own index)
         key = "train.augment.transforms"
@@ -280,10 +314,4 @@ def preflight(params: Params, root: Path | None = None, raw: Mapping[str, Any] |
             lambda: build_augmentation(specs, tc.augment.seed),
             arg_key="train.augment.transforms",
         )
-
-    if problems:
-        raise ConfigError(
-            "params check failed: " + problems[0]
-            if len(problems) == 1
-            else "params check failed:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+    return problems

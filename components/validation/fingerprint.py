@@ -9,7 +9,19 @@ fingerprint.json`` with exactly these keys::
      "shape": {"median": [...], "min": [...], "max": [...]},
      "anisotropy": float, "coarsest_axis": int,
      "intensity": [{"channel": 0, "p0_5": .., "p50": .., "p99_5": .., "mean": .., "sd": ..}],
-     "class_fractions": {"background": f, "<class>": f, ...}}
+     "class_fractions": {"background": f, "<class>": f, ...},
+     "nonzero_fraction": {"median": f, "min": f},
+     "classes": {"background": 0, "<class>": 1, ...}, "class_source": "dataset.json labels",
+     "channel_names": ["CT"]}
+
+``classes`` are the run's classes (name -> mask value) and ``class_source`` says where they came
+from (``data.classes`` in params.yaml, ``dataset.json``'s labels, or the mask values found);
+``channel_names`` come from ``dataset.json`` (empty strings where nothing names a channel).
+:mod:`components.validation.dataset_description` resolves all three.
+
+``nonzero_fraction`` is the share of a case's voxels inside the bounding box of its non-zero voxels
+(any channel): the plan crops to that box when it keeps less than 3/4 of a median case (skull-stripped
+MRI, say), as nnU-Net does.
 
 Spacing and shape are per array axis (``(Z, Y, X)``; 2D images ``(H, W)`` with spacing 1.0).
 Intensities are those of foreground voxels (mask > 0), at most ``max_voxels_per_case`` drawn per
@@ -51,6 +63,21 @@ def _sample_foreground(
     return image.reshape(image.shape[0], -1)[:, index]
 
 
+def _nonzero_box_fraction(image: np.ndarray) -> float:
+    """Share of the voxels inside the bounding box of the non-zero voxels (of any channel).
+
+    Shape: image ``(C, *S)``.
+    """
+    inside = np.any(image != 0, axis=0)
+    if not inside.any():
+        return 1.0  # nothing to crop to: the whole case stays
+    box = 1
+    for axis in range(inside.ndim):
+        hits = np.flatnonzero(np.any(inside, axis=tuple(a for a in range(inside.ndim) if a != axis)))
+        box *= int(hits[-1] - hits[0] + 1)
+    return box / inside.size
+
+
 def _intensity(samples: np.ndarray, channel: int) -> dict[str, Any]:
     """Statistics of one channel's sampled foreground voxels (null when there are none)."""
     stats: dict[str, Any] = {"channel": channel}
@@ -70,6 +97,8 @@ def compute_fingerprint(
     max_voxels_per_case: int = 10000,
     seed: int = 0,
     ignore_label: int | None = None,
+    class_source: str = "data.classes (params.yaml)",
+    channel_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Compute the fingerprint of a validated dataset, reading each case once.
 
@@ -81,13 +110,17 @@ def compute_fingerprint(
         class_names: Class names ordered by mask value (``class_names[v]`` labels value ``v``).
         max_voxels_per_case: Foreground voxels sampled per case for the intensity statistics.
         seed: Seed of the sampling.
+        ignore_label: Mask value of unannotated pixels (left out of every statistic).
+        class_source: Where ``class_names`` came from, in words.
+        channel_names: One name per image channel (``dataset.json``); None: unnamed (empty strings).
 
     Returns:
         The fingerprint (JSON-ready; keys in the module docstring).
 
     Raises:
-        ValueError: No usable case, cases of different dimensionality or channel count, or a
-            mask value outside ``0..len(class_names)-1`` (validate the dataset first).
+        ValueError: No usable case, cases of different dimensionality or channel count, a
+            mask value outside ``0..len(class_names)-1`` (validate the dataset first), or a number
+            of channel names other than the images' channel count.
 
     Pixels outside a case's ROI (manifest ``roi_path``) or on ``ignore_label`` are left out of
     the class fractions and the intensity samples.
@@ -102,6 +135,7 @@ def compute_fingerprint(
     shapes: list[tuple[int, ...]] = []
     samples: list[np.ndarray] = []
     counts = np.zeros(n_classes, np.int64)
+    nonzero: list[float] = []
     for i, row in enumerate(rows.itertuples(index=False)):
         image, geometry = read_case_channels(
             [data_dir / p for p in split_image_paths(cast(str, row.image_path))]
@@ -117,6 +151,7 @@ def compute_fingerprint(
             raise ValueError(f"case {row.case_id}: mask values outside 0..{n_classes - 1}")
         counts += np.bincount(labels, minlength=n_classes)
         spacings.append(geometry.spacing)
+        nonzero.append(_nonzero_box_fraction(image))
         shapes.append(tuple(mask.shape))
         samples.append(_sample_foreground(image, mask, max_voxels_per_case, np.random.default_rng([seed, i])))
     if len({len(s) for s in shapes}) > 1 or len({s.shape[0] for s in samples}) > 1:
@@ -124,6 +159,10 @@ def compute_fingerprint(
             "cases differ in their number of spatial axes or channels; validate the dataset first"
         )
 
+    n_channels = samples[0].shape[0]
+    names = [""] * n_channels if channel_names is None else [str(n) for n in channel_names]
+    if len(names) != n_channels:
+        raise ValueError(f"{len(names)} channel name(s) {names} for images with {n_channels} channel(s)")
     sp, sh = np.asarray(spacings, np.float64), np.asarray(shapes, np.float64)
     median_spacing = np.median(sp, axis=0)
     foreground = np.concatenate(samples, axis=1)
@@ -147,6 +186,10 @@ def compute_fingerprint(
         "coarsest_axis": int(np.argmax(median_spacing)),
         "intensity": [_intensity(foreground[c], c) for c in range(foreground.shape[0])],
         "class_fractions": {name: float(counts[v] / counts.sum()) for v, name in enumerate(class_names)},
+        "nonzero_fraction": {"median": float(np.median(nonzero)), "min": float(np.min(nonzero))},
+        "classes": {name: v for v, name in enumerate(class_names)},
+        "class_source": class_source,
+        "channel_names": names,
     }
 
 

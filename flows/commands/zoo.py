@@ -60,12 +60,19 @@ def augment_preview_command(
     ] = None,
 ) -> None:
     """Render the configured augmentation pipeline on the first N samples of a dataset."""
-    from components.params.config import load_params
+    from components.params.config import known
+    from components.params.user import load_user_params
     from components.preprocessing.augment import build_augmentation
     from components.preprocessing.pipeline import spec_from_params
     from components.preprocessing.preview import load_samples, render_preview
 
-    cfg = load_params(params)
+    cfg = load_user_params(params)
+    if not known(cfg.preprocess.spatial_mode, cfg.train.augment.transforms, cfg.data.classes):
+        raise typer.BadParameter(
+            f"{params} leaves the augmentation or the spatial mode to the plan (auto): run `segflow plan` "
+            "and pass --params plans/params.yaml, the planned values",
+            param_hint="--params",
+        )
     if cfg.preprocess.spatial_mode == "patch":
         raise typer.BadParameter(
             "augment-preview renders the 2D network-size pipeline; in patch mode (preprocess.spatial_mode: "

@@ -6,6 +6,7 @@ import argparse
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -83,6 +84,16 @@ def pipeline_flow_run_id() -> str | None:
     return os.environ.get(PIPELINE_RUN_ENV) or None
 
 
+def _default_params(flow_fn: Callable[..., Any]) -> str:
+    """The flow's own default params file (plans/params.yaml after the plan stage), else params.yaml."""
+    import inspect
+
+    given = inspect.signature(getattr(flow_fn, "fn", flow_fn)).parameters.get("params_path")
+    if given is None or given.default is inspect.Parameter.empty:
+        return "params.yaml"
+    return str(given.default)
+
+
 def main(flow_fn: Callable[..., Any]) -> None:
     """Run ``flow_fn(params_path=...)`` from the command line, its log in ``.segflow/logs/``.
 
@@ -90,7 +101,8 @@ def main(flow_fn: Callable[..., Any]) -> None:
     what was expected; for anything else its type and message) and the log file's path; the
     traceback and Prefect's failure records go to the log file only. Under ``segflow run`` (the
     pipeline sets ``SEGFLOW_FAILURE_FILE``) the message is written there instead and the pipeline
-    prints it once. Exits 1 on failure.
+    prints it once. Exits 1 on failure; 128 + the signal's number when a signal stopped it (its
+    Prefect flow run Crashed; training ended its MLflow runs KILLED), with one line, no traceback.
     """
     from components.core.logfile import (
         FAILURE_FILE_ENV,
@@ -102,7 +114,11 @@ def main(flow_fn: Callable[..., Any]) -> None:
     )
 
     ap = argparse.ArgumentParser(description=(flow_fn.__doc__ or "").strip().splitlines()[0])
-    ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    ap.add_argument(
+        "--params",
+        default=None,
+        help="params file (default: the stage's own: params.yaml, or plans/params.yaml after plan)",
+    )
     args = ap.parse_args()
     stage = getattr(flow_fn, "name", None) or flow_fn.__name__
     mark(stage, "imported")
@@ -112,7 +128,7 @@ def main(flow_fn: Callable[..., Any]) -> None:
         from components.core.threads import plan_threads
 
         plan_threads()  # a bad SEGFLOW_THREADS stops the stage here; the torch users apply the plan
-        _timed(flow_fn, stage)(params_path=args.params)
+        _timed(flow_fn, stage)(params_path=args.params or _default_params(flow_fn))
         mark(stage, "returned")
     except Exception as exc:
         message = describe(exc, isinstance(exc, user_errors()))
@@ -123,6 +139,24 @@ def main(flow_fn: Callable[..., Any]) -> None:
         else:
             print(f"\nsegflow {stage}: {message}\n(log with the traceback: {log})", file=sys.stderr)
         sys.exit(1)
+    except BaseException as exc:
+        signum = stop_signal(exc)
+        if signum is None:
+            raise
+        log_exception(log, exc, f"stage {stage} stopped")
+        print(f"\nsegflow {stage}: stopped by {signal.Signals(signum).name} (log: {log})", file=sys.stderr)
+        sys.exit(128 + signum)  # as a shell reports a command a signal ended
+
+
+def stop_signal(exc: BaseException) -> int | None:
+    """The signal behind an interruption (Ctrl-C, SIGTERM, a Prefect cancellation), else None."""
+    from prefect.exceptions import TerminationSignal
+
+    if isinstance(exc, TerminationSignal):
+        return int(exc.signal)
+    if isinstance(exc, KeyboardInterrupt):  # TrainingInterrupted knows which signal it was
+        return int(getattr(exc, "signum", signal.SIGINT))
+    return None
 
 
 def run(flow_fn: Callable[..., Any]) -> NoReturn:

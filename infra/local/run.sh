@@ -12,7 +12,7 @@ git rev-parse --git-dir >/dev/null 2>&1 || git init -q
 [[ -d .dvc ]] || dvc init -q
 dvc remote list --local | grep -q '^localstore' || dvc remote add --local -d localstore "$PWD/.dvcstore"
 
-data_dir=$(python -c "from components.params.config import load_params; print(load_params().data.dir)")
+data_dir=$(python -c "from components.params.user import load_user_params; print(load_user_params().data.dir)")
 if [[ $data_dir == data/raw && ! -d data/raw ]]; then
   segflow generate --out data/raw
 fi

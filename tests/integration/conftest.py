@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import HANDSET_PARAMS
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore", "prefect.toml")
@@ -23,7 +25,12 @@ PROJECT_FILES = ("components", "flows", "dvc.yaml", "params.yaml", ".dvcignore",
 def tiny_training(epochs: int, experiment: str, **extra: object) -> dict[str, object]:
     """params.yaml overrides for a seconds-long training: 48² phantoms, 2 folds, a small U-Net on the
     CPU, ``epochs`` epochs, logged to ``experiment``; ``extra`` maps more keys (dots as ``__``)."""
+    from components.data.synthetic import CLASS_NAMES
+
     overrides: dict[str, object] = {
+        # the phantoms' classes and channel, as params.yaml declared them before they said auto
+        "data.classes": {name: value for value, name in enumerate(CLASS_NAMES)},
+        "data.channels": 1,
         "preprocess.image_size": [48, 48],
         "preprocess.splits.n_folds": 2,
         "preprocess.splits.test_fraction": 0.2,
@@ -36,10 +43,15 @@ def tiny_training(epochs: int, experiment: str, **extra: object) -> dict[str, ob
     return overrides | {key.replace("__", "."): value for key, value in extra.items()}
 
 
-def copy_project(root: Path) -> None:
-    """Copy segflow's pipeline files (code, dvc.yaml, params.yaml) into a test project at ``root``."""
+def copy_project(root: Path, params: Path = HANDSET_PARAMS) -> None:
+    """Copy segflow's pipeline files (code, dvc.yaml, params.yaml) into a test project at ``root``.
+
+    ``params``: the project's params.yaml: by default the hand-set one (every key explicit, so a
+    test's few overrides decide the run and the plan stage only passes them through); the shipped
+    ``REPO / "params.yaml"`` for tests of the plan's own choices.
+    """
     for name in PROJECT_FILES:
-        src = REPO / name
+        src = params if name == "params.yaml" else REPO / name
         if src.is_dir():
             ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ruff_cache")
             shutil.copytree(src, root / name, ignore=ignore)
@@ -60,6 +72,8 @@ def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16
     root.mkdir(parents=True)
     copy_project(root)
     params = apply_overrides(root / "params.yaml", overrides)
+    (root / "plans").mkdir()  # every key is explicit: the resolved params are the params themselves
+    shutil.copy2(root / "params.yaml", root / "plans" / "params.yaml")
     data = generate_phantoms(root / "data/raw", n_cases=n_cases, size=size, seed=0, n_patients=n_cases)
     meta = build_metadata(discover(data), sorted(params.data.classes.values()), root=data)
     prepare_dataset(meta, data, params, spec_from_params(params), root / "data/prepared")

@@ -9,8 +9,9 @@ import pytest
 
 from components.params.config import Params, load_params
 from components.params.reads import PARAMS_READS_ENV
+from tests.data import HANDSET_PARAMS
 
-PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+PARAMS = HANDSET_PARAMS
 
 
 def keys(log: Path) -> list[str]:

@@ -15,7 +15,7 @@ from components.core import layout
 from components.ensembling.packaging import COMPONENTS_DIR
 from tests.unit.architecture.import_graph import REPO, closure, import_graph, module_files
 
-STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
+STAGES = ("validate", "plan", "preprocess", "train", "evaluate", "ensemble")
 
 
 def load_dvc_yaml(path: Path = REPO / "dvc.yaml") -> dict[str, Any]:
@@ -73,17 +73,30 @@ def unlisted_reads(reads: Sequence[Mapping[str, str]], dvc: Mapping[str, Any]) -
     stages = dvc.get("stages", {})
     out = set()
     for r in reads:
-        listed = [str(k) for k in stages.get(r["stage"], {}).get("params", [])]
+        listed = _listed_keys(stages.get(r["stage"], {}).get("params", []))
         if not any(r["key"] == k or r["key"].startswith(k + ".") for k in listed):
             out.add(f"{r['stage']} reads {r['key']} but dvc.yaml does not list it")
     return sorted(out)
+
+
+def _listed_keys(entries: Sequence[Any]) -> list[str]:
+    """Keys of a ``params:`` list: plain entries (params.yaml) and those under ``plans/params.yaml``,
+    the resolved params, whose keys are params.yaml's own."""
+    keys: list[str] = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            for values in entry.values():
+                keys += [str(k) for k in values]
+        else:
+            keys.append(str(entry))
+    return keys
 
 
 def missing_params(dvc: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
     """Keys listed under a stage's ``params:`` that params.yaml lacks (DVC refuses to run then)."""
     out = []
     for name, stage in dvc.get("stages", {}).items():
-        for key in stage.get("params", []):
+        for key in _listed_keys(stage.get("params", [])):
             node: Any = params
             for part in str(key).split("."):
                 if not isinstance(node, Mapping) or part not in node:

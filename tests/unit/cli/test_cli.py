@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}  # rich tables are not truncated or coloured
@@ -104,7 +105,7 @@ def test_compare_missing_table_is_a_usage_error(runner: CliRunner, tmp_path: Pat
 
 
 def small_params(tmp_path: Path, **synthetic: object) -> Path:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["data"]["synthetic"] = {"n_cases": 8, "image_size": 32, "seed": 3, "n_patients": 4, **synthetic}
     path = tmp_path / f"params_{len(list(tmp_path.glob('params_*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -169,7 +170,7 @@ NO_PREFECT_API = {**WIDE, "PREFECT_API_URL": None, "PREFECT_SERVER_EPHEMERAL_ENA
 def run_params(tmp_path: Path) -> Path:
     """A copy of the shipped params.yaml in its own workspace (lock and data.dir resolve there)."""
     path = tmp_path / "params.yaml"
-    shutil.copy(REPO / "params.yaml", path)
+    shutil.copy(HANDSET_PARAMS, path)
     return path
 
 

@@ -16,6 +16,7 @@ import pytest
 from components.core.errors import UserError
 from components.core.logfile import FAILURE_FILE_ENV, ConsoleFilter, read_failure
 from flows.runtime.stage import main
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -116,7 +117,7 @@ def test_under_the_pipeline_a_stage_writes_its_message_to_the_failure_file(
 
 def test_segflow_run_refused_by_preflight_prints_two_lines(tmp_path: Path) -> None:
     """The real command in its own process: the console shows the message and the log path only."""
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(HANDSET_PARAMS, tmp_path / "params.yaml")
     before = (tmp_path / "params.yaml").read_bytes()
     env = {
         **os.environ,

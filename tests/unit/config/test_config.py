@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from components.params.config import ConfigError, Params, load_params, parse_params
+from components.params.user import PLANNABLE, auto_keys, load_user_params
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -51,17 +53,24 @@ def test_folds_default_follows_n_folds_and_explicit_folds_are_kept() -> None:
     assert parse_params(raw).folds == [2, 0]
 
 
-def test_repo_params_yaml_loads(tmp_path: Path) -> None:
-    p = load_params(REPO / "params.yaml")
+def test_handset_params_load(tmp_path: Path) -> None:
+    p = load_params(HANDSET_PARAMS)
     assert p.data.class_names[0] == "background"
     assert p.data.num_classes == len(p.data.classes)
     # Same result through parse_params on the raw mapping.
-    assert parse_params(yaml.safe_load((REPO / "params.yaml").read_text())) == p
+    assert parse_params(yaml.safe_load(HANDSET_PARAMS.read_text())) == p
+
+
+def test_the_shipped_params_leave_every_training_choice_to_the_plan() -> None:
+    user = load_user_params(REPO / "params.yaml")
+    assert set(auto_keys(user)) >= set(PLANNABLE) - {"data.classes", "data.channels"}
+    with pytest.raises(ConfigError, match=r"train\.epochs"):  # the resolved params allow no auto
+        load_params(REPO / "params.yaml")
 
 
 def test_exponent_floats_without_a_dot_are_floats(tmp_path: Path) -> None:
     """``lr: 1e-4`` is a float in YAML 1.2 (DVC, ruamel); PyYAML alone would give a string."""
-    text = (REPO / "params.yaml").read_text()
+    text = HANDSET_PARAMS.read_text()
     assert "lr: 0.003" in text
     path = tmp_path / "params.yaml"
     path.write_text(

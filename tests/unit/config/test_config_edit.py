@@ -10,6 +10,7 @@ import yaml
 
 from components.params.config import ConfigError, load_params
 from components.params.edit import apply_overrides, parse_assignment
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def params_file(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"
-    shutil.copy(REPO / "params.yaml", path)
+    shutil.copy(HANDSET_PARAMS, path)
     return path
 
 
@@ -64,7 +65,7 @@ def test_overrides_are_applied_and_comments_kept(params_file: Path) -> None:
     assert params.train.early_stopping.min_delta == 0.01
     text = params_file.read_text()
     # What was written is what was returned.
-    assert load_params(params_file) == params
+    assert load_params(params_file).model_dump() == params.model_dump()
     # Every comment line of the original survives, and the untouched values too.
     for line in before.splitlines():
         if line.lstrip().startswith("#"):

@@ -11,12 +11,13 @@ import yaml
 
 from components.params.config import ConfigError, load_params, parse_params
 from components.params.keys import DVC_RESERVED_KEYS, reserved_key_paths
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def shipped() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return yaml.safe_load(HANDSET_PARAMS.read_text())
 
 
 # ----------------------------------------------------------------------------- reserved_key_paths
@@ -115,7 +116,7 @@ def test_every_reserved_key_at_any_depth_is_named() -> None:
 
 def test_load_params_rejects_a_reserved_key_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text((REPO / "params.yaml").read_text().replace("  image_size: [64, 64]", "  size: [64, 64]"))
+    path.write_text(HANDSET_PARAMS.read_text().replace("  image_size: [64, 64]", "  size: [64, 64]"))
     with pytest.raises(
         ConfigError, match=r"(?s)params keys named like DVC output metadata.*- preprocess\.size"
     ):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from components.evaluation.scoring import distance_unit, scoring_options
 from components.params.config import parse_params
+from tests.data import HANDSET_PARAMS
 
-PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
+PARAMS = HANDSET_PARAMS
 
 
 def test_options_and_unit_from_params() -> None:

@@ -21,6 +21,7 @@ FINGERPRINT = {
     "ndim": 3,
     "channels": 1,
     "spacing": {"median": [3.0, 0.8, 0.8], "p10": [2.0, 0.7, 0.7], "min": [1, 1, 1], "max": [5, 1, 1]},
+    "shape": {"median": [20, 256, 256]},
     "coarsest_axis": 0,
     "intensity": [{"channel": 0, "p0_5": -100.0, "p50": 40.0, "p99_5": 300.0, "mean": 50.0, "sd": 80.0}],
 }
@@ -43,8 +44,14 @@ def _params(**preprocess: object) -> object:
 
 def test_median_target_spacing_uses_the_10th_percentile_on_a_coarse_axis() -> None:
     assert resolve_target_spacing("median", FINGERPRINT) == (2.0, 0.8, 0.8)
-    iso = {"spacing": {"median": [1.0, 1.0, 1.2], "p10": [1, 1, 1]}}
+    iso = {"spacing": {"median": [1.0, 1.0, 1.2], "p10": [1, 1, 1]}, "shape": {"median": [40, 50, 40]}}
     assert resolve_target_spacing("median", iso) == (1.0, 1.0, 1.2)
+    # thick slices but many of them (the coarse axis holds as many voxels as the others): the median
+    many = {**FINGERPRINT, "shape": {"median": [300, 256, 256]}}
+    assert resolve_target_spacing("median", many) == (3.0, 0.8, 0.8)
+    # the 10th percentile never goes finer than the in-plane spacing
+    fine = {**FINGERPRINT, "spacing": {"median": [3.0, 0.8, 0.8], "p10": [0.5, 0.7, 0.7]}}
+    assert resolve_target_spacing("median", fine) == (0.8, 0.8, 0.8)
     assert resolve_target_spacing([1, 2, 3], FINGERPRINT) == (1.0, 2.0, 3.0)
     assert resolve_target_spacing(None, FINGERPRINT) is None
 

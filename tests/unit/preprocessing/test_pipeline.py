@@ -17,6 +17,7 @@ from components.preprocessing.pipeline import (
     to_network_input,
     to_unit_image,
 )
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 RNG = np.random.default_rng(3)
@@ -178,7 +179,7 @@ def test_spec_dict_round_trip_through_json(clahe: tuple[float, int] | None) -> N
 
 
 def test_spec_from_params_includes_clahe() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["preprocess"].update(
         image_size=[40, 24], spatial_mode="pad", clahe={"clip_limit": 3.0, "tile_grid": 4}
     )
@@ -202,7 +203,7 @@ def test_prepared_data_made_with_other_params_is_refused(tmp_path: Path) -> None
     )
     from components.validation import build_metadata
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["preprocess"]["image_size"] = [32, 32]
     params = parse_params(raw)
     data = generate_phantoms(tmp_path / "raw", n_cases=12, size=40)

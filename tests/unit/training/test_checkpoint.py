@@ -17,6 +17,7 @@ from components.training.checkpoint import (
     model_spec_from_params,
     save_checkpoint,
 )
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 MSPEC = ModelSpec("unet", 1, 3, {"base_channels": 8, "depth": 2})
@@ -76,7 +77,7 @@ def test_build_never_downloads_encoder_weights() -> None:
 
 
 def test_model_spec_from_params() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["train"]["model"] = {"name": "unet", "kwargs": {"base_channels": 8}}
     raw["data"]["channels"] = 3
     params = parse_params(raw)

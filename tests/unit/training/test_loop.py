@@ -23,6 +23,7 @@ from components.training.checkpoint import load_checkpoint, model_spec_from_para
 from components.training.fold_setup import setup_fold
 from components.training.loop import train_fold, validate
 from components.validation import build_metadata
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def make_params(**train: Any) -> Params:
     """The repo's params.yaml, shrunk: 32 px, 2 folds, a tiny U-Net on the CPU."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["preprocess"]["image_size"] = [32, 32]
     raw["preprocess"]["splits"]["n_folds"] = 2
     raw["train"].update(

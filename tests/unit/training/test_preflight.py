@@ -11,6 +11,7 @@ import yaml
 from components.data.synthetic import generate_phantoms
 from components.params.config import ConfigError, Params, parse_params
 from components.training.preflight import preflight
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,7 +23,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def shipped(dataset: Path, **sections: Any) -> dict[str, Any]:
     """The shipped params.yaml with data.dir at the phantoms; ``train={...}`` etc. update a section."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["data"]["dir"] = str(dataset)
     for section, values in sections.items():
         raw[section].update(values)

@@ -13,6 +13,7 @@ import yaml
 from components.data.synthetic import generate_phantoms
 from components.params.config import parse_params
 from components.training.preflight import check_data_dir, check_params_keys
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -28,7 +29,7 @@ def data(phantoms: Path, tmp_path: Path) -> Path:
 
 
 def _params(data: Path, **changes: Any) -> Any:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["data"]["dir"] = str(data)
     for dotted, value in changes.items():
         node = raw
@@ -83,7 +84,7 @@ def test_a_patch_larger_than_every_image(data: Path) -> None:
 
 
 def test_keys_dvc_yaml_reads_but_the_file_lacks(data: Path) -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     del raw["data"]["ignore_label"]
     del raw["validate"]
     problems = check_params_keys(raw, parse_params(raw), REPO / "dvc.yaml")
@@ -94,8 +95,6 @@ def test_keys_dvc_yaml_reads_but_the_file_lacks(data: Path) -> None:
         "default: validate: {near_duplicate_threshold: 0.82, near_duplicates: group}",
     ]
     assert (
-        check_params_keys(
-            yaml.safe_load((REPO / "params.yaml").read_text()), parse_params(raw), REPO / "dvc.yaml"
-        )
+        check_params_keys(yaml.safe_load(HANDSET_PARAMS.read_text()), parse_params(raw), REPO / "dvc.yaml")
         == []
     )

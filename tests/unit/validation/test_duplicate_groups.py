@@ -11,6 +11,7 @@ import yaml
 from components.params.config import parse_params
 from components.preprocessing.prepare import _split
 from components.validation.duplicate_groups import duplicate_summary
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -40,7 +41,7 @@ def test_summary_names_groups_warns_on_disagreeing_masks_and_on_a_suspiciously_l
 
 
 def test_a_split_made_impossible_by_the_groups_names_the_params_to_change() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     params = parse_params(raw)
     meta = _meta(10, 8)  # 3 groups left for 5 folds + a test set
     with pytest.raises(ValueError, match=r"near-duplicate group\(s\).*validate\.near_duplicate_threshold"):

@@ -24,6 +24,10 @@ KEYS = {
     "coarsest_axis",
     "intensity",
     "class_fractions",
+    "nonzero_fraction",
+    "classes",
+    "class_source",
+    "channel_names",
 }
 
 
@@ -57,6 +61,14 @@ def test_volume_fingerprint_matches_numpy(tmp_path: Path) -> None:
     assert fp["spacing"]["p10"] == pytest.approx([3.2, 0.92, 0.82])
     assert fp["shape"] == {"median": [5.0, 6.0, 5.0], "min": [4, 6, 5], "max": [6, 7, 6]}
     assert fp["anisotropy"] == pytest.approx(4.0 / 0.9) and fp["coarsest_axis"] == 0
+    assert fp["classes"] == {"background": 0, "liver": 1, "tumour": 2}
+    assert fp["class_source"] == "data.classes (params.yaml)" and fp["channel_names"] == ["", ""]
+    named = compute_fingerprint(
+        meta, tmp_path, NAMES, class_source="dataset.json labels", channel_names=["T1", "T2"]
+    )
+    assert named["channel_names"] == ["T1", "T2"] and named["class_source"] == "dataset.json labels"
+    with pytest.raises(ValueError, match=r"1 channel name\(s\) \['CT'\] for images with 2 channel"):
+        compute_fingerprint(meta, tmp_path, NAMES, channel_names=["CT"])
 
     masks = np.concatenate([m.ravel() for m in written["masks"]])
     counts = np.bincount(masks, minlength=3) / masks.size
@@ -113,3 +125,14 @@ def test_no_usable_case_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "masks").mkdir()
     with pytest.raises(ValueError, match="no case"):
         compute_fingerprint(build_metadata(discover(tmp_path), [0, 1]), tmp_path, ["bg", "fg"])
+
+
+def test_nonzero_fraction_is_the_share_of_the_nonzero_box() -> None:
+    from components.validation.fingerprint import _nonzero_box_fraction
+
+    image = np.zeros((2, 10, 10, 10), np.float32)
+    image[0, 2:7, 3:8, 1:9] = 1.0  # channel 0: box 5 x 5 x 8
+    image[1, 8, 3, 1] = 2.0  # channel 1 widens axis 0 to 2..8 (7 slices)
+    assert _nonzero_box_fraction(image) == pytest.approx(7 * 5 * 8 / 1000)
+    assert _nonzero_box_fraction(np.zeros((1, 4, 4), np.float32)) == 1.0
+    assert _nonzero_box_fraction(np.ones((1, 4, 4), np.float32)) == 1.0

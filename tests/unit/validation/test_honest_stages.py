@@ -20,6 +20,7 @@ from components.data.splits import read_splits
 from components.params.config import load_params
 from components.validation import DatasetValidationError, read_manifest
 from components.validation.duplicate_groups import NearDuplicateOptions
+from tests.data import HANDSET_PARAMS
 
 REPO = Path(__file__).resolve().parents[3]
 CLASSES = ["background", "lesion"]
@@ -85,7 +86,7 @@ def _write(root: Path, n_distinct: int = 16) -> dict[str, str]:
 
 
 def _params(tmp_path: Path, data: Path, **validate: object) -> str:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     raw["data"].update(dir=str(data), classes=dict(zip(CLASSES, range(2), strict=True)))
     raw["validate"].update(validate)
     raw["preprocess"]["splits"].update(n_folds=3)
@@ -100,7 +101,7 @@ def _validate(params_path: str) -> None:
 
     p = load_params(params_path)
     options = NearDuplicateOptions(p.validate_.near_duplicates, p.validate_.near_duplicate_threshold)
-    check_dataset.fn(p.data.dir, p.data.class_names, p.data.channels, p.data.ignore_label, options)
+    check_dataset.fn(p.data.dir, p.data.classes, p.data.channels, p.data.ignore_label, options)
 
 
 def test_copies_are_grouped_kept_on_one_side_and_the_official_split_is_honoured(

@@ -1,0 +1,234 @@
+"""Plan one configuration's network, schedule and inference.
+
+- :func:`plan_patch` (native resolution, the plan's own mode): nnU-Net's recipe, the network chosen
+  and measured by :mod:`components.planning.network`, epochs and steps fitted to the budget.
+- :func:`plan_resized` (``preprocess.spatial_mode`` resize / pad / letterbox, set by the user): every
+  image brought to ``preprocess.image_size``; the plan fills in what is still ``auto`` (a 2D U-Net with
+  a ResNet-18 encoder, the batch, the epochs in the budget).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from components.planning import recipe
+from components.planning.context import Context, Trained
+from components.planning.decision import Decision, PlanError
+from components.planning.measure import Candidate, Measurement, measured, transform_entries
+from components.planning.network import WINDOW_BATCH, Space, choose_network, plan_batch
+from components.planning.schedule import (
+    Costs,
+    Schedule,
+    Workload,
+    fit_schedule,
+    fixed_seconds,
+    inference_seconds,
+    minimum_seconds,
+    too_short,
+)
+
+TTA_SHARE = 0.15  # test-time mirroring may take at most this share of the budget
+RESIZED_MODEL = {"name": "unet_resnet18", "kwargs": {"encoder_weights": None}}
+
+
+def _workload(ctx: Context, shape: tuple[float, ...], patch: list[int], overlap: float, tta: int) -> Workload:
+    from components.windowing import WindowSettings, count_windows
+
+    size = [round(s) for s in shape]
+    windows = count_windows(size, WindowSettings(tuple(patch), overlap=overlap)) if patch else 1
+    facts = ctx.facts
+    return Workload(
+        n_folds=ctx.n_folds,
+        n_train=facts.n_train,
+        n_test=facts.n_test,
+        windows_per_case=float(windows),
+        megavoxels=float(facts.shapes.prod(axis=1).sum()) * facts.channels / 1e6,
+        tta_variants=tta,
+        window_batch=WINDOW_BATCH,
+    )
+
+
+def _per_fold(ctx: Context, w: Workload, costs: Costs, tta: int) -> float:
+    """Seconds one fold may train once everything else is paid for (the error when none)."""
+    fixed = sum(fixed_seconds(w, costs, ctx.budget.device, tta).values())
+    per_fold = (ctx.budget.seconds - fixed) / ctx.n_folds
+    if per_fold <= 0:
+        raise too_short(
+            ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} folds"
+        )
+    return per_fold
+
+
+def _plan_tta(ctx: Context, m: Measurement, w: Workload, batch: int, mirror: list[int]) -> int:
+    """``ensemble.tta`` / ``tta_axes``: mirroring along the augmentation's axes unless it would take
+    more than :data:`TTA_SHARE` of the budget; returns the variants per window."""
+    v = ctx.values
+    full = inference_seconds(
+        w, Costs(m.step_s, m.aug_s, batch, m.window_s), w.n_test, 2 ** len(mirror), w.n_folds
+    )
+    n = 2 ** len(mirror)
+    if not mirror:
+        d = Decision(False, "the augmentation mirrors no axis")
+    elif full <= TTA_SHARE * ctx.budget.seconds:
+        d = Decision(True, f"{n} mirrored variants (the axes the augmentation mirrored): about {full:.0f} s")
+    else:
+        d = Decision(
+            False, f"{n} mirrored variants would take about {full:.0f} s, over {TTA_SHARE:.0%} of the budget"
+        )
+    on = bool(v.set("ensemble.tta", d))
+    axes = v.set("ensemble.tta_axes", Decision(mirror or None, "the axes the augmentation mirrored"))
+    return 2 ** len(list(axes if axes is not None else mirror)) if on else 1
+
+
+def _schedule_values(ctx: Context, sched: Schedule, m: Measurement) -> tuple[int, int, int]:
+    """``train.epochs``, ``iterations_per_epoch`` and ``val_every`` from the schedule."""
+    v = ctx.values
+    why = f"{sched.steps} steps per fold fit the budget at {m.step_s:.3f} s per step (measured)"
+    epochs = int(
+        v.set(
+            "train.epochs", Decision(sched.epochs, f"{sched.epochs} of {sched.steps_per_epoch} steps: {why}")
+        )
+    )
+    steps = int(
+        v.set(
+            "train.iterations_per_epoch",
+            Decision(sched.steps_per_epoch, "nnU-Net's 250 per epoch, fewer when under 20 epochs fit"),
+        )
+    )
+    val_every = int(
+        v.set(
+            "train.val_every",
+            Decision(sched.val_every, f"validation ({sched.val_s:.0f} s a pass) within 10 % of the fold"),
+        )
+    )
+    return epochs, steps, val_every
+
+
+def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
+    """The native-resolution configuration with ``patch_ndim``-D patches (2D on volumes: slices
+    along the coarse axis)."""
+    v, facts = ctx.values, ctx.facts
+    shape, spacing = ctx.median_shape, ctx.spacing
+    if facts.ndim == 3 and patch_ndim == 2:
+        shape = tuple(s for i, s in enumerate(shape) if i != ctx.coarse_axis)
+        spacing = tuple(s for i, s in enumerate(spacing) if i != ctx.coarse_axis)
+    v.set("train.optimizer", recipe.plan_optimizer())
+    v.set("train.scheduler", recipe.plan_scheduler())
+    v.set("train.loss", recipe.plan_loss())
+    aniso = ctx.coarse_axis if ctx.anisotropic and patch_ndim == 3 else None
+    transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso)))
+    overlap = float(
+        v.set(
+            "evaluate.overlap",
+            Decision(recipe.OVERLAP, "nnU-Net's: windows overlap by half, Gaussian-weighted"),
+        )
+    )
+    mirror = recipe.mirrored_axes(transforms, patch_ndim)
+    given_patch = v.given("train.patch_size")
+    space = Space(
+        median_shape=shape,
+        spacing=spacing,
+        total_voxels=ctx.total_voxels,
+        in_channels=ctx.channels,
+        num_classes=ctx.num_classes,
+        transforms=transforms,
+        device=ctx.budget.device,
+        memory_bytes=ctx.budget.memory_gb * 2**30,
+        model=v.given("train.model"),
+        patch=tuple(given_patch) if given_patch else None,
+        batch=v.given("train.batch_size"),
+    )
+
+    def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int = 2 ** len(mirror)) -> Schedule:
+        w, costs = _workload(ctx, shape, patch, overlap, tta), Costs(m.step_s, m.aug_s, batch, m.window_s)
+        try:
+            return fit_schedule(_per_fold(ctx, w, costs, tta), w, costs)
+        except PlanError:
+            raise too_short(
+                ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} folds"
+            ) from None
+
+    network = choose_network(space, schedule_for, ctx.cache)
+    v.set("train.model", network.model)
+    patch = [int(p) for p in v.set("train.patch_size", network.patch)]
+    batch = int(v.set("train.batch_size", network.batch))
+    m = network.measurement
+    tta = _plan_tta(ctx, m, _workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror)
+    sched = schedule_for(m, batch, patch, tta)
+    epochs, steps, val_every = _schedule_values(ctx, sched, m)
+    w = _workload(ctx, shape, patch, overlap, tta)
+    costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
+    return Trained(
+        f"{patch_ndim}d", m, w, costs, epochs, steps, val_every, sched.val_s, tta, network.candidates
+    )
+
+
+def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
+    """A resize / pad / letterbox configuration: whole images at ``image_size``."""
+    v = ctx.values
+    if ctx.facts.ndim == 3:
+        raise PlanError(
+            "preprocess.spatial_mode resize / pad / letterbox apply to 2D images; "
+            "for volumes use auto (patch)"
+        )
+    v.set("train.optimizer", recipe.plan_optimizer())
+    v.set("train.scheduler", recipe.plan_scheduler())
+    v.set("train.loss", recipe.plan_loss())
+    transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(2, None)))
+    v.set("evaluate.overlap", Decision(recipe.OVERLAP, "unused: whole images"))
+    v.set("train.patch_size", Decision(None, "whole images at preprocess.image_size"))
+    v.set("train.iterations_per_epoch", Decision(None, "one pass over the fold's images per epoch"))
+    model = dict(
+        v.set("train.model", Decision(RESIZED_MODEL, "a 2D U-Net with a ResNet-18 encoder, random weights"))
+    )
+    space = Space(
+        tuple(float(s) for s in image_size),
+        (1.0, 1.0),
+        ctx.total_voxels,
+        ctx.channels,
+        ctx.num_classes,
+        transforms,
+        ctx.budget.device,
+        ctx.budget.memory_gb * 2**30,
+    )
+    batch = int(v.set("train.batch_size", plan_batch(space, image_size, lambda _: True)))
+    c = Candidate(
+        str(model["name"]),
+        json.dumps(model.get("kwargs", {}), sort_keys=True),
+        tuple(image_size),
+        None,
+        batch,
+        ctx.channels,
+        ctx.num_classes,
+        WINDOW_BATCH,
+        transform_entries(transforms),
+    )
+    m = measured(c, ctx.budget.device, ctx.cache)[0]
+    flips = 2 if v.set("ensemble.tta", Decision(True, "horizontal flip (resize modes)")) else 1
+    v.set("ensemble.tta_axes", Decision(None, "unused: resize modes flip horizontally"))
+    w = _workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)
+    costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
+    per_epoch = math.ceil(ctx.facts.n_train * (ctx.n_folds - 1) / ctx.n_folds / batch)
+    val_s = inference_seconds(w, costs, ctx.facts.n_train / ctx.n_folds, 1, 1)
+    epoch_s = per_epoch * (m.step_s + m.aug_s * batch) + val_s
+    fold = _per_fold(ctx, w, costs, flips)
+    epochs = max(1, int(fold // epoch_s))
+    reason = f"{epochs} passes over the fold's images fit the budget at {m.step_s:.3f} s per step (measured)"
+    epochs = int(v.set("train.epochs", Decision(epochs, reason)))
+    val_every = int(v.set("train.val_every", Decision(1, "validation every epoch (whole images, cheap)")))
+    return Trained("2d", m, w, costs, epochs, per_epoch, val_every, val_s, flips, [])
+
+
+def configuration_summary(t: Trained) -> dict[str, Any]:
+    """The measured costs of the chosen configuration (plan.json's ``network.measured``)."""
+    m = t.measurement
+    return {
+        "step_s": m.step_s,
+        "window_s": m.window_s,
+        "window_batch": WINDOW_BATCH,
+        "memory_gb": m.memory_bytes / 2**30,
+        "aug_s_per_sample": m.aug_s,
+        "parameters": m.parameters,
+    }

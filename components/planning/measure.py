@@ -1,0 +1,218 @@
+"""Measure a candidate network on the device: seconds per training step and per inference window,
+peak training memory, and augmentation seconds per sample.
+
+The training step is the real one: the registered model, the compound loss (deep supervision
+included), the optimiser, bf16 autocast on CUDA, on random inputs of the planned patch and batch.
+Peak memory on CUDA is ``torch.cuda.max_memory_allocated``; on the CPU it is what autograd keeps
+for the backward pass (every saved tensor, counted once per storage) plus weights, gradients and
+the optimiser's buffers.
+
+Measurements are cached per machine in ``.segflow/plan-cache/`` (keyed by the candidate, the
+augmentation, the device, torch's version and the thread count), so planning the same data for the
+same device again gives the same plan, byte for byte, and costs no time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WARMUP_STEPS = 1
+TIMED_STEPS = 3
+AUG_SAMPLES = 6
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One network configuration to measure."""
+
+    model: str
+    model_kwargs: str  # JSON of the model's kwargs (patch size and spacing are filled in)
+    patch: tuple[int, ...]
+    spacing: tuple[float, ...] | None
+    batch: int
+    in_channels: int
+    num_classes: int
+    window_batch: int
+    transforms: tuple[str, ...]  # JSON of each augmentation entry (for the cache key and the run)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one candidate costs on the device."""
+
+    step_s: float
+    window_s: float  # one inference forward of ``window_batch`` windows
+    memory_bytes: float
+    activation_bytes: float
+    aug_s: float  # augmentation of one training sample
+    parameters: int
+
+
+def _model(c: Candidate) -> Any:
+    from components.models import build_model
+    from components.training.native_data import native_model_kwargs
+
+    kwargs = native_model_kwargs(c.model, json.loads(c.model_kwargs), c.patch, c.spacing)
+    return build_model(c.model, c.in_channels, c.num_classes, **kwargs)
+
+
+def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any) -> float:
+    """Bytes autograd keeps for the backward pass of one forward (each storage counted once)."""
+    import torch
+
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn(model(x), y)
+    loss.backward()
+    return float(sum(seen.values()))
+
+
+def _timed(fn: Any, n: int, sync: Any) -> float:
+    """Fastest of ``n`` calls of ``fn`` in seconds (after ``sync``, so device work is counted): the
+    least disturbed by other work on a shared machine, and the most repeatable."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return float(min(times))
+
+
+def _augmentation_seconds(c: Candidate) -> float:
+    """Seconds to augment one sample of the candidate's patch with its transforms."""
+    if not c.transforms:
+        return 0.0
+    from components.preprocessing.native import NativeSpec
+    from components.training.native_data import patch_augmentation
+
+    transforms = [json.loads(t) for t in c.transforms]
+    spec = NativeSpec(ndim=len(c.patch), channels=c.in_channels, intensity_method="zscore")
+    augment, _ = patch_augmentation(transforms, 0, spec, len(c.patch))
+    if augment is None:
+        return 0.0
+    rng = np.random.default_rng(0)
+    image = rng.random((c.in_channels, *c.patch), dtype=np.float32)
+    mask = rng.integers(0, c.num_classes, c.patch).astype(np.uint8)
+    augment(image, mask)  # first call builds lazily
+    start = time.perf_counter()
+    for _ in range(AUG_SAMPLES):
+        augment(image, mask)
+    return (time.perf_counter() - start) / AUG_SAMPLES
+
+
+def measure(c: Candidate, device: str) -> Measurement:
+    """Run the candidate's training step and inference forward on ``device`` and time them."""
+    import torch
+
+    from components.losses import build_loss
+    from components.training.device import autocast
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = _model(c).to(dev)
+    loss_fn = build_loss([{"name": "dice"}, {"name": "ce"}], c.num_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.99, nesterov=True)
+    x = torch.randn(c.batch, c.in_channels, *c.patch, device=dev)
+    y = torch.randint(0, c.num_classes, (c.batch, *c.patch), device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast(dev, bf16=True):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    for _ in range(WARMUP_STEPS):
+        step()
+    step_s = _timed(step, TIMED_STEPS, sync)
+    params = sum(p.numel() for p in model.parameters())
+    activations = _saved_bytes(model, loss_fn, x, y)
+    if dev.type == "cuda":
+        memory = float(torch.cuda.max_memory_allocated(dev))
+    else:
+        memory = activations + params * 4 * 4  # weights, gradients, momentum, a copy in the step
+    model.eval()
+    windows = torch.randn(c.window_batch, c.in_channels, *c.patch, device=dev)
+
+    def forward() -> None:
+        with torch.no_grad(), autocast(dev, bf16=True):
+            model(windows)
+
+    forward()
+    window_s = _timed(forward, 3, sync)
+    return Measurement(step_s, window_s, memory, activations, _augmentation_seconds(c), int(params))
+
+
+def device_key(device: str) -> dict[str, Any]:
+    """What makes a measurement this machine's: the device's name, torch, the threads."""
+    import torch
+
+    from components.planning.budget import _cpu_name
+
+    name = torch.cuda.get_device_name(0) if device == "cuda" else _cpu_name()
+    return {"device": device, "name": name, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+class MeasurementCache:
+    """Measurements of this machine, one JSON file (written atomically)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / "measurements.json"
+        self._data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @staticmethod
+    def key(c: Candidate, device: Mapping[str, Any]) -> str:
+        """Cache key of a candidate on a device."""
+        blob = json.dumps({"candidate": asdict(c), "device": dict(device)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def get(self, key: str) -> Measurement | None:
+        """The stored measurement, or None."""
+        hit = self._data.get(key)
+        return Measurement(**hit) if hit else None
+
+    def put(self, key: str, m: Measurement) -> None:
+        """Store a measurement."""
+        self._data[key] = asdict(m)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def measured(c: Candidate, device: str, cache: MeasurementCache | None) -> tuple[Measurement, bool]:
+    """The candidate's measurement from the cache, else measured now (and stored); and whether it
+    came from the cache."""
+    key = MeasurementCache.key(c, device_key(device)) if cache is not None else ""
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return hit, True
+    m = measure(c, device)
+    if cache is not None:
+        cache.put(key, m)
+    return m, False
+
+
+def transform_entries(transforms: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Augmentation entries as canonical JSON strings (a :class:`Candidate` field)."""
+    return tuple(json.dumps(dict(t), sort_keys=True) for t in transforms)

@@ -1,0 +1,161 @@
+"""Apply the planning rules in order and return the :class:`~components.planning.plan.Plan`.
+
+Order: classes and channels; spatial mode; target spacing; intensity and crop; the configuration
+(3D for volumes, 2D for images, or what the user's ``train.patch_size`` says) with its recipe,
+network (width, patch and batch measured on the device), schedule in the time budget and
+inference. Each step reads the values used before it, so a value the user set is planned around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from components.params.config import Params
+from components.planning import intensity
+from components.planning.budget import Budget
+from components.planning.configure import configuration_summary, plan_patch, plan_resized
+from components.planning.context import Context, Trained, Values
+from components.planning.decision import Decision, PlanError
+from components.planning.facts import DatasetFacts, resampled_shapes
+from components.planning.measure import MeasurementCache
+from components.planning.plan import Plan
+from components.planning.schedule import fixed_seconds
+from components.preprocessing.native import median_target_spacing
+
+
+def _classes(facts: DatasetFacts, v: Values) -> dict[str, int]:
+    source = facts.fingerprint.get("class_source", "the dataset")
+    return dict(v.set("data.classes", Decision(dict(facts.classes), f"from {source}")))
+
+
+def _spacing(facts: DatasetFacts, v: Values) -> tuple[float, ...]:
+    """``preprocess.target_spacing`` (volumes: nnU-Net's rule); returns the grid's spacing."""
+    if facts.ndim != 3:
+        v.set("preprocess.target_spacing", Decision(None, "2D images keep their pixels"))
+        return (1.0, 1.0)
+    target, why = median_target_spacing(facts.fingerprint)
+    used = v.set("preprocess.target_spacing", Decision([float(s) for s in target], why))
+    if used is None:  # the user keeps each case's own spacing: plan on the median
+        return tuple(float(s) for s in facts.fingerprint["spacing"]["median"])
+    return tuple(float(s) for s in (target if used == "median" else used))
+
+
+def _patch_ndim(facts: DatasetFacts, v: Values) -> int:
+    given = v.given("train.patch_size")
+    if given is None:
+        return facts.ndim
+    if facts.ndim == 2 and len(given) == 3:
+        raise PlanError(
+            f"train.patch_size {given} (yours) is 3D, but the dataset holds 2D images; "
+            "give 2 ints (H, W) or auto"
+        )
+    return len(given)
+
+
+def make_plan(user: Params, facts: DatasetFacts, budget: Budget, cache: MeasurementCache | None) -> Plan:
+    """Plan every plannable key for ``facts`` on ``budget`` (see the module docstring).
+
+    Raises:
+        PlanError: The budget or memory cannot hold the smallest sensible run, or the user's
+            values contradict the data.
+    """
+    v = Values(user)
+    classes = _classes(facts, v)
+    channels = int(
+        v.set("data.channels", Decision(facts.channels, f"{facts.channels} channel(s) in every case"))
+    )
+    if channels != facts.channels:
+        raise PlanError(f"data.channels {channels} (yours), but the images have {facts.channels} channel(s)")
+    mode = v.set(
+        "preprocess.spatial_mode",
+        Decision("patch", "native resolution: patches train, sliding windows predict"),
+    )
+    spacing = _spacing(facts, v)
+    v.set("preprocess.intensity", intensity.plan_intensity(facts))
+    v.set("preprocess.crop_nonzero", intensity.plan_crop_nonzero(facts))
+    v.set("preprocess.slice_axis", Decision("coarsest", "2D on volumes: slices along the coarsest axis"))
+    shapes = resampled_shapes(facts, spacing if facts.ndim == 3 else None)
+    n_folds = len(user.train.folds) if user.train.folds is not None else user.preprocess.splits.n_folds
+    ctx = Context(
+        values=v,
+        facts=facts,
+        budget=budget,
+        cache=cache,
+        n_folds=n_folds,
+        num_classes=len(classes),
+        channels=channels,
+        spacing=spacing,
+        median_shape=tuple(float(s) for s in np.median(shapes, axis=0)),
+        total_voxels=float(np.prod(shapes, axis=1).sum()) * facts.n_train / max(facts.n_cases, 1),
+        coarse_axis=int(facts.fingerprint.get("coarsest_axis", 0)),
+        anisotropic=facts.ndim == 3 and max(spacing) > 3 * min(spacing),
+    )
+    if mode == "patch":
+        trained = plan_patch(ctx, _patch_ndim(facts, v))
+    else:
+        trained = plan_resized(ctx, tuple(int(s) for s in user.preprocess.image_size))  # type: ignore[arg-type]
+    return _plan(ctx, trained)
+
+
+def _plan(ctx: Context, t: Trained) -> Plan:
+    stages = fixed_seconds(t.workload, t.costs, ctx.budget.device, t.tta_variants)
+    stages["train"] += ctx.n_folds * t.fold_s
+    return Plan(
+        values=ctx.values.out,
+        budget=ctx.budget.describe(),
+        dataset=_summary(ctx),
+        configuration=t.name,
+        configurations=_configurations(ctx.facts, t.name),
+        network={"candidates": t.candidates, "measured": configuration_summary(t)},
+        estimate={
+            "stages_s": {k: round(s, 1) for k, s in stages.items()},
+            "fold_s": t.fold_s,
+            "total_s": sum(stages.values()),
+        },
+        notes=_notes(ctx.values),
+    )
+
+
+def _summary(ctx: Context) -> dict[str, Any]:
+    facts = ctx.facts
+    kind = "volumes" if facts.ndim == 3 else "images"
+    shape = " x ".join(f"{s:.0f}" for s in ctx.median_shape)
+    unit = " mm" if facts.ndim == 3 else " px"
+    return {
+        "summary": f"{facts.n_cases} {kind} ({facts.n_test} test), {facts.channels} channel(s), "
+        f"{ctx.num_classes} classes, median {shape} at {' x '.join(f'{s:g}' for s in ctx.spacing)}{unit}",
+        "n_cases": facts.n_cases,
+        "n_test": facts.n_test,
+        "ndim": facts.ndim,
+        "median_shape": list(ctx.median_shape),
+        "spacing": list(ctx.spacing),
+    }
+
+
+def _configurations(facts: DatasetFacts, name: str) -> list[dict[str, Any]]:
+    if facts.ndim == 2:
+        return [{"name": "2d", "status": "planned and trained (2D images)"}]
+    other = "2d" if name == "3d" else "3d"
+    return [
+        {"name": name, "status": "planned and trained"},
+        {"name": other, "status": "not trained in this run"},
+    ]
+
+
+def _notes(v: Values) -> list[str]:
+    notes = []
+    for key in sorted(v.yours):
+        planned = v.out[key].planned if key in v.out else None
+        if key not in v.out:
+            notes.append(f"{key}: yours is kept (no rule plans it in this configuration)")
+        elif planned != v.yours[key]:
+            notes.append(f"{key}: yours ({_short(v.yours[key])}) is used, the plan had {_short(planned)}")
+    return notes
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, Mapping) else str(dict(value))
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,128 @@
+"""The training recipe: nnU-Net's, by dimension (the parts that do not depend on the budget).
+
+SGD with Nesterov momentum 0.99, learning rate 0.01 decaying polynomially (exponent 0.9) to 0 at the
+last step, weight decay 3e-5; Dice + cross-entropy over deep-supervision outputs; 1/3 of the patches
+centred on a foreground voxel; augmentation with rotation and scaling (p 0.2 each), Gaussian noise,
+blur, brightness, contrast, low-resolution simulation, gamma and mirroring along every axis; at
+inference, Gaussian-weighted sliding windows with overlap 0.5 and test-time mirroring along the
+axes the augmentation mirrored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components.planning.decision import Decision
+
+SGD = {"name": "sgd", "kwargs": {"lr": 0.01, "momentum": 0.99, "nesterov": True, "weight_decay": 3e-5}}
+POLY = {"name": "poly", "kwargs": {}}
+LOSS = [{"name": "dice", "weight": 1.0, "kwargs": {}}, {"name": "ce", "weight": 1.0, "kwargs": {}}]
+OVERLAP = 0.5
+ROTATION_3D = math.radians(30)  # nnU-Net rotates 3D patches by up to 30 degrees about each axis
+ROTATION_2D = 180.0  # ... and 2D patches by any angle
+
+
+def plan_optimizer() -> Decision:
+    """``train.optimizer``."""
+    return Decision(SGD, "nnU-Net's: SGD, Nesterov momentum 0.99, lr 0.01, weight decay 3e-5")
+
+
+def plan_scheduler() -> Decision:
+    """``train.scheduler``."""
+    return Decision(POLY, "nnU-Net's: lr x (1 - step/steps)^0.9, to 0 at the last step")
+
+
+def plan_loss() -> Decision:
+    """``train.loss``."""
+    return Decision(LOSS, "nnU-Net's: Dice + cross-entropy (on every deep-supervision output)")
+
+
+def _mirrors_3d() -> list[dict[str, Any]]:
+    return [{"name": "RandFlip", "kwargs": {"prob": 0.5, "spatial_axis": [a]}} for a in range(3)]
+
+
+def augmentation_3d(coarse_axis: int | None) -> list[dict[str, Any]]:
+    """nnU-Net's augmentation for 3D patches (``coarse_axis``: anisotropic data rotate in-plane only)."""
+    if coarse_axis is None:
+        spatial = {
+            "name": "RandAffine",
+            "kwargs": {"prob": 0.2, "rotate_range": [ROTATION_3D] * 3, "scale_range": [0.3] * 3},
+        }
+    else:
+        about = ("range_x", "range_y", "range_z")[coarse_axis]  # rotation about the coarse axis
+        spatial = {"name": "RandRotate", "kwargs": {"prob": 0.2, about: ROTATION_3D}}
+    return [
+        spatial,
+        *(
+            [{"name": "RandZoom", "kwargs": {"prob": 0.2, "min_zoom": 0.7, "max_zoom": 1.4}}]
+            if coarse_axis is not None
+            else []
+        ),
+        {"name": "RandGaussianNoise", "kwargs": {"prob": 0.1, "std": 0.1}},
+        {
+            "name": "RandGaussianSmooth",
+            "kwargs": {"prob": 0.2, "sigma_x": [0.5, 1.0], "sigma_y": [0.5, 1.0], "sigma_z": [0.5, 1.0]},
+        },
+        {"name": "RandScaleIntensity", "kwargs": {"prob": 0.15, "factors": 0.25}},
+        {"name": "RandSimulateLowResolution", "kwargs": {"prob": 0.25, "zoom_range": [0.5, 1.0]}},
+        {"name": "RandAdjustContrast", "kwargs": {"prob": 0.3, "gamma": [0.7, 1.5]}},
+        *_mirrors_3d(),
+    ]
+
+
+def augmentation_2d() -> list[dict[str, Any]]:
+    """nnU-Net's augmentation for 2D patches (albumentations; images in [0, 1] while augmented)."""
+    return [
+        {"name": "Affine", "kwargs": {"rotate": [-ROTATION_2D, ROTATION_2D], "scale": [0.7, 1.4], "p": 0.2}},
+        {"name": "GaussNoise", "kwargs": {"std_range": [0.0, 0.05], "p": 0.1}},
+        {"name": "GaussianBlur", "kwargs": {"sigma_limit": [0.5, 1.0], "p": 0.2}},
+        {
+            "name": "RandomBrightnessContrast",
+            "kwargs": {"brightness_limit": 0.15, "contrast_limit": 0.25, "p": 0.15},
+        },
+        {"name": "Downscale", "kwargs": {"scale_range": [0.5, 1.0], "p": 0.25}},
+        {"name": "RandomGamma", "kwargs": {"gamma_limit": [70, 150], "p": 0.3}},
+        {"name": "HorizontalFlip", "kwargs": {"p": 0.5}},
+        {"name": "VerticalFlip", "kwargs": {"p": 0.5}},
+    ]
+
+
+def plan_augmentation(patch_ndim: int, coarse_axis: int | None) -> Decision:
+    """``train.augment.transforms`` for the network's patch dimension."""
+    if patch_ndim == 3:
+        where = (
+            "isotropic: rotation about every axis"
+            if coarse_axis is None
+            else (f"anisotropic: rotation in-plane only (about axis {coarse_axis})")
+        )
+        return Decision(
+            augmentation_3d(coarse_axis), f"nnU-Net's 3D set ({where}), mirroring along every axis"
+        )
+    return Decision(
+        augmentation_2d(),
+        "nnU-Net's 2D set: rotation, scale, noise, blur, brightness, contrast, "
+        "low resolution, gamma, mirroring along both axes",
+    )
+
+
+def mirrored_axes(transforms: list[dict[str, Any]], patch_ndim: int) -> list[int]:
+    """The patch axes the augmentation mirrors (what test-time mirroring may use)."""
+    axes: set[int] = set()
+    for t in transforms:
+        name = str(t.get("name", "")).lower()
+        kwargs = t.get("kwargs") or {}
+        if name == "randflip":
+            given = kwargs.get("spatial_axis")
+            axes |= (
+                set(range(patch_ndim))
+                if given is None
+                else {int(a) for a in (given if isinstance(given, list) else [given])}
+            )
+        elif name == "verticalflip":
+            axes.add(0)
+        elif name == "horizontalflip":
+            axes.add(1)
+        elif name in ("d4", "randomrotate90", "transpose", "cubicsymmetry"):
+            axes |= set(range(patch_ndim))
+    return sorted(axes)

@@ -1,0 +1,100 @@
+"""What the plan stage does, in plain Python: read params.yaml as written, the fingerprint and the
+manifest; plan; check the resolved params (every name built, every value valid); write the plan.
+
+Nothing is written until the resolved params pass every check: a plan that contradicts the
+user's values stops here, naming both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from components.core.layout import PLAN_JSON, PLAN_MD, RESOLVED_PARAMS
+from components.params.config import ConfigError, Params, load_yaml, parse_params
+from components.params.user import parse_user_params, user_values
+from components.planning.budget import resolve_budget
+from components.planning.decision import PlanError
+from components.planning.facts import dataset_facts
+from components.planning.measure import MeasurementCache
+from components.planning.plan import Plan
+from components.planning.planner import make_plan
+
+RESOLVED_HEADER = (
+    "# The params every stage after `plan` reads: params.yaml with each `auto` replaced by its planned\n"
+    "# value (plans/plan.md says why). Written by the plan stage; edit params.yaml, not this file.\n"
+)
+
+
+def _classes(user: Params, fingerprint: Mapping[str, Any]) -> dict[str, int]:
+    given = user.data.classes
+    if isinstance(given, dict):
+        return dict(given)
+    found = fingerprint.get("classes")
+    if not found:
+        raise PlanError(
+            "data.classes is auto but reports/validation/fingerprint.json names no classes; run validate"
+        )
+    return {str(k): int(v) for k, v in found.items()}
+
+
+def plan_dataset(
+    params_path: Path,
+    fingerprint: Mapping[str, Any],
+    manifest: pd.DataFrame,
+    cache_dir: Path | None,
+    root: Path,
+) -> tuple[Plan, Params, str]:
+    """Plan for the dataset; returns the plan, the resolved params and their YAML text.
+
+    Raises:
+        ConfigError: params.yaml is invalid.
+        PlanError: The plan cannot be made, or it and the user's values do not fit together.
+    """
+    import torch
+
+    from components.training.preflight import preflight
+
+    raw = load_yaml(Path(params_path).read_text()) or {}
+    user = parse_user_params(raw, str(params_path))
+    facts = dataset_facts(
+        fingerprint, manifest, _classes(user, fingerprint), user.preprocess.splits.test_fraction
+    )
+    from components.core.threads import apply_threads
+
+    apply_threads()  # the threads training will use: the measurements are of those
+    budget = resolve_budget(user.plan, torch.get_num_threads())
+    plan = make_plan(user, facts, budget, MeasurementCache(cache_dir) if cache_dir is not None else None)
+    resolved_raw = plan.resolved(raw)
+    resolved_raw.setdefault("plan", {}).update(
+        {"device": budget.device, "memory_gb": round(budget.memory_gb, 2), "time_budget": budget.time_text}
+    )
+    try:
+        resolved = parse_params(resolved_raw, "the planned params")
+        preflight(resolved, root=root)
+    except ConfigError as err:
+        yours = ", ".join(f"{k}={v}" for k, v in sorted(user_values(user).items())) or "none"
+        raise PlanError(
+            f"{err}\nyour values (params.yaml): {yours}; plans/plan.md shows the planned ones"
+        ) from None
+    text = RESOLVED_HEADER + yaml.safe_dump(resolved_raw, sort_keys=False, default_flow_style=None, width=100)
+    return plan, resolved, text
+
+
+def _replace(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_plan(plan: Plan, resolved_text: str, root: Path = Path()) -> None:
+    """Write plan.json, plan.md and the resolved params under ``root`` (each atomically)."""
+    _replace(root / PLAN_JSON, plan.dumps())
+    _replace(root / PLAN_MD, plan.markdown())
+    _replace(root / RESOLVED_PARAMS, resolved_text)
