@@ -105,9 +105,20 @@ def _sub_geometry(spacing: Sequence[float], origin: Sequence[float], direction: 
 
 
 def read_volume_header(path: Path) -> tuple[tuple[int, ...], Geometry]:
-    """Shape (array order, channels first for 4D) and geometry, from the header only."""
+    """Shape (array order, channels first for 4D) and geometry, from the header only.
+
+    Raises:
+        VolumeReadError: An unreadable header, or a ``<name>.nii.gz`` with a ``<name>.nii`` beside
+            it: SimpleITK (nifti_io) then reads the ``.nii`` instead, without a word.
+    """
     import SimpleITK as sitk
 
+    shadow = Path(path).with_suffix("") if Path(path).name.lower().endswith(".nii.gz") else None
+    if shadow is not None and shadow.is_file():
+        raise VolumeReadError(
+            f"{path}: {shadow.name} lies beside it, and SimpleITK reads that file when asked for this "
+            "one; expected one file per volume: remove or rename one of them"
+        )
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -253,3 +253,15 @@ def test_the_msd_hippocampus_files_read_as_simpleitk_reads_them() -> None:
         pytest.skip("MSD hippocampus not on this machine")
     for path in files[::5]:
         _assert_as_simpleitk_reads(path)
+
+
+def test_a_nii_beside_a_nii_gz_of_the_same_name_is_refused(tmp_path: Path) -> None:
+    """Asked for a.nii.gz, SimpleITK returns a.nii's voxels when that file exists."""
+    _write(tmp_path / "a.nii.gz")
+    _write(tmp_path / "a.nii", arr=np.ones_like(ARR))
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "a.nii.gz"))).max() == 1  # what ITK does
+    with pytest.raises(
+        VolumeReadError, match=r"a\.nii\.gz: a\.nii lies beside it, and SimpleITK reads that file"
+    ):
+        read_volume(tmp_path / "a.nii.gz")
+    np.testing.assert_array_equal(read_volume(tmp_path / "a.nii")[0], np.ones_like(ARR))
