@@ -76,9 +76,10 @@ def _pairing_problems(path: Path, params: Params) -> list[str]:
         return [f"data.dir: {err}"]
     problems: list[str] = []
     if found.unpaired_images:
+        mask = ".nii.gz" if all(is_volume(p) for p in found.unpaired_images) else ".png"  # the image's kind
         problems.append(
             f"data.dir: {len(found.unpaired_images)} image(s) without a mask: "
-            f"{_listing(found.unpaired_images, path)}; expected masks/<stem>.png with the image's file "
+            f"{_listing(found.unpaired_images, path)}; expected masks/<stem>{mask} with the image's file "
             "stem for every image (or remove the image)"
         )
     if found.unpaired_masks:

@@ -52,6 +52,21 @@ def test_unpaired_files_are_named(data: Path) -> None:
     assert "1 mask(s) without an image: masks/case_002.png" in masks
 
 
+def test_an_unpaired_volume_is_told_of_a_volume_mask(tmp_path: Path) -> None:
+    """The fix names the mask a NIfTI image needs, not a PNG."""
+    from tests.data.broken3d import good_volumes
+
+    data = tmp_path / "raw"
+    good_volumes(data)
+    (data / "masks" / "case_001.nii.gz").unlink()
+    (data / "cases.csv").unlink()
+    problems = check_data_dir(_params(data))
+    assert (
+        "data.dir: 1 image(s) without a mask: images/case_001.nii.gz; expected masks/<stem>.nii.gz"
+        in problems[0]
+    )
+
+
 def test_fewer_patients_than_folds_plus_test(data: Path) -> None:
     [problem] = check_data_dir(_params(data, **{"preprocess.splits.n_folds": 8}))
     assert problem.startswith("preprocess.splits.n_folds: 8 folds plus a test set (test_fraction 0.2)")
