@@ -52,7 +52,10 @@ def _fail(command: str, exc: BaseException) -> typer.Exit:
 @app.command()
 def run(
     data: Annotated[
-        Path | None, typer.Option(help="Dataset folder with images/ and masks/ (sets data.dir).")
+        Path | None,
+        typer.Option(
+            help="Dataset folder: images/ + masks/, or MSD / nnU-Net imagesTr/ + labelsTr/ (sets data.dir)."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -92,7 +95,9 @@ def run(
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Output folder (images/, masks/, cases.csv).")] = layout.RAW_DATA,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (images/, masks/, cases.csv, dataset.json).")
+    ] = layout.RAW_DATA,
     params: Annotated[Path, typer.Option(help="params file (data.synthetic section)")] = Path("params.yaml"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
     dims: Annotated[
@@ -121,7 +126,7 @@ def generate(
     try:
         if dims == 3:
             generate_volumes(out, n_cases=n, seed=seed, n_channels=channels, n_patients=n_pat)
-            typer.echo(f"wrote {n} synthetic volumes to {out} (data.classes: {CLASSES_3D})")
+            typer.echo(f"wrote {n} synthetic volumes to {out} (classes in its dataset.json: {CLASSES_3D})")
             return
         generate_phantoms(out, n_cases=n, size=syn.image_size, seed=seed, n_patients=n_pat)
     except ValueError as exc:  # e.g. data.synthetic.n_patients above n_cases

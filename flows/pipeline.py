@@ -196,7 +196,8 @@ def pipeline(
     """validate -> preprocess -> train -> evaluate -> ensemble/register, through ``dvc repro``.
 
     Args:
-        data_dir: Dataset folder (images/ + masks/); default: params.yaml data.dir.
+        data_dir: Dataset folder (images/ + masks/, or an MSD / nnU-Net imagesTr/ + labelsTr/);
+            default: params.yaml data.dir.
         overrides: Dotted params keys to set, e.g. ``{"train.epochs": 20}``.
         force: Re-run every stage even if DVC finds it up to date.
         params_path: The params file DVC reads.

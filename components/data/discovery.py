@@ -22,6 +22,10 @@ Discovery only lists files; it never decodes them (the validation stage does). F
 cannot be paired are returned, not raised, so that validation can report every problem at once.
 Only structural ambiguities that make pairing impossible (missing folders, two images with the
 same stem, a malformed ``cases.csv``) raise ``DiscoveryError``.
+
+A Medical Segmentation Decathlon / nnU-Net raw folder (``imagesTr/``, ``labelsTr/``, optional
+``imagesTs/`` and ``dataset.json``) is read the same way, with ``imagesTr/`` and ``labelsTr/`` in
+place of ``images/`` and ``masks/`` (:mod:`components.data.raw_layout`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.data.case_table import CASES_CSV, CaseTable, DiscoveryError, read_cases_csv
+from components.data.raw_layout import dataset_folders, unlabelled_note
 from components.data.regions import ROIS_DIR
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
 
@@ -127,8 +132,8 @@ def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> tuple[dict[str,
     """Map stem -> file for one folder; return (files by stem, ignored entries)."""
     if not folder.is_dir():
         raise DiscoveryError(
-            f"{folder}: {kind} folder not found; a dataset needs images/ and masks/ sub-folders "
-            "whose files are paired by file stem"
+            f"{folder}: {kind} folder not found; a dataset needs images/ and masks/ sub-folders (an MSD / "
+            "nnU-Net folder: imagesTr/ and labelsTr/) whose files are paired by file stem"
         )
     by_stem: dict[str, Path] = {}
     ignored: list[Path] = []
@@ -213,7 +218,8 @@ def discover(data_dir: Path) -> Discovery:
     """Pair ``data_dir/images`` with ``data_dir/masks`` by file stem.
 
     Args:
-        data_dir: Dataset folder with ``images/``, ``masks/`` and optionally ``cases.csv``.
+        data_dir: Dataset folder with ``images/``, ``masks/`` (or an MSD / nnU-Net folder's
+            ``imagesTr/``, ``labelsTr/``) and optionally ``cases.csv``.
 
     Returns:
         The pairs (sorted by case id; multi-channel cases grouped) plus unpaired and ignored
@@ -221,15 +227,16 @@ def discover(data_dir: Path) -> Discovery:
         itself (one patient per case); ``split`` from its ``split`` column; ``roi`` from ``rois/``.
 
     Raises:
-        DiscoveryError: A folder is missing, two files in one folder share a stem, a file name
-            contains ``;``, a file is a symbolic link to nothing, a case's channel
-            files have a gap, ``cases.csv`` is malformed, has a path as a case id, lacks a
+        DiscoveryError: A folder is missing, both layouts are present, two files in one folder
+            share a stem, a file name contains ``;``, a file is a symbolic link to nothing, a
+            case's channel files have a gap, ``cases.csv`` is malformed, has a path as a case id, lacks a
             row for a paired case or has a row for a case without any file, or ``rois/`` lacks a
             file for a case or holds one for a case without any file.
     """
     data_dir = Path(data_dir)
-    images, ignored_images = _scan(data_dir / "images", IMAGE_SUFFIXES, "image")
-    masks, ignored_masks = _scan(data_dir / "masks", MASK_SUFFIXES, "mask")
+    folders = dataset_folders(data_dir)  # images/ + masks/, or an MSD / nnU-Net imagesTr/ + labelsTr/
+    images, ignored_images = _scan(data_dir / folders.images, IMAGE_SUFFIXES, "image")
+    masks, ignored_masks = _scan(data_dir / folders.masks, MASK_SUFFIXES, "mask")
     cases = _group_channels(images, masks)
     paired = sorted(cases)
     used = {p for files in cases.values() for p in files}
@@ -238,7 +245,7 @@ def discover(data_dir: Path) -> Discovery:
     known = set(cases) | set(images) | set(masks)
     known |= {m["case"] for m in map(CHANNEL_STEM.match, images) if m}
     table = CaseTable({})
-    notes: list[str] = []
+    notes = [n for n in (unlabelled_note(data_dir),) if n]  # an MSD / nnU-Net imagesTs/: not cases
     cases_csv = data_dir / CASES_CSV
     if cases_csv.is_file():
         table = read_cases_csv(cases_csv)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from components.data.dataset_json import DATASET_JSON, dataset_json_text
 from components.data.staging import patient_count, staged_dataset, write_cases_csv
 
 CLASS_NAMES: tuple[str, ...] = ("background", "organ_a", "organ_b", "lesion")
@@ -173,7 +174,9 @@ def generate_phantoms(
     """Write a synthetic segmentation dataset (deterministic for a seed).
 
     Layout: ``out_dir/images/case_XXX.png`` (grayscale, 8-bit or 16-bit), ``out_dir/masks/case_XXX.png``
-    (uint8 class indices, see :data:`CLASS_NAMES`) and ``out_dir/cases.csv`` (``case_id,patient_id``).
+    (uint8 class indices, see :data:`CLASS_NAMES`), ``out_dir/cases.csv`` (``case_id,patient_id``) and
+    ``out_dir/dataset.json`` (nnU-Net v2's form: the classes, one channel ``gray``, numTraining, ``.png``),
+    so that the phantoms describe themselves as a user's dataset does.
     The dataset is written to a temporary sibling folder and renamed into place, so a half-written
     dataset never appears; an existing ``out_dir`` from an earlier run (it has a ``cases.csv``) or an
     empty one is replaced.
@@ -224,4 +227,6 @@ def generate_phantoms(
             (tmp / "masks" / f"{case_id}.png").write_bytes(_png_bytes(mask))
             rows.append((case_id, f"patient_{p:0{pwidth}d}"))
         write_cases_csv(tmp / "cases.csv", rows)
+        classes = {name: v for v, name in enumerate(CLASS_NAMES)}
+        (tmp / DATASET_JSON).write_text(dataset_json_text(classes, ["gray"], n_cases, ".png"))
     return out_dir

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from components.data.dataset_json import DATASET_JSON, dataset_json_text
 from components.data.staging import patient_count, staged_dataset, write_cases_csv
 from components.io.volumes import Geometry, write_volume
 
@@ -36,7 +37,7 @@ _DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 _ORIGIN_RANGE = ((-150.0, 50.0, -400.0), (-100.0, 100.0, -300.0))  # mm, ITK order (x, y, z)
 # Mean intensity of (background, tube, blob) for channels 0 and 1; further channels draw their own.
 _CONTRASTS = ((0.35, 0.80, 0.12), (0.50, 0.22, 0.88))
-_OUTPUTS = frozenset({"images", "masks", "cases.csv"})
+_OUTPUTS = frozenset({"images", "masks", "cases.csv", DATASET_JSON})
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,9 @@ def generate_volumes(
     Layout: ``out_dir/images/case_XXX.nii.gz`` (int16, intensities 0..1000; with ``n_channels > 1``
     ``case_XXX_0000.nii.gz``, ``case_XXX_0001.nii.gz``, ...), ``out_dir/masks/case_XXX.nii.gz``
     (uint8 class indices, see :data:`CLASSES_3D`) and, when ``n_patients`` is given,
-    ``out_dir/cases.csv`` (``case_id,patient_id``). The dataset is written to a temporary sibling
+    ``out_dir/cases.csv`` (``case_id,patient_id``); always ``out_dir/dataset.json`` (nnU-Net v2's form:
+    the classes, channels ``MR`` or ``MR_0``, ``MR_1``, ..., numTraining, ``.nii.gz``), so that the
+    phantoms describe themselves as a user's dataset does. The dataset is written to a temporary sibling
     folder and renamed into place; an existing ``out_dir`` is replaced only when it is empty or holds
     nothing but such outputs.
 
@@ -174,7 +177,8 @@ def generate_volumes(
     n_pat = patient_count(n_cases, n_patients)
     if out_dir.exists() and not (out_dir.is_dir() and _is_replaceable(out_dir)):
         raise FileExistsError(
-            f"{out_dir}: exists and holds more than images/, masks/ and cases.csv; refusing to replace it"
+            f"{out_dir}: exists and holds more than images/, masks/, cases.csv and dataset.json; refusing "
+            "to replace it"
         )
 
     width = max(3, len(str(n_cases - 1)))
@@ -202,4 +206,6 @@ def generate_volumes(
             rows.append((case_id, f"patient_{p:0{pwidth}d}"))
         if n_patients is not None:
             write_cases_csv(tmp / "cases.csv", rows)
+        names = ["MR"] if n_channels == 1 else [f"MR_{c}" for c in range(n_channels)]
+        (tmp / DATASET_JSON).write_text(dataset_json_text(CLASSES_3D, names, n_cases, ".nii.gz"))
     return [case_id for case_id, _ in rows]

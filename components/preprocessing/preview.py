@@ -92,6 +92,7 @@ def load_samples(data_dir: Path, spec: PreprocessSpec, n: int) -> list[Sample]:
         samples.append((image, np.asarray(mask).astype(np.uint8)))
     if not samples:
         raise ValueError(
-            f"{data_dir}: no image/mask pairs found (expected images/ and masks/ with matching stems)"
+            f"{data_dir}: no image/mask pairs found (expected images/ and masks/, or an MSD / nnU-Net "
+            "imagesTr/ and labelsTr/, with matching stems)"
         )
     return samples

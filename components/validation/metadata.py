@@ -89,11 +89,18 @@ BASE_COLUMNS: tuple[str, ...] = (
 
 
 _THUMB, _MASK_THUMB = "_thumbnail", "_mask_thumbnail"  # row keys that never become columns
+_COUNTS = "_value_counts"  # mask value -> voxels: labels_ok and frac_<v> once the class values are known
 
 
 def frac_column(value: int) -> str:
     """Name of the column holding the pixel fraction of class ``value``."""
     return f"frac_{value}"
+
+
+def frac_values(meta: pd.DataFrame) -> list[int]:
+    """The class values a metadata table has ``frac_<v>`` columns for (declared, or found in the masks)."""
+    prefix = frac_column(0)[:-1]
+    return sorted(int(c[len(prefix) :]) for c in meta.columns if str(c).startswith(prefix))
 
 
 def check_class_values(class_values: Sequence[int]) -> list[int]:
@@ -178,11 +185,11 @@ def _roi_facts(path: Path, mask_shape: str | None) -> dict[str, Any]:
     return {"roi_ok": True, "roi_error": ""}
 
 
-def _mask_facts(path: Path, class_values: list[int]) -> tuple[dict[str, Any], Grid]:
+def _mask_facts(path: Path) -> tuple[dict[str, Any], Grid]:
     arr, geometry = read_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
     spatial = tuple(int(d) for d in arr.shape[1:])
     depth, height, width = _layout(spatial)
-    values, counts = np.unique(arr, return_counts=True)  # class_values include the ignore label
+    values, counts = np.unique(arr, return_counts=True)
     facts: dict[str, Any] = {
         "mask_readable": True,
         "mask_shape": join_values(spatial),
@@ -191,14 +198,31 @@ def _mask_facts(path: Path, class_values: list[int]) -> tuple[dict[str, Any], Gr
         "mask_width": width,
         "mask_channels": arr.shape[0],
         "labels_present": ",".join(_label(v) for v in values),
-        "labels_ok": bool(np.isin(values, class_values).all()),
+        _COUNTS: dict(zip(values.tolist(), counts.tolist(), strict=True)),
     }
-    if arr.shape[0] == 1:  # class fractions only mean something for a class-index mask
-        facts[_MASK_THUMB] = mask_thumbnail(arr)  # (multi-channel masks are refused by the suite)
-        total = float(arr.size)
-        lookup = dict(zip(values.tolist(), counts.tolist(), strict=True))
-        facts.update({frac_column(v): lookup.get(v, 0) / total for v in class_values})
+    if arr.shape[0] == 1:  # (multi-channel masks are refused by the suite)
+        facts[_MASK_THUMB] = mask_thumbnail(arr)
     return facts, Grid(spatial, geometry, is_volume(path))
+
+
+def _label_facts(row: dict[str, Any], allowed: set[int], class_values: list[int]) -> None:
+    """Set ``labels_ok`` and the ``frac_<v>`` columns of a row whose mask was read."""
+    counts: dict[Any, int] | None = row.pop(_COUNTS, None)
+    if counts is None:
+        return
+    row["labels_ok"] = all(v in allowed for v in counts)  # 1.0 == 1; NaN is in no set
+    if row["mask_channels"] == 1:  # class fractions only mean something for a class-index mask
+        total = float(sum(counts.values()))
+        row.update({frac_column(v): counts.get(v, 0) / total for v in class_values})
+
+
+def _found_values(rows: Sequence[dict[str, Any]], ignore_label: int | None) -> list[int]:
+    """The integer mask values >= 0 that the readable single-channel masks hold, but the ignore label."""
+    found: set[int] = set()
+    for row in rows:
+        if row.get("mask_channels") == 1:
+            found |= {int(v) for v in row.get(_COUNTS, {}) if float(v).is_integer() and v >= 0}
+    return sorted(found - {ignore_label})
 
 
 def _row(
@@ -206,7 +230,6 @@ def _row(
     patient_id: str,
     images: Sequence[Path],
     mask: Path | None,
-    class_values: list[int],
     root: Path | None,
     roi: Path | None = None,
     split: str | None = None,
@@ -237,7 +260,7 @@ def _row(
             errors.append(f"image: {exc}")
     if mask is not None:
         try:
-            facts, mask_grid = _mask_facts(mask, class_values)
+            facts, mask_grid = _mask_facts(mask)
             row.update(facts)
         except ImageReadError as exc:
             row["mask_readable"] = False
@@ -288,7 +311,7 @@ _DTYPES: dict[str, Literal["bool", "object", "Int64", "float64"]] = {
 
 def build_metadata(
     discovery: Discovery,
-    class_values: Sequence[int],
+    class_values: Sequence[int] | None,
     root: Path | None = None,
     ignore_label: int | None = None,
     near_duplicates: NearDuplicateOptions | None = None,
@@ -297,7 +320,8 @@ def build_metadata(
 
     Args:
         discovery: Output of ``components.data.discovery.discover``.
-        class_values: Declared mask pixel values (e.g. ``[0, 1, 2]``).
+        class_values: Declared mask pixel values (e.g. ``[0, 1, 2]``), or None: the values the
+            masks hold (integers >= 0 but ``ignore_label``; :func:`frac_values` reads them back).
         root: If given, ``image_path``/``mask_path`` are relative to it (POSIX style, ``..`` allowed);
             otherwise they are the discovered paths as POSIX strings.
         ignore_label: The dataset's "not annotated" mask value (``data.ignore_label``): allowed in
@@ -312,14 +336,17 @@ def build_metadata(
         ``labels_ok``) are True/False, or None where they do not apply (``image_readable`` is
         None when the channel files were not stacked because their grids differ).
     """
-    values = check_class_values(class_values)
-    allowed = values if ignore_label is None else check_class_values([*values, ignore_label])
+    declared = None if class_values is None else check_class_values(class_values)  # before reading
+    if declared is not None and ignore_label is not None:
+        check_class_values([*declared, ignore_label])
     pairs = discovery.pairs
-    rows = [
-        _row(p.case_id, p.patient_id, p.image_channels, p.mask, allowed, root, p.roi, p.split) for p in pairs
-    ]
-    rows += [_row(file_stem(p), file_stem(p), (p,), None, allowed, root) for p in discovery.unpaired_images]
-    rows += [_row(file_stem(p), file_stem(p), (), p, allowed, root) for p in discovery.unpaired_masks]
+    rows = [_row(p.case_id, p.patient_id, p.image_channels, p.mask, root, p.roi, p.split) for p in pairs]
+    rows += [_row(file_stem(p), file_stem(p), (p,), None, root) for p in discovery.unpaired_images]
+    rows += [_row(file_stem(p), file_stem(p), (), p, root) for p in discovery.unpaired_masks]
+    values = _found_values(rows, ignore_label) if declared is None else declared
+    allowed = set(values) | ({ignore_label} if ignore_label is not None else set())
+    for row in rows:
+        _label_facts(row, allowed, values)
     n_pairs = len(pairs)
     thumbs = {r["case_id"]: r[_THUMB] for r in rows[:n_pairs] if _THUMB in r}
     mask_thumbs = {r["case_id"]: r[_MASK_THUMB] for r in rows[:n_pairs] if _MASK_THUMB in r}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.data.dataset_json import read_dataset_json
 from components.data.synthetic import CLASS_NAMES, generate_phantoms
 from components.io import read_image, read_mask
 
@@ -34,6 +35,9 @@ def test_layout_and_masks(tmp_path: Path) -> None:
         assert set(np.unique(mask)) <= set(range(len(CLASS_NAMES)))
         assert img.std() > 10  # not blank
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folder left behind
+    described = read_dataset_json(out)  # the phantoms describe themselves as a user's dataset does
+    assert described is not None and described.labels == {n: v for v, n in enumerate(CLASS_NAMES)}
+    assert (described.channel_names, described.num_training, described.file_ending) == (("gray",), 12, ".png")
 
 
 def test_deterministic_byte_identical(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from components.data.dataset_json import read_dataset_json
 from components.data.synthetic3d import CLASSES_3D, SHAPE_JITTER, generate_volumes
 
 SHAPE = (14, 24, 28)
@@ -24,9 +25,12 @@ def test_layout_geometry_and_classes(tmp_path: Path) -> None:
     ids = generate_volumes(tmp_path / "ds", n_cases=3, shape=SHAPE, spacing=SPACING, seed=2)
     out = tmp_path / "ds"
     assert ids == ["case_000", "case_001", "case_002"]
-    assert sorted(p.name for p in out.iterdir()) == ["images", "masks"]  # no cases.csv without patients
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images", "masks"]  # no cases.csv
     assert sorted(p.name for p in (out / "images").iterdir()) == [f"{c}.nii.gz" for c in ids]
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folder left behind
+    described = read_dataset_json(out)  # the phantoms describe themselves as a user's dataset does
+    assert described is not None and described.labels == CLASSES_3D and described.channel_names == ("MR",)
+    assert (described.num_training, described.file_ending) == (3, ".nii.gz")
     for case in ids:
         arr, img = _read(out / "images" / f"{case}.nii.gz")
         mask, msk = _read(out / "masks" / f"{case}.nii.gz")
@@ -72,6 +76,8 @@ def test_multichannel_naming_and_patients(tmp_path: Path) -> None:
     names = sorted(p.name for p in (out / "images").iterdir())
     assert names == [f"{c}_{k:04d}.nii.gz" for c in ids for k in (0, 1)]
     assert sorted(p.name for p in (out / "masks").iterdir()) == [f"{c}.nii.gz" for c in ids]
+    described = read_dataset_json(out)
+    assert described is not None and described.channel_names == ("MR_0", "MR_1")
     ch0, img0 = _read(out / "images" / "case_000_0000.nii.gz")
     ch1, img1 = _read(out / "images" / "case_000_0001.nii.gz")
     mask, _ = _read(out / "masks" / "case_000.nii.gz")

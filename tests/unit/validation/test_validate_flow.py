@@ -29,11 +29,11 @@ def test_fingerprint_and_manifest_are_written_only_when_the_suite_passes(
         write_volume(data / "masks" / f"{case}.nii.gz", mask, geom if case == "a" else Geometry.identity(3))
 
     with pytest.raises(DatasetValidationError, match=r"case b: mask spacing \(1\.0, 1\.0, 1\.0\) != image"):
-        check_dataset.fn(str(data), ["background", "fg"], 1)
+        check_dataset.fn(str(data), {"background": 0, "fg": 1}, 1)
     assert not layout.FINGERPRINT.exists() and not layout.MANIFEST.exists()
 
     write_volume(data / "masks" / "b.nii.gz", mask, geom)
-    assert check_dataset.fn(str(data), ["background", "fg"], 1) == str(layout.MANIFEST)
+    assert check_dataset.fn(str(data), {"background": 0, "fg": 1}, 1) == str(layout.MANIFEST)
     fp = json.loads(layout.FINGERPRINT.read_text())
     assert fp["n_cases"] == 2 and fp["spacing"]["median"] == [2.0, 1.0, 1.0] and fp["coarsest_axis"] == 0
     assert fp["class_fractions"]["fg"] == pytest.approx(6 / 60)
