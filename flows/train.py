@@ -32,6 +32,7 @@ from components.core import layout
 from components.data.splits import read_splits
 from components.params.config import Params, load_params
 from components.tracking.lineage import lineage_tags, log_input_dataset
+from components.tracking.plan_log import log_plan
 from components.training.interrupt import StopRequest, graceful_stop
 from components.training.resume_store import ResumeStore, read_runs, resume_key
 from flows.runtime.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
@@ -218,6 +219,7 @@ def _parent_run(tracker: Tracker, store: ResumeStore, params: Params, tags: dict
     # A later evaluate/ensemble re-run with other params logs to this same parent run, and must
     # not find stale values of its keys here: only this stage's params.
     tracker.log_params(parent, stage_params(params))
+    log_plan(tracker, parent, layout.PLANS)  # plan.* params and the plan's files
     log_input_dataset(tracker, parent, params.data.dir, read_splits(layout.SPLITS), params.data.class_names)
     return parent
 

@@ -150,7 +150,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
                 ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} folds"
             ) from None
 
-    network = choose_network(space, schedule_for, ctx.cache)
+    network = choose_network(space, schedule_for, ctx.cache, ctx.measure_fn)
     v.set("train.model", network.model)
     patch = [int(p) for p in v.set("train.patch_size", network.patch)]
     batch = int(v.set("train.batch_size", network.batch))
@@ -205,7 +205,7 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
         WINDOW_BATCH,
         transform_entries(transforms),
     )
-    m = measured(c, ctx.budget.device, ctx.cache)[0]
+    m = measured(c, ctx.budget.device, ctx.cache, ctx.measure_fn)[0]
     flips = 2 if v.set("ensemble.tta", Decision(True, "horizontal flip (resize modes)")) else 1
     v.set("ensemble.tta_axes", Decision(None, "unused: resize modes flip horizontally"))
     w = _workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)

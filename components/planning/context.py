@@ -10,7 +10,7 @@ from components.params.user import user_values
 from components.planning.budget import Budget
 from components.planning.decision import Decision
 from components.planning.facts import DatasetFacts
-from components.planning.measure import Measurement, MeasurementCache
+from components.planning.measure import MeasureFn, Measurement, MeasurementCache
 from components.planning.plan import PlannedValue
 from components.planning.schedule import Costs, Workload
 
@@ -41,6 +41,7 @@ class Context:
     facts: DatasetFacts
     budget: Budget
     cache: MeasurementCache | None
+    measure_fn: MeasureFn | None  # None: measure on the device (tests pass a cost model)
     n_folds: int
     num_classes: int
     channels: int

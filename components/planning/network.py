@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.planning.decision import Decision, PlanError
-from components.planning.measure import Candidate, Measurement, MeasurementCache, measured, transform_entries
+from components.planning.measure import (
+    Candidate,
+    MeasureFn,
+    Measurement,
+    MeasurementCache,
+    measured,
+    transform_entries,
+)
 from components.planning.schedule import Schedule
 from components.planning.topology import MemoryModel, fit_patch
 
@@ -140,7 +147,12 @@ def _candidate(
 
 
 def _measure(
-    space: Space, model: dict[str, Any], patch: tuple[int, ...], batch: int, cache: MeasurementCache | None
+    space: Space,
+    model: dict[str, Any],
+    patch: tuple[int, ...],
+    batch: int,
+    cache: MeasurementCache | None,
+    measure_fn: MeasureFn | None,
 ) -> Measurement:
     c = Candidate(
         model=str(model["name"]),
@@ -153,13 +165,14 @@ def _measure(
         window_batch=WINDOW_BATCH,
         transforms=transform_entries(space.transforms),
     )
-    return measured(c, space.device, cache)[0]
+    return measured(c, space.device, cache, measure_fn)[0]
 
 
 def choose_network(
     space: Space,
     schedule_for: Callable[[Measurement, int, list[int]], Schedule],
     cache: MeasurementCache | None,
+    measure_fn: MeasureFn | None = None,
 ) -> Network:
     """Measure every width's candidate and pick one (see the module docstring).
 
@@ -176,7 +189,7 @@ def choose_network(
         calibration = 1.0
         for _ in range(MEASURE_ROUNDS):
             model, patch, patch_d, batch_d = _candidate(space, width, calibration)
-            m = _measure(space, model, patch, int(batch_d.value), cache)
+            m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
             if m.memory_bytes <= space.memory_bytes or space.patch is not None:
                 break
             calibration *= m.memory_bytes / space.memory_bytes * 1.05

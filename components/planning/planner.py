@@ -20,7 +20,7 @@ from components.planning.configure import configuration_summary, plan_patch, pla
 from components.planning.context import Context, Trained, Values
 from components.planning.decision import Decision, PlanError
 from components.planning.facts import DatasetFacts, resampled_shapes
-from components.planning.measure import MeasurementCache
+from components.planning.measure import MeasureFn, MeasurementCache
 from components.planning.plan import Plan
 from components.planning.schedule import fixed_seconds
 from components.preprocessing.native import median_target_spacing
@@ -55,7 +55,13 @@ def _patch_ndim(facts: DatasetFacts, v: Values) -> int:
     return len(given)
 
 
-def make_plan(user: Params, facts: DatasetFacts, budget: Budget, cache: MeasurementCache | None) -> Plan:
+def make_plan(
+    user: Params,
+    facts: DatasetFacts,
+    budget: Budget,
+    cache: MeasurementCache | None,
+    measure_fn: MeasureFn | None = None,
+) -> Plan:
     """Plan every plannable key for ``facts`` on ``budget`` (see the module docstring).
 
     Raises:
@@ -84,6 +90,7 @@ def make_plan(user: Params, facts: DatasetFacts, budget: Budget, cache: Measurem
         facts=facts,
         budget=budget,
         cache=cache,
+        measure_fn=measure_fn,
         n_folds=n_folds,
         num_classes=len(classes),
         channels=channels,

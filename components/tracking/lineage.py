@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from components.core.layout import PLAN_JSON
 from components.tracking.links import flow_run_tags
+from components.tracking.plan_log import TAG_PLAN, plan_sha
 
 if TYPE_CHECKING:
     from components.data.splits import Splits
@@ -67,6 +69,7 @@ def lineage_tags(data_dir: str, flow_run_id: str | None, pipeline_flow_run_id: s
         TAG_GIT: git_commit(),
         TAG_DATA: data_dvc_hash(data_dir),
         TAG_PARAMS: params_hash(),
+        TAG_PLAN: plan_sha(PLAN_JSON),
         TAG_FLOW_RUN: flow_run_id or "none",
     }
     if pipeline_flow_run_id:

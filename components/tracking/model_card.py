@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.tracking.lineage import TAG_DATA, TAG_GIT, TAG_PARAMS
+from components.tracking.plan_log import plan_card_lines
 from components.tracking.promotion import Registration
 from components.tracking.tracker import Tracker
 
@@ -39,6 +40,7 @@ class CardFacts:
     n_test: int
     unit: str
     postprocessing: str = "none"  # the rules chosen on cross-validation, per class
+    plan: Mapping[str, Any] | None = None  # plans/plan.json: what the plan chose (None: no plan stage)
 
 
 def _num(x: Any) -> str:
@@ -60,16 +62,13 @@ def _cv_cell(cv: Mapping[str, Any], name: str, metric: str) -> str:
 
 def model_card_markdown(f: CardFacts) -> str:
     """The version description (markdown)."""
-    reg, size = f.registration, f.preprocess.get("size", [])
+    reg = f.registration
     lines = [
         f"## {reg.name} v{reg.version} — `{reg.alias}`",
         "",
         f"**Gate:** {reg.reason}.",
         "",
-        f"Segments {', '.join(f'`{c}`' for c in f.class_names[1:])} (background `{f.class_names[0]}`) in "
-        f"{'grayscale' if f.channels == 1 else f'{f.channels}-channel'} 2D images of any size: each is "
-        f"brought to {'x'.join(str(s) for s in size)} ({f.preprocess.get('spatial_mode')}, intensity "
-        f"{f.preprocess.get('intensity_method')}) and the prediction is returned at the image's own size.",
+        _inputs_line(f),
         "",
         f"| class | CV Dice (fold mean ± sd; cases: mean [95% CI]) | test Dice [95% CI] "
         f"| CV HD95 [{f.unit}] | test HD95 [{f.unit}] |",
@@ -109,8 +108,30 @@ def model_card_markdown(f: CardFacts) -> str:
         f"- postprocessing (chosen on the out-of-fold cases): {f.postprocessing}",
         f"- params.yaml sha256 `{f.lineage.get(TAG_PARAMS, 'unknown')}`",
         f"- git commit `{f.lineage.get(TAG_GIT, 'unknown')}`",
+        *plan_card_lines(f.plan),
     ]
     return "\n".join(lines)
+
+
+def _inputs_line(f: CardFacts) -> str:
+    """What the model takes and how it sees it (network size, or native resolution in patches)."""
+    p = f.preprocess
+    kind = "grayscale" if f.channels == 1 else f"{f.channels}-channel"
+    classes = f"{', '.join(f'`{c}`' for c in f.class_names[1:])} (background `{f.class_names[0]}`)"
+    if p.get("spatial_mode") == "patch":
+        dims = "volumes" if p.get("ndim") == 3 else "2D images"
+        patch = "x".join(str(s) for s in p.get("patch_size") or [])
+        return (
+            f"Segments {classes} in {kind} {dims} of any size at their native resolution (intensity "
+            f"{p.get('intensity_method')}): sliding windows of {patch or 'the training patch'}, the "
+            "prediction returned on the input's own grid."
+        )
+    size = "x".join(str(s) for s in p.get("size", []))
+    return (
+        f"Segments {classes} in {kind} 2D images of any size: each is brought to {size} "
+        f"({p.get('spatial_mode')}, intensity {p.get('intensity_method')}) and the prediction is returned "
+        "at the image's own size."
+    )
 
 
 def publish_model_card(tracker: Tracker, facts: CardFacts) -> str:

@@ -22,6 +22,7 @@ from components.evaluation.scoring import ScoringOptions
 from components.inference.options import InferenceOptions
 from components.tracking.gate_lock import gate_lock
 from components.tracking.model_card import CardFacts, publish_model_card
+from components.tracking.plan_log import read_plan
 from components.tracking.promotion import compare_with_champion, register_and_gate
 from components.tracking.tracker import Tracker
 
@@ -115,6 +116,7 @@ def release_ensemble(
         describe(tta.postprocessing, class_names)
         if isinstance(tta, InferenceOptions) and tta.postprocessing is not None
         else "none",
+        read_plan(layout.PLAN_JSON),
     )
     publish_model_card(tracker, facts)
     tracker.set_tags(run_id, {"segflow.registered_version": reg.version, "segflow.alias": reg.alias})

@@ -186,10 +186,11 @@ def test_pipeline_end_to_end(
     metrics = _dvc(root, env, "metrics", "show").stdout
     assert "reports/cv/summary.json" in metrics and "reports/test/summary.json" in metrics
 
-    # A train param change makes train and what follows stale, not validate or preprocess.
+    # A train param change makes the plan stale (it resolves params.yaml); once it has run, train
+    # and what follows re-run (their keys in plans/params.yaml changed), never validate or preprocess.
     _commit(root, env, "first run")
     apply_overrides(root / "params.yaml", {"train.epochs": 2})
-    assert set(json.loads(_dvc(root, env, "status", "--json").stdout)) == {"train"}
+    assert set(json.loads(_dvc(root, env, "status", "--json").stdout)) == {"plan"}
     lock1 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     manifest_mtime = (root / "data/manifest.parquet").stat().st_mtime_ns
 
@@ -218,7 +219,7 @@ def test_pipeline_end_to_end(
     assert comparison["all"]["dice"]["n"] > 0 and comparison["a"] == "champion", comparison
     lock2 = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     rerun = {stage for stage in lock1 if lock1[stage] != lock2[stage]}
-    assert rerun == {"train", "evaluate", "ensemble"}, rerun
+    assert rerun == {"plan", "train", "evaluate", "ensemble"}, rerun
     assert (root / "data/manifest.parquet").stat().st_mtime_ns == manifest_mtime  # validate did not run
     reg2 = summary2["registration"]
     assert reg2["version"] == "2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from components.tracking.lineage import (
     log_input_dataset,
     params_hash,
 )
+from components.tracking.plan_log import TAG_PLAN
 from components.tracking.tracker import Tracker
 
 PARAMS_A = """# segflow parameters
@@ -86,8 +88,12 @@ def test_lineage_tags_in_the_working_directory(tmp_path: Path, monkeypatch: pyte
         TAG_GIT: "unknown",
         TAG_DATA: "abc123.dir",
         TAG_PARAMS: params_hash(tmp_path / "params.yaml"),
+        TAG_PLAN: "none",  # no plan stage ran here
         TAG_FLOW_RUN: "flow-1",
     }
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "plan.json").write_text('{"version": 1}')
+    assert lineage_tags("data/raw", "flow-1", None)[TAG_PLAN] == hashlib.sha256(b'{"version": 1}').hexdigest()
     tags = lineage_tags("data/raw", None, "pipeline-7")
     assert tags[TAG_FLOW_RUN] == "none" and tags[TAG_PIPELINE_FLOW_RUN] == "pipeline-7"
 

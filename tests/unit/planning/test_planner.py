@@ -1,0 +1,158 @@
+"""The planner on synthetic datasets of every kind: each test asserts the rules' outcome."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from components.planning.decision import PlanError
+from components.planning.network import TARGET_STEPS
+from components.planning.planner import make_plan
+from components.planning.schedule import MIN_EPOCHS, STEPS_PER_EPOCH
+from components.planning.topology import MemoryModel, topology
+from tests.unit.planning.conftest import budget, cost_model, facts, user
+
+
+def plan(f, b=None, **keys):  # type: ignore[no-untyped-def]
+    return make_plan(user(**keys), f, b or budget(), None, cost_model)
+
+
+def used(p, key):  # type: ignore[no-untyped-def]
+    return p.values[key].used
+
+
+def test_isotropic_mri_gets_the_median_case_as_its_3d_patch() -> None:
+    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260))
+    assert p.configuration == "3d"
+    assert used(p, "preprocess.target_spacing") == pytest.approx([1.0, 1.0, 1.0], rel=0.05)
+    assert used(p, "preprocess.intensity")["method"] == "zscore"
+    assert used(p, "train.patch_size") == [40, 56, 40]  # the median, each axis a multiple of 2^3
+    assert used(p, "train.batch_size") == 2  # CPU: small batches, most steps
+    assert used(p, "train.model")["name"] == "dynunet"
+    assert used(p, "train.optimizer")["kwargs"]["momentum"] == 0.99
+    assert used(p, "ensemble.tta_axes") == [0, 1, 2]
+    assert "RandAffine" in [t["name"] for t in used(p, "train.augment.transforms")]
+
+
+def test_anisotropic_ct_resamples_the_thick_axis_to_its_10th_percentile_and_rotates_in_plane() -> None:
+    f = facts([60, 512, 512], [5.0, 0.7, 0.7], n=40, dtype="int16", intensity=(-1024.0, 3071.0), spread=0.3)
+    p = plan(f, budget(hours=24, memory_gb=8, device="cuda"))
+    target = used(p, "preprocess.target_spacing")
+    p10 = f.fingerprint["spacing"]["p10"][0]
+    assert target[0] == pytest.approx(p10) and target[0] < f.fingerprint["spacing"]["median"][0]
+    assert target[1:] == pytest.approx(f.fingerprint["spacing"]["median"][1:])
+    assert used(p, "preprocess.intensity")["method"] == "ct"  # integer voxels from air to bone
+    names = [t["name"] for t in used(p, "train.augment.transforms")]
+    assert "RandRotate" in names and "RandAffine" not in names  # in-plane rotation only
+    patch = used(p, "train.patch_size")
+    t = topology(patch, target, 32)
+    assert t.strides[1][0] == 1  # the thick axis does not pool at the first level
+    assert all(s % d == 0 for s, d in zip(patch, t.divisors, strict=True))
+
+
+def test_ct_is_recognised_by_its_channel_name() -> None:
+    p = plan(facts([40, 128, 128], [2.0, 1.0, 1.0], names=["CT"]))
+    assert used(p, "preprocess.intensity")["method"] == "ct"
+
+
+def test_tiny_volumes_get_a_patch_no_smaller_than_the_median_and_divisible() -> None:
+    p = plan(facts([10, 12, 9], [1.0, 1.0, 1.0], n=30))
+    patch = used(p, "train.patch_size")
+    assert all(s >= m for s, m in zip(patch, [10, 12, 9], strict=True))
+    t = topology(patch, [1.0, 1.0, 1.0], 32)
+    assert all(s % d == 0 for s, d in zip(patch, t.divisors, strict=True))
+
+
+def test_huge_volumes_shrink_the_patch_to_the_memory_budget() -> None:
+    f = facts([600, 512, 512], [1.0, 0.7, 0.7], n=20)
+    p = plan(f, budget(hours=24, memory_gb=8, device="cuda"))
+    patch, width = used(p, "train.patch_size"), used(p, "train.model")["kwargs"]["base_filters"]
+    assert math.prod(patch) < 600 * 512 * 512 / 50
+    mem = MemoryModel(
+        8 * 2**30, used(p, "train.batch_size"), width, 1, 3, tuple(used(p, "preprocess.target_spacing"))
+    )
+    assert mem.fits(patch)
+    assert "shrunk" in p.values["train.patch_size"].reason
+
+
+def test_more_memory_gives_a_larger_patch() -> None:
+    f = facts([300, 400, 400], [1.0, 1.0, 1.0], n=20)
+    small = used(plan(f, budget(hours=24, memory_gb=4, device="cuda")), "train.patch_size")
+    large = used(plan(f, budget(hours=24, memory_gb=40, device="cuda")), "train.patch_size")
+    assert math.prod(large) > math.prod(small)
+
+
+def test_memory_below_the_smallest_patch_is_an_error_naming_the_key() -> None:
+    with pytest.raises(PlanError, match=r"plan\.memory_gb .* give at least"):
+        plan(facts([300, 400, 400], [1.0, 1.0, 1.0], n=20), budget(memory_gb=0.001))
+
+
+def test_four_channel_mri_measures_a_four_channel_network() -> None:
+    p = plan(facts([128, 128, 128], [1.0, 1.0, 1.0], channels=4, n=100), budget(hours=24, device="cuda"))
+    assert used(p, "data.channels") == 4 and used(p, "preprocess.intensity")["method"] == "zscore"
+
+
+def test_rgb_photographs_keep_their_range_and_train_on_whole_images() -> None:
+    p = plan(facts([600, 600], [1.0, 1.0], channels=3, dtype="uint8", n=80), budget(hours=2))
+    assert p.configuration == "2d" and used(p, "preprocess.intensity")["method"] == "dtype"
+    patch = used(p, "train.patch_size")
+    assert patch[0] >= 600 and patch[1] >= 600  # the whole median image
+    assert used(p, "ensemble.tta_axes") == [0, 1]
+
+
+def test_8k_microscopy_gets_patches_and_sliding_windows() -> None:
+    p = plan(facts([8000, 8000], [1.0, 1.0], n=10), budget(hours=24, memory_gb=8, device="cuda"))
+    patch = used(p, "train.patch_size")
+    assert max(patch) < 8000 and min(patch) >= 32
+    assert used(p, "evaluate.overlap") == 0.5
+
+
+def test_a_large_budget_trains_nnunet_epochs_of_250_steps_with_the_widest_network() -> None:
+    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=200, device="cuda"))
+    assert used(p, "train.iterations_per_epoch") == STEPS_PER_EPOCH
+    assert used(p, "train.epochs") >= MIN_EPOCHS
+    assert used(p, "train.model")["kwargs"]["base_filters"] == 32
+    assert used(p, "train.epochs") * STEPS_PER_EPOCH >= TARGET_STEPS
+
+
+def test_a_small_budget_trains_fewer_steps_per_epoch_and_a_narrower_network() -> None:
+    long = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=10))
+    short = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=0.12))
+    long_steps, short_steps = (
+        used(p, "train.epochs") * used(p, "train.iterations_per_epoch") for p in (long, short)
+    )
+    assert short_steps < long_steps
+    width = [used(p, "train.model")["kwargs"]["base_filters"] for p in (long, short)]
+    assert width[1] <= width[0]
+    assert used(short, "train.iterations_per_epoch") < STEPS_PER_EPOCH
+    assert used(short, "train.epochs") >= MIN_EPOCHS // 2
+    assert short.estimate["total_s"] <= 0.12 * 3600 * 1.05  # planned within the budget
+
+
+def test_a_budget_below_one_epoch_names_the_minimum() -> None:
+    with pytest.raises(PlanError, match=r"plan\.time_budget .* too short .* give at least"):
+        plan(facts([128, 128, 128], [1.0, 1.0, 1.0], n=100), budget(hours=0.01))
+
+
+def test_the_users_values_win_and_the_plan_plans_around_them() -> None:
+    f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=260)
+    p = plan(f, train__patch_size=[32, 32, 32], train__epochs=7)
+    assert used(p, "train.patch_size") == [32, 32, 32] and p.values["train.patch_size"].user_set
+    assert used(p, "train.epochs") == 7 and p.values["train.epochs"].planned != 7
+    assert any("train.epochs: yours (7)" in n for n in p.notes)
+
+
+def test_a_2d_patch_on_volumes_slices_along_the_coarse_axis() -> None:
+    p = plan(facts([40, 256, 256], [4.0, 1.0, 1.0], n=40), train__patch_size=[128, 128])
+    assert p.configuration == "2d" and used(p, "preprocess.slice_axis") == "coarsest"
+
+
+def test_a_3d_patch_for_2d_images_names_both() -> None:
+    with pytest.raises(PlanError, match=r"train\.patch_size \[8, 8, 8\] \(yours\) is 3D.*2D images"):
+        plan(facts([96, 96], [1.0, 1.0]), train__patch_size=[8, 8, 8])
+
+
+def test_the_same_data_and_budget_give_the_same_plan_byte_for_byte() -> None:
+    f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=260)
+    assert plan(f).dumps() == plan(f).dumps()
