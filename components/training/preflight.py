@@ -75,25 +75,28 @@ def _pairing_problems(path: Path, params: Params) -> list[str]:
     except DiscoveryError as err:
         return [f"data.dir: {err}"]
     problems: list[str] = []
+    folders = dataset_folders(path)  # images/ + masks/, or an MSD / nnU-Net imagesTr/ + labelsTr/
+    images, masks = folders.images, folders.masks
     if found.unpaired_images:
         mask = ".nii.gz" if all(is_volume(p) for p in found.unpaired_images) else ".png"  # the image's kind
+        channel = " (less an nnU-Net _0000 channel suffix)" if folders.layout != "plain" else ""
         problems.append(
             f"data.dir: {len(found.unpaired_images)} image(s) without a mask: "
-            f"{_listing(found.unpaired_images, path)}; expected masks/<stem>{mask} with the image's file "
-            "stem for every image (or remove the image)"
+            f"{_listing(found.unpaired_images, path)}; expected {masks}/<stem>{mask} with the image's file "
+            f"stem{channel} for every image (or remove the image)"
         )
     if found.unpaired_masks:
         problems.append(
             f"data.dir: {len(found.unpaired_masks)} mask(s) without an image: "
-            f"{_listing(found.unpaired_masks, path)}; expected images/<stem>.<png|jpg|tif|nii.gz|...> with "
+            f"{_listing(found.unpaired_masks, path)}; expected {images}/<stem>.<png|jpg|tif|nii.gz|...> with "
             "the mask's file stem for every mask (or remove the mask)"
         )
     if not found.pairs:
         if not problems:
             problems.append(
-                f"data.dir: {path} holds no image/mask pairs (images/ and masks/ are empty or hold no "
-                f"accepted files: {', '.join(IMAGE_SUFFIXES)}); expected images/<case>.png with "
-                "masks/<case>.png"
+                f"data.dir: {path} holds no image/mask pairs ({images}/ and {masks}/ are empty or hold no "
+                f"accepted files: {', '.join(IMAGE_SUFFIXES)}); expected {images}/<case>.png with "
+                f"{masks}/<case>.png"
             )
         return problems
     problems += _patch_problems(found.pairs, params)

@@ -23,6 +23,13 @@ def test_an_msd_folder_passes_and_a_missing_labels_folder_is_named(tmp_path: Pat
     plain_volumes(tmp_path / "plain", n_cases=4)
     msd = msd_from_plain(tmp_path / "plain", tmp_path / "Task09_Phantom")
     assert check_data_dir(_params(msd)) == []
+    (msd / "labelsTr" / "case_001.nii.gz").rename(tmp_path / "kept.nii.gz")
+    assert check_data_dir(_params(msd)) == [
+        "data.dir: 1 image(s) without a mask: imagesTr/case_001.nii.gz; expected labelsTr/<stem>.nii.gz "
+        "with the image's file stem (less an nnU-Net _0000 channel suffix) for every image (or remove the "
+        "image)"
+    ]
+    (tmp_path / "kept.nii.gz").rename(msd / "labelsTr" / "case_001.nii.gz")
     (msd / "labelsTr").rename(msd / "labels")
     assert check_data_dir(_params(msd)) == [
         f"data.dir: {msd} has no labelsTr/; expected a dataset folder holding images/ and masks/ (paired by "
