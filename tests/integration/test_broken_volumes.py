@@ -170,16 +170,16 @@ def test_a_broken_volume_set_is_refused_at_validate(
 
 
 PIPELINE_ROWS = {
-    # stage: where the refusal must come from; expect: what the one message must say
+    # the builder; how the one message starts (which step refused); what it must say
     "truncated_volume_in_a_whole_run": (
         truncated_gz,
-        "validate",
-        ("images/case_001.nii.gz", "truncated: expected"),
+        "segflow run: stage validate failed: Dataset validation failed",
+        ("images/case_001.nii.gz", "truncated: expected", "copy the volume again from its source"),
     ),
     "cases_csv_ghost_in_a_whole_run": (
         ghost_row,
-        "preflight",
-        ("data.dir", "ghost_case", "without an image"),
+        "segflow run: params check failed: data.dir: ",
+        ("cases.csv: 1 case(s) listed without an image or mask file: ghost_case", "restore the files"),
     ),
 }
 
