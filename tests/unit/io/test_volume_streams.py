@@ -265,3 +265,24 @@ def test_a_nii_beside_a_nii_gz_of_the_same_name_is_refused(tmp_path: Path) -> No
     ):
         read_volume(tmp_path / "a.nii.gz")
     np.testing.assert_array_equal(read_volume(tmp_path / "a.nii")[0], np.ones_like(ARR))
+
+
+@pytest.mark.parametrize("kind", ["4d", "scaled"])
+def test_nan_voxels_simpleitk_decodes_are_put_back_in_place(tmp_path: Path, kind: str) -> None:
+    """Files SimpleITK must decode (4D, or scaled by scl_slope): its zeros become NaN/Inf again."""
+    xyz = np.arange(5 * 4 * 3 * (2 if kind == "4d" else 1), dtype=np.float32).reshape(5, 4, 3, -1)
+    xyz = xyz if kind == "4d" else xyz[..., 0]
+    xyz[1, 2, 0, ...] = np.nan
+    xyz[4, 3, 2, ...] = np.inf
+    image = nib.Nifti1Image(xyz, np.eye(4))
+    if kind == "scaled":
+        image.header.set_slope_inter(2.0, 0.0)
+    path = tmp_path / "v.nii.gz"
+    nib.save(image, str(path))
+    stream = data_stream(path)
+    assert stream is not None and stream.array_dtype is None  # not the one-decode path
+    arr, _ = read_volume(path)
+    want = np.transpose(xyz, tuple(reversed(range(xyz.ndim))))  # (x, y, z[, t]) -> ([t,] z, y, x)
+    assert arr.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(arr), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(arr), np.isposinf(want))
