@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: help venv lock run test test-stack test-fast lint bench bench-speed browser
+.PHONY: help venv lock run test test-stack test-fast lint bench bench-speed bench-contention bench-gpu bench-gpu-wheels browser
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
@@ -79,6 +79,20 @@ lint: venv  ## ruff (lint + format check) and mypy (components/, flows/); what C
 bench: venv  ## run the benchmarks (JSON, with machine and device, under bench/results/)
 	$(BIN)/python bench/metrics_speed.py
 	$(BIN)/python bench/model_zoo.py
+
+bench-contention: venv  ## predict and a training step, quiet and beside a busy process per core (threads rule vs defaults)
+	$(BIN)/python bench/contention.py
+
+GPU_SITE ?= /tmp/segflow-gpu-site
+GPU_PLATFORMS = $(foreach n,2_28 2_27 2_17,--platform manylinux_$(n)_x86_64) --platform manylinux2014_x86_64
+bench-gpu-wheels: venv  ## download the GPU check's wheels (bench/gpu_wheels.txt, cp312) into .whl/ (carry it)
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_PLATFORMS) -d .whl -r bench/gpu_wheels.txt
+
+bench-gpu:  ## the GPU check on a lent GPU machine (python3 with CUDA torch; wheels from .whl/): JSON in bench/results/
+	@if ls .whl/*.whl >/dev/null 2>&1; then python3 -m pip install -q --no-index --no-deps --no-compile \
+		--no-cache-dir --upgrade --target $(GPU_SITE) .whl/*.whl; fi
+	PYTHONPATH=$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} PYTHONUNBUFFERED=1 python3 bench/gpu_check.py $(GPU_ARGS)
 
 bench-speed: venv  ## segflow vs bare PyTorch (training, inference), the loader, stage start-up; --quick runs
 	$(BIN)/python bench/train_throughput.py --quick
