@@ -139,6 +139,8 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
     # nifti_io scales by scl_slope/scl_inter unless the slope is 0 or not finite, or 1 with no offset
     unscaled = (slope in (0.0, 1.0) or not np.isfinite(slope)) and (inter == 0.0 or not np.isfinite(inter))
     direct = _NIFTI_DIRECT.get(int(datatype)) if n in (2, 3) and unscaled else None
+    if direct and np.dtype(direct).itemsize * 8 != bitpix:  # a bitpix that contradicts the datatype
+        direct = None
     return DataStream(
         path=path,
         offset=0 if compressed else offset,

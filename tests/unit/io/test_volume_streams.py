@@ -286,3 +286,14 @@ def test_nan_voxels_simpleitk_decodes_are_put_back_in_place(tmp_path: Path, kind
     assert arr.shape == want.shape
     np.testing.assert_array_equal(np.isnan(arr), np.isnan(want))
     np.testing.assert_array_equal(np.isposinf(arr), np.isposinf(want))
+
+
+def test_a_bitpix_that_contradicts_the_datatype_is_not_read_directly(tmp_path: Path) -> None:
+    path = _write(tmp_path / "v.nii")
+    raw = bytearray(path.read_bytes())
+    raw[72:74] = np.int16(32).tobytes()  # bitpix 32 for datatype 4 (int16)
+    path.write_bytes(bytes(raw))
+    stream = data_stream(path)
+    assert stream is not None and stream.array_dtype is None
+    with pytest.raises(VolumeReadError, match=rf"{path}: "):  # the data is half what bitpix 32 needs
+        read_volume(path)
