@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -41,6 +40,7 @@ from components.training.preflight import preflight
 from components.workspace.lock import workspace_lock
 from components.workspace.outputs_guard import OutputsSnapshot, keep_failed_outputs, restore, snapshot
 from flows.runtime.stage import PIPELINE_RUN_ENV, current_flow_run_id
+from flows.runtime.supervise import run_supervised
 from flows.runtime.warm import warm_stages
 
 RUN_LOG_ENV = "SEGFLOW_RUN_LOG"  # set by `segflow run`: the log file the pipeline appends to
@@ -98,33 +98,44 @@ class RunFailedError(UserError):
         self.failed_stage = failed_stage
 
 
-def _stream(proc: subprocess.Popen[str], log: Path, ran: list[str]) -> list[str]:
-    """Echo ``dvc repro``'s output to the console and the run log; return DVC's ``ERROR:`` lines.
+class _Output:
+    """Echoes ``dvc repro``'s output to the console and the run log; notes the stages that ran and
+    DVC's ``ERROR:`` lines (kept off the console: the pipeline prints the stage's own message)."""
 
-    DVC's "failed to reproduce" line is kept off the console: the pipeline prints the stage's
-    own message instead.
-    """
-    errors: list[str] = []
-    assert proc.stdout is not None
-    with log.open("a", encoding="utf-8") as fh:
-        for line in proc.stdout:
-            fh.write(line)
-            fh.flush()
-            match = _RUNNING_STAGE.match(line)
-            if match:
-                ran.append(match["stage"])
-            if line.startswith("ERROR:"):
-                errors.append(line.strip())
-                continue
-            sys.stdout.write(line)
-            sys.stdout.flush()
-    return errors
+    def __init__(self, log: IO[str]) -> None:
+        self.log = log
+        self.ran: list[str] = []
+        self.errors: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.log.write(line)
+        self.log.flush()
+        match = _RUNNING_STAGE.match(line)
+        if match:
+            self.ran.append(match["stage"])
+        if line.startswith("ERROR:"):
+            self.errors.append(line.strip())
+            return
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def _api_url() -> str | None:
+    """The Prefect API this process uses, when it is a server (not a per-process temporary one)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value() or None
 
 
 @task(cache_policy=NO_CACHE)
-def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
+def dvc_repro(force: bool, flow_run_id: str | None, log: str, target: str | None = None) -> list[str]:
     """Run ``dvc repro``; the stages inherit the Prefect API and this flow run's id, and are served
     warm (:mod:`flows.runtime.warm`; ``SEGFLOW_WARM_STAGES=0`` makes each import cold).
+
+    SIGINT or SIGTERM stops every process of it within 10 s (:mod:`flows.runtime.supervise`), then
+    the warm server, and then raises as the pipeline's own handler does for that signal.
+
+    ``target``: reproduce only up to this stage (``plan``: validate and plan), else every stage.
 
     Returns:
         The stages DVC ran.
@@ -136,18 +147,20 @@ def dvc_repro(force: bool, flow_run_id: str | None, log: str) -> list[str]:
     failure = log_path.with_suffix(".failure.json")
     failure.unlink(missing_ok=True)
     env = {**os.environ, PIPELINE_RUN_ENV: flow_run_id or "", FAILURE_FILE_ENV: str(failure.resolve())}
+    api = _api_url()
+    if api:  # the stages report to the pipeline's server: none starts a temporary one of its own
+        env["PREFECT_API_URL"] = api
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # stages run `python -m flows.<stage>`
-    cmd = [str(Path(bindir) / "dvc"), "repro"] + (["--force"] if force else [])
-    ran: list[str] = []
-    with log_path.open("a", encoding="utf-8") as warm_log, warm_stages(env, warm_log) as stage_env:
-        proc = subprocess.Popen(
-            cmd, env=stage_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+    cmd = [str(Path(bindir) / "dvc"), "repro"] + (["--force"] if force else []) + ([target] if target else [])
+    with log_path.open("a", encoding="utf-8") as fh, warm_stages(env, fh) as stage_env:
+        output = _Output(fh)
         try:
-            errors = _stream(proc, log_path, ran)
-        finally:
-            code = proc.wait()
+            code = run_supervised(cmd, stage_env, output)
+        except BaseException as exc:  # stopped: the run's outputs are restored for what ran
+            exc.segflow_ran = output.ran  # type: ignore[attr-defined]
+            raise
+    ran, errors = output.ran, output.errors
     if code == 0:
         return ran
     stage_failure = read_failure(failure)
@@ -164,7 +177,7 @@ def _restore_outputs(snap: OutputsSnapshot, exc: BaseException, log: Path) -> No
     """After a failed run: keep what the failed stage wrote next to the log, then put the earlier
     outputs back (params.yaml is already restored); adds what was done to ``exc``'s message."""
     failed = exc.failed_stage if isinstance(exc, RunFailedError) else None
-    ran = exc.ran if isinstance(exc, RunFailedError) else None
+    ran = exc.ran if isinstance(exc, RunFailedError) else getattr(exc, "segflow_ran", None)
     moved = keep_failed_outputs(snap, failed, log.with_suffix("")) if failed else {}
     problem = restore(snap, ran, str(Path(sys.executable).parent / "dvc"))
     if isinstance(exc, RunFailedError):

@@ -73,13 +73,22 @@ def _forward(signum: int, previous: Handler) -> None:
         os.kill(os.getpid(), signum)
 
 
+TRAINING_STOP = "stopping after the current step (the state of the last complete epoch is kept for a resume)"
+
+
 @contextlib.contextmanager
-def graceful_stop(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[StopRequest]:
+def graceful_stop(
+    signals: tuple[int, ...] = STOP_SIGNALS, announce: str = TRAINING_STOP
+) -> Iterator[StopRequest]:
     """Within the block, the first ``signals`` delivery requests a stop; a second one raises at once.
 
     Outside the main thread (signals cannot be handled there) the request is returned unarmed.
     On leaving the block with :class:`TrainingInterrupted`, the previous handler of that signal is
     restored and called (see the module docstring); otherwise the previous handlers are restored.
+
+    Args:
+        signals: The signals that request the stop.
+        announce: What the first signal prints (stderr), after "segflow: SIGTERM received; ".
 
     Yields:
         The :class:`StopRequest` the handlers set.
@@ -93,12 +102,7 @@ def graceful_stop(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[StopReque
         if stop.requested:
             raise TrainingInterrupted(signum, "(second signal: abandoning the current step)")
         stop.request(signum)
-        print(
-            f"segflow: {signal.Signals(signum).name} received; stopping after the current step "
-            "(the state of the last complete epoch is kept for a resume)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"segflow: {signal.Signals(signum).name} received; {announce}", file=sys.stderr, flush=True)
 
     previous = {s: signal.signal(s, handle) for s in signals}
     try:

@@ -34,7 +34,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from flows.runtime.warm_env import difference, interpreter
 
@@ -163,8 +163,10 @@ def warm_stages(env: dict[str, str], log: IO[str], cwd: str | None = None) -> It
 
     The server starts importing at once and serves the stages that start once it is ready (the
     first, light ones may run cold meanwhile); it is stopped after the block, and gets SIGTERM
-    from the kernel if this process dies first. It imports the stages from ``cwd`` (default: this
-    process's), the folder DVC runs them in; its output goes to ``log``.
+    from the kernel if this process dies first. It runs in a session of its own, as ``dvc repro``
+    does (:mod:`flows.runtime.supervise`): a stage it forked gets a stop only through its command.
+    It imports the stages from ``cwd`` (default: this process's), the folder DVC runs them in; its
+    output goes to ``log``.
     """
     if not enabled(env):
         yield env
@@ -184,6 +186,7 @@ def warm_stages(env: dict[str, str], log: IO[str], cwd: str | None = None) -> It
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the pipeline, which stops the stages
         preexec_fn=stop_with_parent,
     )
     try:
@@ -401,11 +404,23 @@ def _die_with(pidfd: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def exit_when_served(serving: Callable[[], None]) -> NoReturn:
+    """Run ``serving`` (a server's life), then end the process at once: SIGTERM ends a server
+    through ``sys.exit``, and the interpreter's teardown of torch, MLflow and Prefect would take
+    2-4 s more, within the 10 s a stopped pipeline has (its stages are separate processes)."""
+    with contextlib.suppress(SystemExit):
+        serving()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
 def main() -> None:
     """``python -m flows.runtime.warm SOCKET``: the warm server (the pipeline starts and stops it)."""
     if len(sys.argv) != 2:
         sys.exit("usage: python -m flows.runtime.warm SOCKET")
-    serve(sys.argv[1])
+    exit_when_served(lambda: serve(sys.argv[1]))
 
 
 if __name__ == "__main__":

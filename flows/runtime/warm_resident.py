@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from flows.runtime.warm import STAGE_MODULES, enabled, run_warm
+from flows.runtime.warm import STAGE_MODULES, enabled, exit_when_served, run_warm
 from flows.runtime.warm_env import comparable_env
 
 IDLE_ENV = "SEGFLOW_WARM_IDLE_S"
@@ -215,7 +215,7 @@ def servers(env: Mapping[str, str]) -> list[tuple[int, str]]:
 def main(argv: list[str]) -> None:
     """``python -m flows.runtime.warm_resident status|stop`` (and ``serve KEY IDLE``, what stages start)."""
     if len(argv) == 3 and argv[0] == "serve":
-        serve_resident(argv[1], float(argv[2]))
+        exit_when_served(lambda: serve_resident(argv[1], float(argv[2])))
     elif argv in (["status"], ["stop"]):
         running = servers(os.environ)
         for pid, cwd in running:
