@@ -17,6 +17,7 @@ from components.training.fold_setup import FoldSetup, setup_fold
 from components.validation import build_metadata, compute_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
+HANDSET_PARAMS = REPO / "tests" / "data" / "handset_params.yaml"  # fixed settings (bench/project.py)
 
 # 3D: the patch-mode setup of the project's 3D U-Net (DynUNet) on generated volumes
 VOLUME_OVERRIDES: dict[str, Any] = {
@@ -65,7 +66,7 @@ def fold_setup(
     if model is not None:
         sets["train.model.name"] = model
     sets |= overrides or {}
-    text, _ = merged_params(REPO / "params.yaml", sets)
+    text, _ = merged_params(HANDSET_PARAMS, sets)
     workdir.mkdir(parents=True, exist_ok=True)
     params_path = workdir / "params.yaml"
     params_path.write_text(text)

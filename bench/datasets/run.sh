@@ -10,7 +10,7 @@ params=$(realpath "$1"); ws=$2; stager=${3:+$(realpath "$3")}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$repo/.venv/bin
 rm -rf "$ws" && mkdir -p "$ws" && cd "$ws"
-for f in components flows dvc.yaml .dvcignore; do cp -r "$repo/$f" .; done
+for f in components flows dvc.yaml .dvcignore prefect.toml; do cp -r "$repo/$f" .; done
 find . -name __pycache__ -prune -exec rm -rf {} +
 cp "$params" params.yaml
 sed -i "s#^  dir: \.\./shared/#  dir: $(dirname "$repo")/shared/#" params.yaml  # the workspace is elsewhere
@@ -22,7 +22,7 @@ if [ -n "$stager" ]; then
   "$bin/python" "$stager" data/raw
 fi
 printf 'stage\tseconds\tpeak_rss_kb\n' > stages.tsv
-for stage in validate preprocess train evaluate ensemble; do
+for stage in validate plan preprocess train evaluate ensemble; do
   /usr/bin/time -f "$stage\t%e\t%M" -a -o stages.tsv dvc repro -s "$stage"
 done
 cat stages.tsv
