@@ -73,12 +73,16 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from components.core.threads import prepare_openmp  # noqa: E402
+
+prepare_openmp()  # before torch loads OpenMP: its wait policy, as every segflow entry point sets it
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from bench.inference_3d import ct_stats, synthetic_ct  # noqa: E402
 from bench.machine import device_info, machine_info, result_path, write_result  # noqa: E402

@@ -39,10 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from components.core.threads import prepare_openmp  # noqa: E402
+
+prepare_openmp()  # before torch loads OpenMP: its wait policy, as every segflow entry point sets it
+
+import torch  # noqa: E402
 
 from bench.fold_setup import fold_setup  # noqa: E402
 from bench.machine import device_info, machine_info, result_path, write_result  # noqa: E402
