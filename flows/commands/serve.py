@@ -28,7 +28,9 @@ SERVE_HELP = """Serve a packaged (registered) ensemble over HTTP: POST /invocati
 Request (Content-Type: application/json):
   2D: {"inputs": <(N, H, W, C) or (N, H, W) images of one size>,
        "params": {"input_dtype": "uint8"}}       # the images' stored dtype
-  3D: {"inputs": <one (C, Z, Y, X) volume>, "params": {"spacing": "2.5,0.7,0.7"}}   # z,y,x mm
+      (C: 1 gray, 3 RGB, 4 RGBA or the trained count; one (H, W) image too)
+  3D: {"inputs": <one (C, Z, Y, X) volume>, "params": {"spacing": "2.5,0.7,0.7"}}
+      (z,y,x mm; (Z, Y, X) for a one-channel model)
   "params": {"output": "probabilities"} returns (N, K, H, W) instead of labels.
 Response: {"predictions": <(N, H, W) class indices>}   (3D: (1, Z, Y, X))
 A malformed request (bad JSON, wrong shape, dtype or channels, bad params) gets HTTP 400 and a
