@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def _raw_header(path: Path) -> Any:
     try:
         with gzip.open(path, "rb") if compressed else path.open("rb") as fh:
             block = fh.read(540)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return None
     for cls in (nib.Nifti1Header, nib.Nifti2Header):
         size = cls.sizeof_hdr
@@ -96,8 +97,13 @@ def nifti_geometry_problems(path: Path) -> list[str]:
             "a NIfTI-2 file, which SimpleITK (segflow's reader) cannot read; expected NIfTI-1: convert it "
             "(e.g. nibabel: nib.save(nib.Nifti1Image.from_image(nib.load(path)), 'case.nii.gz'))"
         ]
-    shape = tuple(int(d) for d in header.get_data_shape())
+    try:
+        shape = tuple(int(d) for d in header.get_data_shape())
+    except Exception:  # a dim[0] outside 1..7: SimpleITK names the header unreadable
+        return []
     axes = min(len(shape), 3)
+    if axes < 1:
+        return []
     pixdim = np.asarray(header["pixdim"][1 : axes + 1], dtype=np.float64)
     problems: list[str] = []
     if not (np.isfinite(pixdim).all() and (pixdim > 0).all()):
@@ -113,7 +119,13 @@ def nifti_geometry_problems(path: Path) -> list[str]:
             header[k] for k in ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
         ]
         if np.isfinite(np.asarray(fields, dtype=np.float64)).all() and not problems:
-            qform = np.asarray(header.get_qform(), dtype=np.float64)
+            try:
+                qform = np.asarray(header.get_qform(), dtype=np.float64)
+            except Exception as exc:  # nibabel: |(b, c, d)| > 1, a qfac (pixdim[0]) not +-1, ...
+                problems.append(
+                    f"qform (code {_code(qcode)}) is no rotation and voxel size ({exc}); expected a unit "
+                    "quaternion |(b, c, d)| <= 1 and qfac (pixdim[0]) 1 or -1"
+                )
         elif not problems:
             problems.append(
                 f"qform (code {_code(qcode)}) holds NaN/Inf; expected finite quaternion and offsets"

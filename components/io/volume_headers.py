@@ -23,15 +23,18 @@ lists and patterns, MetaImage ASCII data) give None: SimpleITK's own checks are 
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from components.io.text_headers import meta_fields, text_header
+
 GZIP_MAGIC = b"\x1f\x8b"
-_HEADER_LIMIT = 1 << 20  # bytes: a text header longer than this is not one
 
 
 class HeaderError(ValueError):
@@ -120,7 +123,7 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
     with gzip.open(path, "rb") if compressed else path.open("rb") as fh:
         try:
             hdr = fh.read(352)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return None  # not even a header: SimpleITK's header read names the problem
     if len(hdr) < 352 or hdr[344:347] != b"n+1":
         return None  # no single-file NIfTI-1 (a .hdr/.img pair; NIfTI-2, which SimpleITK cannot read)
@@ -145,7 +148,7 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
         path=path,
         offset=0 if compressed else offset,
         skip=offset if compressed else 0,
-        size=int(np.prod(shape, dtype=np.int64)) * (bitpix // 8),
+        size=math.prod(shape) * (bitpix // 8),  # Python ints: no overflow
         encoding="gzip" if compressed else "raw",
         dims=shape,
         type_name=_NIFTI_TYPES.get(int(datatype), f"datatype {datatype}"),
@@ -154,29 +157,9 @@ def _nifti(path: Path, compressed: bool) -> DataStream | None:
     )
 
 
-# ---------------------------------------------------------------------------- text headers
-
-
-def _text_header(path: Path, stop: re.Pattern[str], to_end: bool = False) -> tuple[list[str], int] | None:
-    """Header lines up to (and including) the first line matching ``stop``, and the byte offset
-    just after it; None when no such line comes within the header limit (or before the end of
-    the file, unless ``to_end``: a detached NRRD header may end without its blank line)."""
-    lines: list[str] = []
-    with path.open("rb") as fh:
-        pos = 0
-        while pos < _HEADER_LIMIT:
-            raw = fh.readline(_HEADER_LIMIT)
-            if not raw:
-                return (lines, pos) if to_end else None
-            pos += len(raw)
-            line = raw.decode("latin-1").rstrip("\r\n")
-            lines.append(line)
-            if stop.match(line):
-                return lines, pos
-    return None
-
-
 def _detached(header: Path, name: str) -> Path:
+    if "\0" in name:
+        raise HeaderError(f"{header}: its data file name {name!r} holds a NUL byte; expected a file name")
     data = (header.parent / name).resolve()
     if data == header.resolve() or data.is_dir():
         raise HeaderError(f"{header}: its data file {name!r} is {'itself' if data.is_file() else 'a folder'}")
@@ -222,7 +205,7 @@ _NRRD_ENCODINGS = {"raw": "raw", "gz": "gzip", "gzip": "gzip"}  # bzip2: SimpleI
 
 
 def _nrrd(path: Path) -> DataStream | None:
-    found = _text_header(path, re.compile(r"^\s*$"), to_end=True)
+    found = text_header(path, re.compile(r"^\s*$"), to_end=True)
     if found is None:
         return None
     lines, end = found
@@ -252,7 +235,7 @@ def _nrrd(path: Path) -> DataStream | None:
         path=target,
         offset=-1 if (raw and byte_skip == -1) else base + (byte_skip if raw else 0),
         skip=0 if raw else max(byte_skip, 0),
-        size=int(np.prod(dims, dtype=np.int64)) * size,
+        size=math.prod(dims) * size,
         encoding=encoding,
         dims=dims,
         type_name=fields.get("type", "?"),
@@ -278,15 +261,10 @@ _MET_SIZES = {
 
 
 def _meta(path: Path) -> DataStream | None:
-    found = _text_header(path, re.compile(r"^\s*ElementDataFile\s*=", re.IGNORECASE))
+    found = meta_fields(path)
     if found is None:
         return None
-    lines, end = found
-    fields: dict[str, str] = {}
-    for line in lines:
-        if "=" in line:
-            key, value = line.split("=", 1)
-            fields[key.strip().lower()] = value.strip()
+    fields, end = found
     size = _MET_SIZES.get(fields.get("elementtype", "").upper())
     try:
         dims = tuple(int(v) for v in fields.get("dimsize", "").split())
@@ -308,7 +286,7 @@ def _meta(path: Path) -> DataStream | None:
         path=target,
         offset=-1 if (header_size == -1 and not compressed) else base + max(header_size, 0),
         skip=0,
-        size=int(np.prod(dims, dtype=np.int64)) * channels * size,
+        size=math.prod(dims) * channels * size,
         encoding="gzip" if compressed else "raw",
         dims=dims + ((channels,) if channels > 1 else ()),
         type_name=fields.get("elementtype", "?"),

@@ -106,10 +106,13 @@ def check_stream(stream: DataStream, where: Path, keep: bool = False) -> StreamF
         raise StreamError(f"{where}: its data file {stream.path} does not exist; {_RECOPY}")
     counter = _NonFinite(None if keep else stream.float_dtype)
     buffer = bytearray(stream.size) if keep else None  # within the memory checked above
-    if stream.encoding == "raw":
-        _check_raw(stream, where, counter, buffer)
-    else:
-        _check_compressed(stream, where, counter, buffer)
+    try:
+        if stream.encoding == "raw":
+            _check_raw(stream, where, counter, buffer)
+        else:
+            _check_compressed(stream, where, counter, buffer)
+    except OSError as exc:  # a data file that cannot be opened or read (permissions, I/O errors)
+        raise StreamError(f"{where}: cannot read {stream.path} ({exc.strerror or exc}); {_RECOPY}") from None
     return StreamFacts(counter.count, buffer)
 
 
@@ -263,7 +266,7 @@ def _check_compressed(
     try:
         for block in _read_chunks(stream.path, stream.offset):
             inflater.feed(block)
-    except (zlib.error, OSError, EOFError) as exc:
+    except (zlib.error, EOFError) as exc:
         done = max(inflater.got - stream.skip, 0)
         raise StreamError(
             f"{where}: corrupt compressed data after {done:,} of {stream.size:,} bytes of voxel data "

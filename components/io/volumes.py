@@ -24,6 +24,7 @@ import numpy as np
 from components.core.errors import UserError
 from components.io.grids import GridMismatch, grid_mismatches, grid_problems
 from components.io.nifti_geometry import is_nifti_name, nifti_geometry_problems, write_with_header
+from components.io.text_headers import meta_header_problems
 from components.io.volume_headers import HeaderError, data_stream
 from components.io.volume_streams import StreamError, StreamFacts, check_stream, restore_nonfinite
 
@@ -108,8 +109,9 @@ def read_volume_header(path: Path) -> tuple[tuple[int, ...], Geometry]:
     """Shape (array order, channels first for 4D) and geometry, from the header only.
 
     Raises:
-        VolumeReadError: An unreadable header, or a ``<name>.nii.gz`` with a ``<name>.nii`` beside
-            it: SimpleITK (nifti_io) then reads the ``.nii`` instead, without a word.
+        VolumeReadError: An unreadable header, a MetaImage header whose fields disagree with its
+            ``NDims`` (SimpleITK would abort the process), or a ``<name>.nii.gz`` with a
+            ``<name>.nii`` beside it: SimpleITK (nifti_io) then reads the ``.nii`` instead.
     """
     import SimpleITK as sitk
 
@@ -119,6 +121,10 @@ def read_volume_header(path: Path) -> tuple[tuple[int, ...], Geometry]:
             f"{path}: {shadow.name} lies beside it, and SimpleITK reads that file when asked for this "
             "one; expected one file per volume: remove or rename one of them"
         )
+    if Path(path).name.lower().endswith(".mha"):  # SimpleITK aborts the process on some of these
+        problems = meta_header_problems(Path(path))
+        if problems:
+            raise VolumeReadError(f"{path}: " + "; ".join(problems))
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -8,6 +8,7 @@ RAM; NaN/Inf voxels that SimpleITK's NIfTI reader turns into 0 come back as stor
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -297,3 +298,81 @@ def test_a_bitpix_that_contradicts_the_datatype_is_not_read_directly(tmp_path: P
     assert stream is not None and stream.array_dtype is None
     with pytest.raises(VolumeReadError, match=rf"{path}: "):  # the data is half what bitpix 32 needs
         read_volume(path)
+
+
+@pytest.mark.parametrize(("name", "compress"), FORMATS)
+def test_a_corrupted_file_is_read_or_refused_never_a_traceback(
+    tmp_path: Path, name: str, compress: bool
+) -> None:
+    """80 seeded corruptions per format (bytes flipped in the header or the data, cuts, junk
+    appended): each read returns the volume or raises VolumeReadError naming the file, nothing else."""
+    good = _write(tmp_path / name, compress).read_bytes()
+    rng = np.random.default_rng(sum(map(ord, name)) + compress)
+    path = tmp_path / f"bad_{name}"
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(80):
+        data = bytearray(good)
+        kind = rng.integers(4)
+        if kind == 0:  # header bytes
+            for i in rng.integers(0, min(len(data), 400), rng.integers(1, 6)):
+                data[i] = int(rng.integers(256))
+        elif kind == 1:  # anywhere
+            for i in rng.integers(0, len(data), rng.integers(1, 6)):
+                data[i] = int(rng.integers(256))
+        elif kind == 2:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            data += bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
+        path.write_bytes(bytes(data))
+        try:
+            read_volume(path)
+            outcomes["read"] += 1
+        except VolumeReadError as exc:
+            assert str(exc).startswith(str(path)), exc
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0
+
+
+def _edit_mha(good: bytes, old: bytes, new: bytes) -> bytes:
+    assert old in good
+    return good.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (b"NDims = 3", b"NDims =83", r"NDims '83'; expected a number of dimensions"),  # SimpleITK: SIGABRT
+        (
+            b"NDims = 3",
+            b"NDims =-3",
+            r"NDims '-3'; expected a number of dimensions",
+        ),  # with the next: SIGSEGV
+        (
+            b"DimSize = 11 9 7",
+            b"DimSize = 11 9",
+            r"dimsize '11 9' does not hold 3 numbers for NDims 3",
+        ),  # SimpleITK: an error
+    ],
+)
+def test_a_metaimage_header_that_would_crash_simpleitk_is_refused(
+    tmp_path: Path, old: bytes, new: bytes, message: str
+) -> None:
+    """Found by corrupting files at random: SimpleITK's MetaImage reader aborts the process on
+    these. The read runs in a child process, so a regression fails this test, not the test run."""
+    import subprocess
+    import sys
+
+    good = _write(tmp_path / "v.mha").read_bytes()
+    data = _edit_mha(good, old, new)
+    if new == b"NDims =-3":
+        data = _edit_mha(data, b"ElementDataFile", b"ElementDataFi\xb7e")  # the end line corrupted too
+    path = tmp_path / "bad.mha"
+    path.write_bytes(data)
+    code = (
+        "import sys; from components.io import read_volume, VolumeReadError\n"
+        f"try:\n    read_volume({str(path)!r})\nexcept VolumeReadError as exc:\n    print(exc); sys.exit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.startswith(f"{path}: MetaImage header: ")
+    assert re.search(message, proc.stdout), proc.stdout
