@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -50,25 +48,20 @@ def _fail(command: str, exc: BaseException) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _raise_stop(signum: int, _frame: object) -> None:
-    """A signal handler that stops ``segflow run`` as Ctrl-C does (an exception, not an exit)."""
-    from components.training.interrupt import TrainingInterrupted
-
-    raise TrainingInterrupted(signum, "(segflow run)")
+DATA_HELP = "Dataset folder: images/ + masks/, or MSD / nnU-Net imagesTr/ + labelsTr/ (sets data.dir)."
+SET_HELP = "Override a params key, e.g. --set train.epochs=20 (repeatable)."
+BUDGET_HELP = "Time for the whole run, e.g. 90m, 2h, 1h30m (sets plan.time_budget)."
+DEVICE_HELP = "Device to plan and train for: auto, cpu or cuda (sets plan.device)."
+MEMORY_HELP = "Memory training may use, in GB (sets plan.memory_gb; default: the device's)."
 
 
 @app.command()
 def run(
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help="Dataset folder: images/ + masks/, or MSD / nnU-Net imagesTr/ + labelsTr/ (sets data.dir)."
-        ),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a params key, e.g. --set train.epochs=20 (repeatable)."),
-    ] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
+    time_budget: Annotated[str | None, typer.Option(help=BUDGET_HELP)] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    memory_gb: Annotated[float | None, typer.Option(help=MEMORY_HELP)] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     force: Annotated[
         bool, typer.Option(help="Re-run every stage even when DVC finds it up to date.")
     ] = False,
@@ -76,64 +69,51 @@ def run(
 ) -> None:
     """Run the whole pipeline (dvc repro inside a Prefect flow) and print the summary.
 
+    With only --data (and a --time-budget), the plan stage chooses every training setting from the
+    dataset, the device and the time; values set in params.yaml or with --set win over the plan.
     Ctrl-C or SIGTERM stops it: every stage process ends within 10 s (training keeps its last
     complete epoch and ends its MLflow runs KILLED; the Prefect flow runs end Crashed), the Prefect
     server the run started stops, the workspace lock is released, and the same command resumes.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from flows.commands.drive import budget_overrides, drive
 
+    overrides = _overrides("run", set_) | budget_overrides(time_budget, device, memory_gb)
+    drive("run", params, data, overrides, force=force)
+
+
+@app.command()
+def plan(
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
+    time_budget: Annotated[str | None, typer.Option(help=BUDGET_HELP)] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    memory_gb: Annotated[float | None, typer.Option(help=MEMORY_HELP)] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
+) -> None:
+    """Validate the dataset and plan every training choice, then print the plan; nothing is trained.
+
+    The plan (plans/plan.md, plans/plan.json) states each planned value with its reason, your values
+    beside it, the network measured on this device and the expected time per stage; `segflow run`
+    with the same options trains exactly this plan.
+    """
+    from flows.commands.drive import budget_overrides, drive
+    from flows.commands.plan_table import print_plan
+
+    overrides = _overrides("plan", set_) | budget_overrides(time_budget, device, memory_gb)
+    result = drive("plan", params, data, overrides, target="plan")
+    if result.get("plan"):
+        print_plan(result["plan"])
+
+
+def _overrides(command: str, set_: list[str] | None) -> dict[str, object]:
+    """``--set key=value`` pairs as a mapping (a malformed one is a one-line error)."""
     from components.core.errors import UserError
-    from components.core.logfile import capture_to_file, describe, log_exception, new_log_path
     from components.params.edit import parse_assignment
-    from flows.pipeline import RUN_LOG_ENV, guarded_run, pipeline
-    from flows.runtime.prefect_api import run_api
-    from flows.runtime.stage import exit_now, stop_signal
 
-    log = new_log_path("run", params.parent)
-    handler = capture_to_file(log)  # after the Prefect import: tracebacks go to the log, not the console
-    os.environ[RUN_LOG_ENV] = str(log)
-    # SIGTERM unwinds like Ctrl-C (lock, Prefect server, message); Prefect's flow engine calls this
-    # handler again once it has ended the flow run Crashed.
-    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        overrides = dict(parse_assignment(s) for s in set_ or [])
-        data_dir = str(data) if data else None
-        # Lock + preflight here first, so a bad param or a busy workspace fails before the flow
-        # (and a Prefect API) starts; the flow enters the same guard again (the lock is re-entrant).
-        with (
-            guarded_run(str(params), data_dir, overrides),
-            log.open("a") as server_log,
-            run_api(server_log) as api,
-            temporary_settings(updates={PREFECT_API_URL: api}),
-        ):
-            pipeline(data_dir=data_dir, overrides=overrides, force=force, params_path=str(params))
-    except Exception as exc:  # ConfigError, WorkspaceBusyError, a failed stage; anything else is a bug
-        log_exception(log, exc, "segflow run failed")
-        typer.secho(f"segflow run: {describe(exc, isinstance(exc, UserError))}", fg="red", err=True)
-        typer.secho(f"(log: {log})", err=True)
-        raise typer.Exit(1) from None
-    except BaseException as exc:  # Ctrl-C, SIGTERM: the stages have stopped
-        signum = stop_signal(exc)
-        if signum is None:
-            raise
-        log_exception(log, exc, "segflow run stopped")
-        typer.secho(
-            f"segflow run: stopped by {signal.Signals(signum).name}; every stage process has ended. "
-            "Training keeps its last complete epoch: the same command resumes it.",
-            fg="yellow",
-            err=True,
-        )
-        typer.secho(f"(log: {log})", err=True)
-        # At once (after the atexit handlers): the interpreter's teardown of torch, MLflow and
-        # Prefect takes 2-4 s more of the 10 s a stop has.
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-        exit_now(128 + signum)
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        os.environ.pop(RUN_LOG_ENV, None)
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        return dict(parse_assignment(s) for s in set_ or [])
+    except UserError as exc:
+        raise _fail(command, exc) from None
 
 
 @app.command()
@@ -154,10 +134,11 @@ def generate(
 
     from components.data.synthetic import generate_phantoms
     from components.data.synthetic3d import CLASSES_3D, generate_volumes
-    from components.params.config import ConfigError, load_params
+    from components.params.config import ConfigError
+    from components.params.user import load_user_params
 
     try:
-        syn = load_params(params).data.synthetic
+        syn = load_user_params(params).data.synthetic
     except ConfigError as exc:
         raise _fail("generate", exc) from None
     if out.exists():

@@ -32,10 +32,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.core.errors import UserError
+from components.core.layout import PLAN_JSON
 from components.core.logfile import FAILURE_FILE_ENV, new_log_path, read_failure
 from components.evaluation.last_run import last_run_markdown, last_run_results
+from components.params.carry import reconcile, write_record
 from components.params.config import load_yaml
 from components.params.edit import merged_params, params_transaction, write_atomically
+from components.tracking.plan_log import read_plan
 from components.training.preflight import preflight
 from components.workspace.lock import workspace_lock
 from components.workspace.outputs_guard import OutputsSnapshot, keep_failed_outputs, restore, snapshot
@@ -63,15 +66,18 @@ def guarded_run(params_path: str, data_dir: str | None, overrides: dict[str, Any
         ConfigError: Bad override, invalid params or something params names that cannot be built.
     """
     path = Path(params_path)
-    changes = dict(overrides)
-    if data_dir:
-        changes["data.dir"] = data_dir
     root = path.resolve().parent
     with workspace_lock(root):
+        raw = (load_yaml(path.read_text()) if path.is_file() else None) or {}
+        changes, notes = reconcile(raw, root, data_dir, overrides)  # another dataset: --set values drop
+        if data_dir:
+            changes["data.dir"] = data_dir
         text, params = merged_params(path, changes)
         key = (str(root), text)
         outer = key not in _checked  # the CLI checked these exact params under this lock already
         if outer:
+            for note in notes:
+                print(f"segflow: {note}")
             preflight(params, root=root, raw=load_yaml(text))
             _checked.add(key)
         try:
@@ -205,6 +211,7 @@ def pipeline(
     overrides: dict[str, Any] | None = None,
     force: bool = False,
     params_path: str = "params.yaml",
+    target: str | None = None,
 ) -> dict[str, Any]:
     """validate -> preprocess -> train -> evaluate -> ensemble/register, through ``dvc repro``.
 
@@ -214,17 +221,25 @@ def pipeline(
         overrides: Dotted params keys to set, e.g. ``{"train.epochs": 20}``.
         force: Re-run every stage even if DVC finds it up to date.
         params_path: The params file DVC reads.
+        target: Run the stages up to this one only (``plan``: validate and plan, no training); the
+            result is then the plan (plans/plan.json), not the run's report.
     """
     log = Path(os.environ.get(RUN_LOG_ENV) or new_log_path("run", Path(params_path).parent))
     with guarded_run(params_path, data_dir, overrides or {}) as text:
-        snap = snapshot(Path(params_path).resolve().parent)
+        root = Path(params_path).resolve().parent
+        before = load_yaml(Path(params_path).read_text()) or {}
+        snap = snapshot(root)
         try:
             with params_transaction(Path(params_path)):  # failed/interrupted: original bytes back
                 set_params(params_path, text)
-                dvc_repro(force, current_flow_run_id(), str(log))
+                dvc_repro(force, current_flow_run_id(), str(log), target)
         except BaseException as exc:  # params.yaml is back: now the outputs dvc.lock records
             _restore_outputs(snap, exc, log)
             raise
+        used_dir = data_dir or str((load_yaml(text) or {}).get("data", {}).get("dir", ""))
+        write_record(root, used_dir, overrides or {}, before)  # what --set wrote, for this dataset
+        if target is not None:
+            return {"plan": read_plan(root / PLAN_JSON)}
         results = report()
     print(last_run_markdown(results))
     return results

@@ -54,14 +54,17 @@ def read_record(root: Path) -> OverrideRecord | None:
         return None
 
 
-def write_record(root: Path, data_dir: str, overrides: Mapping[str, Any], before: Mapping[str, Any]) -> None:
-    """Record this run's ``--set`` values (keys not set are left out)."""
+def write_record(
+    root: Path, data_dir: str, overrides: Mapping[str, Any], raw_before: Mapping[str, Any]
+) -> None:
+    """Record this run's ``--set`` values and what params.yaml (``raw_before``) held before them."""
     path = Path(root) / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
+    before = {k: _lookup(raw_before, k) for k in overrides if k != "data.dir"}
     record = OverrideRecord(
         data_dir=data_dir,
         values={k: v for k, v in overrides.items() if k != "data.dir"},
-        before={k: before[k] for k in overrides if k in before and k != "data.dir"},
+        before={k: value for k, (present, value) in before.items() if present},
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(record), indent=1, sort_keys=True))

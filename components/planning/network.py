@@ -227,11 +227,16 @@ def _pick(options: list[Any]) -> tuple[Any, str]:
                 f"{option[5].steps} steps per fold in the budget (>= {TARGET_STEPS}), deep supervision"
             )
     narrowest = options[-1][5].steps
-    for option in options:
+    for option in options[:-1]:
         if option[5].steps >= KEEP_STEPS * narrowest:
             return option, (
                 f"nnU-Net's dynamic U-Net, {option[0]} base filters: no width reaches {TARGET_STEPS} "
                 f"steps per fold in the budget; the widest keeping {KEEP_STEPS:.0%} of the narrowest's steps "
                 f"({option[5].steps} vs {narrowest}), deep supervision"
             )
-    return options[-1], "narrowest"  # unreachable: the narrowest keeps all of its own steps
+    wider = ", ".join(f"{o[0]}: {o[5].steps}" for o in options[:-1])
+    return options[-1], (
+        f"nnU-Net's dynamic U-Net, {options[-1][0]} base filters (the narrowest): {narrowest} steps per fold "
+        f"in the budget; wider networks would train under {KEEP_STEPS:.0%} of that ({wider}), deep "
+        "supervision"
+    )

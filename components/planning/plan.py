@@ -17,6 +17,14 @@ from typing import Any
 from components.planning.budget import format_duration
 
 NOT_SET = None  # ``yours`` of a key the user left ``auto``
+STAGE_ORDER = ("validate", "plan", "preprocess", "train", "evaluate", "ensemble")
+
+
+def in_stage_order(stages: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Per-stage seconds in the pipeline's order (plan.json keeps keys sorted)."""
+    return sorted(stages.items(), key=lambda kv: STAGE_ORDER.index(kv[0]) if kv[0] in STAGE_ORDER else 99)
+
+
 PLAN_VERSION = 1
 
 
@@ -116,7 +124,7 @@ class Plan:
             yours = _cell(v.yours) if v.user_set else ""
             lines.append(f"| `{key}` | {_cell(v.planned)} | {yours} | {v.reason} |")
         lines += ["", "## Expected time per stage", "", "| stage | expected |", "|---|---|"]
-        lines += [f"| {s} | {format_duration(t)} |" for s, t in e["stages_s"].items()]
+        lines += [f"| {s} | {format_duration(t)} |" for s, t in in_stage_order(e["stages_s"])]
         if self.network.get("candidates"):
             lines += [
                 "",

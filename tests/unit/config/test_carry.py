@@ -14,7 +14,7 @@ RAW = {
 
 
 def test_the_same_dataset_keeps_everything(tmp_path: Path) -> None:
-    write_record(tmp_path, "data/a", {"train.folds": [0]}, {"train.folds": None})
+    write_record(tmp_path, "data/a", {"train.folds": [0]}, {"train": {"folds": None}})
     assert reconcile(RAW, tmp_path, None, {"train.epochs": 3}) == ({"train.epochs": 3}, [])
     assert reconcile(RAW, tmp_path, "data/a", {}) == ({}, [])
 
@@ -24,7 +24,7 @@ def test_another_dataset_drops_what_set_wrote_and_lists_what_carries(tmp_path: P
         tmp_path,
         "data/a",
         {"train.folds": [0], "evaluate.postprocess": "none", "data.dir": "data/a"},
-        {"train.folds": None, "evaluate.postprocess": "cv"},
+        {"train": {"folds": None}, "evaluate": {"postprocess": "cv"}},
     )
     changes, lines = reconcile(RAW, tmp_path, "data/b", {})
     assert changes == {"train.folds": None, "evaluate.postprocess": "cv"}
@@ -37,7 +37,7 @@ def test_another_dataset_drops_what_set_wrote_and_lists_what_carries(tmp_path: P
 
 
 def test_a_value_given_again_or_edited_since_is_kept(tmp_path: Path) -> None:
-    write_record(tmp_path, "data/a", {"train.folds": [0]}, {"train.folds": None})
+    write_record(tmp_path, "data/a", {"train.folds": [0]}, {"train": {"folds": None}})
     assert reconcile(RAW, tmp_path, "data/b", {"train.folds": [0]})[0] == {"train.folds": [0]}
     edited = {**RAW, "train": {**RAW["train"], "folds": [1]}}
     changes, lines = reconcile(edited, tmp_path, "data/b", {})
