@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -80,6 +82,16 @@ def http_status(url: str, timeout: float = 2.0, headers: Mapping[str, str] | Non
         return None
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess`` arguments that run a child as ``user`` with *its* groups: ``user=`` alone
+    keeps root's group 0, so folders of group root (0700 under a umask of 077) stay closed to it
+    while their "other" bits say it may enter."""
+    if user is None:
+        return {}
+    gid = pwd.getpwnam(user).pw_gid
+    return {"user": user, "group": gid, "extra_groups": os.getgrouplist(user, gid)}
+
+
 def start(
     name: str,
     argv: Sequence[str],
@@ -101,7 +113,7 @@ def start(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=user,
+            **as_user(user),
         )
     started = Proc(name, proc.pid, psutil.Process(proc.pid).create_time())
     pid_file.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.stack import procs
+from infra.stack.pg_access import check_readable, prepare_for
 from infra.stack.state import REPO, Secrets, State, write_private
 
 if TYPE_CHECKING:
@@ -156,39 +157,34 @@ def pg_user() -> str | None:
     return name
 
 
-def _check_traversable(path: Path, user: str) -> None:
-    uid = pwd.getpwnam(user).pw_uid
-    for parent in path.parents:
-        st = parent.stat()
-        if st.st_uid != uid and not st.st_mode & 0o001:
-            raise procs.ServiceError(
-                f"postgres: runs as user {user!r} (PostgreSQL refuses root) but cannot enter {parent} "
-                f"(mode {oct(st.st_mode & 0o777)}); put the state folder elsewhere "
-                f"(SEGFLOW_STACK_DIR=/tmp/segflow-stack) or chmod o+x {parent}"
-            )
-
-
 def start_postgres(stack: Stack) -> None:
-    """initdb once (scram-sha-256, TCP on 127.0.0.1 only, no unix socket), then ``postgres``."""
+    """initdb once (scram-sha-256, TCP on 127.0.0.1 only, no unix socket), then ``postgres``.
+
+    Under root PostgreSQL runs as its own user (:func:`pg_user`), which must reach and own the
+    data folder: checked as that user first, so a state folder it cannot use is refused before
+    anything starts, with the change that fixes it.
+    """
     state, user, bindir = stack.state, pg_user(), pg_bin()
     data = state.pg_data
     data.parent.mkdir(parents=True, exist_ok=True)
     if user:
-        _check_traversable(data, user)
-        shutil.chown(data.parent, user)
+        prepare_for(user, state)
     if not (data / "PG_VERSION").is_file():
         pwfile = data.parent / "initdb.pw"
         write_private(pwfile, stack.secrets.pg_password + "\n")
-        if user:
-            shutil.chown(pwfile, user)
         argv = [str(bindir / "initdb"), "-D", str(data), "-U", stack.secrets.pg_user, "-A", "scram-sha-256"]
         argv += ["-E", "UTF8", "--no-instructions", f"--pwfile={pwfile}"]
         log = state.log("postgres-initdb")
-        with log.open("ab") as out:
-            rc = subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, user=user, cwd=data.parent
-            ).returncode
-        pwfile.unlink(missing_ok=True)
+        try:
+            if user:
+                shutil.chown(pwfile, user)
+                check_readable(user, pwfile)
+            with log.open("ab") as out:
+                rc = subprocess.run(
+                    argv, stdout=out, stderr=subprocess.STDOUT, cwd=data.parent, **procs.as_user(user)
+                ).returncode
+        finally:
+            pwfile.unlink(missing_ok=True)  # the password never stays on disk
         if rc != 0:
             raise procs.ServiceError(
                 f"postgres: initdb failed (exit {rc}); see its log {log}\n{procs.tail(log)}"
