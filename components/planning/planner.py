@@ -28,7 +28,8 @@ from components.preprocessing.native import median_target_spacing
 
 def _classes(facts: DatasetFacts, v: Values) -> dict[str, int]:
     source = facts.fingerprint.get("class_source", "the dataset")
-    return dict(v.set("data.classes", Decision(dict(facts.classes), f"from {source}")))
+    by_value = dict(sorted(facts.classes.items(), key=lambda kv: kv[1]))  # the fingerprint sorts by name
+    return dict(v.set("data.classes", Decision(by_value, f"from {source}")))
 
 
 def _spacing(facts: DatasetFacts, v: Values) -> tuple[float, ...]:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from components.core import layout
 from components.data.synthetic import generate_phantoms
 from components.params.edit import apply_overrides
+from components.params.user import PLANNABLE, get_key
 from components.planning.stage import plan_dataset, write_plan
 from components.preprocessing.native import native_spec_from_params
 from components.preprocessing.prepare import prepare_dataset
@@ -41,7 +43,8 @@ def test_the_shipped_params_plan_and_train_one_epoch(tmp_path: Path, monkeypatch
     assert plan.configuration == "2d" and p.preprocess.spatial_mode == "patch"
     assert p.train.model.name == "dynunet" and p.train.optimizer.name == "sgd"
     assert len(p.train.patch_size or []) == 2 and p.train.epochs >= 1
-    assert layout.RESOLVED_PARAMS.read_text().count("auto") == 0  # every value resolved
+    resolved = yaml.safe_load(layout.RESOLVED_PARAMS.read_text())
+    assert [k for k in PLANNABLE if get_key(resolved, k) == "auto"] == []  # every planned value resolved
 
     splits = prepare_dataset(manifest, Path("raw"), p, native_spec_from_params(p, fp), layout.PREPARED, fp)
     s = setup_fold(p, 0, splits, layout.PREPARED)
