@@ -17,6 +17,7 @@ MANIFEST = Path("data/manifest.parquet")
 VALIDATION_REPORTS = Path("reports/validation")
 FINGERPRINT = VALIDATION_REPORTS / "fingerprint.json"
 DATASET_REPORT = VALIDATION_REPORTS / "dataset.md"  # layout, classes and channels as read, and notes
+NEAR_DUPLICATES = VALIDATION_REPORTS / "near_duplicates.json"  # groups, look-alikes kept apart, warnings
 
 # plan: every planned value with its reason, and the resolved params the later stages read
 PLANS = Path("plans")

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from components.validation.duplicate_groups import MASK_AGREEMENT
 from components.validation.fix_hints import file_kinds, fix_hint
 from components.validation.geometry import shape_problem, split_shape
 from components.validation.metadata import frac_column
+from components.validation.near_duplicates import MASK_AGREEMENT
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -83,7 +83,7 @@ def _duplicate_checks(near_duplicates: str) -> list[Check]:
         if fail
         else "Near-duplicate images (reported; the splits keep each group together)"
     )
-    agree = f"Near-duplicate images have agreeing masks (mask Dice >= {MASK_AGREEMENT}; reported)"
+    agree = f"Near-duplicate images have agreeing masks (mask agreement >= {MASK_AGREEMENT}; reported)"
     return [
         Check(
             "no_near_duplicates",
@@ -102,13 +102,13 @@ def _duplicate_checks(near_duplicates: str) -> list[Check]:
         ),
         Check(
             "near_duplicate_masks_agree",
-            "dup_mask_dice",
+            "dup_mask_agreement",
             agree,
             "check the masks of the listed near-duplicates: one of them is labelled differently",
             ("mask_path",),
-            lambda r: f"mask Dice {r.get('dup_mask_dice')} with {r.get('dup_partners')}",
+            lambda r: f"mask agreement {r.get('dup_mask_agreement')} with {r.get('dup_partners')}",
             gxe.ExpectColumnValuesToBeBetween(
-                column="dup_mask_dice",
+                column="dup_mask_agreement",
                 min_value=MASK_AGREEMENT,
                 mostly=0.0,
                 description=agree,

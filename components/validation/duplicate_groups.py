@@ -1,6 +1,12 @@
-"""Near-duplicate groups as manifest columns: ``dup_group`` (what the splits keep together),
-``dup_partners`` (who matches whom, under which transform) and ``dup_mask_dice`` (how well the
-masks of a case's near-duplicates agree with its own: a low value is a labelling warning).
+"""Near-duplicates as manifest columns.
+
+- ``dup_group``: the group of copies a case belongs to (what the splits keep together);
+- ``dup_partners``: its copies, each with the transform, the image similarity and the masks'
+  agreement (``b (flip_h, r=0.990, masks 0.97)``);
+- ``dup_lookalikes``: cases whose image matched but whose mask disagreed: look-alikes kept apart;
+- ``dup_mask_agreement``: the lowest mask agreement with a copy (a labelling warning under
+  ``near_duplicates.MASK_AGREEMENT``);
+- ``dup_pairs``: every pair of the case as JSON (what ``duplicate_report`` reads).
 
 ``near_duplicates`` (params ``validate.near_duplicates``):
 
@@ -11,14 +17,16 @@ masks of a case's near-duplicates agree with its own: a low value is a labelling
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from components.validation.content import ImageThumbnail, MaskThumbnail
 from components.validation.near_duplicates import (
     DEFAULT_THRESHOLD,
     NearDuplicatePair,
@@ -26,12 +34,15 @@ from components.validation.near_duplicates import (
     near_duplicate_groups,
 )
 
-DUPLICATE_COLUMNS: tuple[str, ...] = ("dup_group", "dup_partners", "dup_mask_dice")
-# mean foreground Dice of two near-duplicates' masks below which they disagree (identical ragged
-# masks of a cropped copy reach about 0.7 at the 64^2 thumbnail side)
-MASK_AGREEMENT = 0.7
-LARGE_GROUP_FRACTION = 0.1  # a group holding more than this share of the cases is reported as suspect
+DUPLICATE_COLUMNS: tuple[str, ...] = (
+    "dup_group",
+    "dup_partners",
+    "dup_lookalikes",
+    "dup_mask_agreement",
+    "dup_pairs",
+)
 Mode = Literal["group", "fail", "ignore"]
+MaskPair = tuple[MaskThumbnail, "MaskThumbnail | None"]  # on the content box, on the whole frame
 
 
 @dataclass(frozen=True)
@@ -42,91 +53,85 @@ class NearDuplicateOptions:
     threshold: float = DEFAULT_THRESHOLD
 
 
-def _stack(ids: list[str], thumbs: Mapping[str, np.ndarray]) -> np.ndarray | None:
-    shapes = {thumbs[c].shape for c in ids}
-    if len(shapes) != 1:  # 2D and 3D mixed: the suite refuses the dataset anyway
-        return None
-    return np.stack([thumbs[c] for c in ids])
-
-
 def search(
-    thumbs: Mapping[str, np.ndarray], mask_thumbs: Mapping[str, np.ndarray], threshold: float
+    thumbs: Mapping[str, ImageThumbnail], mask_thumbs: Mapping[str, MaskPair], threshold: float
 ) -> list[NearDuplicatePair]:
-    """Near-duplicate pairs among the cases with a thumbnail (masks compared where every case has one)."""
+    """Near-duplicate pairs among the cases with a thumbnail; a case without a mask thumbnail is
+    judged on its image alone."""
     ids = sorted(thumbs)
-    if len(ids) < 2:
+    if len(ids) < 2 or len({thumbs[c].content.shape for c in ids}) != 1:  # 2D and 3D mixed: refused
         return []
-    images = _stack(ids, thumbs)
-    if images is None:
-        return []
-    masks = _stack(ids, mask_thumbs) if all(c in mask_thumbs for c in ids) else None
-    if masks is not None and masks.shape != images.shape:
-        masks = None
-    return find_near_duplicates(ids, images, threshold, masks)
+    shape = thumbs[ids[0]].content.shape
+    masks: list[MaskPair | None] = [mask_thumbs.get(c) for c in ids]
+    masks = [m if m is not None and m[0].fractions.shape[1:] == shape else None for m in masks]
+    frames = [
+        None if t.frame is None else (t.frame, None if m is None else m[1])
+        for t, m in zip((thumbs[c] for c in ids), masks, strict=True)
+    ]
+    contents = np.stack([thumbs[c].content for c in ids])
+    return find_near_duplicates(
+        ids, contents, threshold, [None if m is None else m[0] for m in masks], frames
+    )
+
+
+def _described(other: str, p: NearDuplicatePair) -> str:
+    masks = "" if p.mask_agreement is None else f", masks {p.mask_agreement:.2f}"
+    frame = " of the whole frame" if p.view == "frame" else ""
+    return f"{other} ({p.transform}{frame}, r={p.similarity:.3f}{masks})"
+
+
+def pair_record(p: NearDuplicatePair) -> dict[str, Any]:
+    """A pair as the JSON of ``dup_pairs`` and the near-duplicate report hold it."""
+    return {
+        "a": p.a,
+        "b": p.b,
+        "transform": p.transform,
+        "view": p.view,
+        "image_similarity": round(p.similarity, 4),
+        "mask_agreement": None if p.mask_agreement is None else round(p.mask_agreement, 4),
+        "copy": p.copy,
+        "masks_disagree": p.masks_disagree,
+    }
 
 
 def add_duplicate_columns(
     meta: pd.DataFrame,
-    thumbs: Mapping[str, np.ndarray],
-    mask_thumbs: Mapping[str, np.ndarray],
+    thumbs: Mapping[str, ImageThumbnail],
+    mask_thumbs: Mapping[str, MaskPair],
     options: NearDuplicateOptions,
 ) -> pd.DataFrame:
-    """``meta`` with :data:`DUPLICATE_COLUMNS` filled for the cases in a near-duplicate group.
+    """``meta`` with :data:`DUPLICATE_COLUMNS` filled for the cases in a near-duplicate pair.
 
     Args:
         meta: The metadata table (``case_id`` column).
-        thumbs: Case id -> image thumbnail (``near_duplicates.image_thumbnail``) of every readable case.
-        mask_thumbs: Case id -> mask thumbnail.
+        thumbs: Case id -> image thumbnails (``content.image_thumbnail``) of every readable case.
+        mask_thumbs: Case id -> its mask's thumbnails (``content.mask_thumbnails``).
         options: Mode and similarity threshold.
     """
     out = meta.copy()
     for col in DUPLICATE_COLUMNS:
         out[col] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    out["dup_mask_agreement"] = out["dup_mask_agreement"].astype("float64")
     if options.mode == "ignore":
         return out
     pairs = search(thumbs, mask_thumbs, options.threshold)
     if not pairs:
-        out["dup_mask_dice"] = out["dup_mask_dice"].astype("float64")
         return out
     groups = near_duplicate_groups(sorted(thumbs), pairs)
     partners: dict[str, list[str]] = defaultdict(list)
+    lookalikes: dict[str, list[str]] = defaultdict(list)
+    records: dict[str, list[dict[str, Any]]] = defaultdict(list)
     agreement: dict[str, float] = {}
     for p in pairs:
-        partners[p.a].append(f"{p.b} ({p.transform}, r={p.similarity:.3f})")
-        partners[p.b].append(f"{p.a} ({p.transform}, r={p.similarity:.3f})")
-        if p.mask_dice is not None:
-            for c in (p.a, p.b):
-                agreement[c] = min(agreement.get(c, 1.0), float(p.mask_dice))
+        for case, other in ((p.a, p.b), (p.b, p.a)):
+            (partners if p.copy else lookalikes)[case].append(_described(other, p))
+            records[case].append(pair_record(p))
+            if p.copy and p.mask_agreement is not None:
+                agreement[case] = min(agreement.get(case, 1.0), float(p.mask_agreement))
     ids = out["case_id"].astype(str)
     out["dup_group"] = [groups.get(c) for c in ids]
     out["dup_partners"] = ["; ".join(partners[c]) if c in partners else None for c in ids]
-    out["dup_mask_dice"] = pd.Series([agreement.get(c) for c in ids], index=out.index, dtype="float64")
+    out["dup_lookalikes"] = ["; ".join(lookalikes[c]) if c in lookalikes else None for c in ids]
+    out["dup_mask_agreement"] = pd.Series([agreement.get(c) for c in ids], index=out.index, dtype="float64")
+    out["dup_pairs"] = [json.dumps(records[c]) if c in records else None for c in ids]
     return out
-
-
-def duplicate_summary(meta: pd.DataFrame) -> list[str]:
-    """One line per near-duplicate group (members), and one per pair of disagreeing masks."""
-    if "dup_group" not in meta.columns:
-        return []
-    lines = []
-    rows = meta[meta["dup_group"].notna()]
-    n = int(meta["has_image"].sum()) if "has_image" in meta.columns else len(meta)
-    for gid, members in rows.groupby("dup_group")["case_id"]:
-        names = sorted(map(str, members))
-        shown = ", ".join(names[:12]) + (f" ... ({len(names)} cases)" if len(names) > 12 else "")
-        lines.append(f"near-duplicate group {gid}: {shown}")
-        if len(names) > max(4, LARGE_GROUP_FRACTION * n):
-            lines.append(
-                f"warning: near-duplicate group {gid} holds {len(names)} of {n} cases: more than copies "
-                "of one case usually are; look at a few of them, and if they are distinct cases raise "
-                "validate.near_duplicate_threshold (or set validate.near_duplicates: ignore)"
-            )
-    low = meta[meta["dup_mask_dice"].notna() & (meta["dup_mask_dice"] < MASK_AGREEMENT)]
-    for case_id, dice, partners in zip(
-        low["case_id"], low["dup_mask_dice"], low["dup_partners"], strict=True
-    ):
-        lines.append(
-            f"warning: {case_id}: its near-duplicate's mask disagrees (mask Dice "
-            f"{float(dice):.2f} < {MASK_AGREEMENT}): {partners}"
-        )
-    return lines

@@ -40,6 +40,7 @@ from components.io import (
     read_channels_first,
     read_roi,
 )
+from components.validation.content import ImageThumbnail, image_thumbnail, mask_thumbnails
 from components.validation.duplicate_groups import NearDuplicateOptions, add_duplicate_columns
 from components.validation.geometry import (
     Grid,
@@ -47,7 +48,6 @@ from components.validation.geometry import (
     join_values,
     mask_geometry_problems,
 )
-from components.validation.near_duplicates import image_thumbnail, mask_thumbnail
 
 BASE_COLUMNS: tuple[str, ...] = (
     "case_id",
@@ -150,6 +150,7 @@ def _rel(path: Path | None, root: Path | None) -> str | None:
 def _image_facts(paths: Sequence[Path]) -> tuple[dict[str, Any], Grid]:
     arr, geometry = read_case_channels(paths)  # (C, *spatial)
     spatial = tuple(int(d) for d in arr.shape[1:])
+    thumbnail = image_thumbnail(arr)  # its content box: the mask's thumbnail is cut from it too
     depth, height, width = _layout(spatial)
     facts = {
         "image_readable": True,
@@ -165,7 +166,7 @@ def _image_facts(paths: Sequence[Path]) -> tuple[dict[str, Any], Grid]:
         "intensity_max": float(arr.max()),
         "intensity_finite": bool(np.isfinite(arr).all()) if np.issubdtype(arr.dtype, np.inexact) else True,
         "content_hash": content_hash(arr),
-        _THUMB: image_thumbnail(arr),
+        _THUMB: thumbnail,
     }
     return facts, Grid(spatial, geometry, all(is_volume(p) for p in paths))
 
@@ -185,7 +186,7 @@ def _roi_facts(path: Path, mask_shape: str | None) -> dict[str, Any]:
     return {"roi_ok": True, "roi_error": ""}
 
 
-def _mask_facts(path: Path) -> tuple[dict[str, Any], Grid]:
+def _mask_facts(path: Path, image: ImageThumbnail | None) -> tuple[dict[str, Any], Grid]:
     arr, geometry = read_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
     spatial = tuple(int(d) for d in arr.shape[1:])
     depth, height, width = _layout(spatial)
@@ -201,7 +202,7 @@ def _mask_facts(path: Path) -> tuple[dict[str, Any], Grid]:
         _COUNTS: dict(zip(values.tolist(), counts.tolist(), strict=True)),
     }
     if arr.shape[0] == 1:  # (multi-channel masks are refused by the suite)
-        facts[_MASK_THUMB] = mask_thumbnail(arr)
+        facts[_MASK_THUMB] = mask_thumbnails(arr, image)
     return facts, Grid(spatial, geometry, is_volume(path))
 
 
@@ -260,7 +261,7 @@ def _row(
             errors.append(f"image: {exc}")
     if mask is not None:
         try:
-            facts, mask_grid = _mask_facts(mask)
+            facts, mask_grid = _mask_facts(mask, row.get(_THUMB))
             row.update(facts)
         except ImageReadError as exc:
             row["mask_readable"] = False

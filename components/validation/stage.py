@@ -23,7 +23,12 @@ from components.validation.dataset_description import (
     suite_values,
 )
 from components.validation.dataset_report import dataset_report, write_dataset_report
-from components.validation.duplicate_groups import NearDuplicateOptions, duplicate_summary
+from components.validation.duplicate_groups import NearDuplicateOptions
+from components.validation.duplicate_report import (
+    near_duplicate_report,
+    report_lines,
+    write_near_duplicate_report,
+)
 from components.validation.fingerprint import compute_fingerprint, write_fingerprint
 from components.validation.manifest import write_manifest
 from components.validation.metadata import build_metadata
@@ -77,7 +82,8 @@ def validate_dataset(
     for note in notes:
         print(note)
     meta = build_metadata(found, values, root=root, ignore_label=ignore_label, near_duplicates=options)
-    for line in duplicate_summary(meta):
+    duplicates = near_duplicate_report(meta, options.threshold)
+    for line in report_lines(duplicates):
         print(line)
     allowed = suite_values(declared, meta) + ([ignore_label] if ignore_label is not None else [])
     expected = channels if isinstance(channels, int) else None  # auto: every image like the majority
@@ -104,5 +110,6 @@ def validate_dataset(
     )
     write_fingerprint(fingerprint, layout.FINGERPRINT)
     write_dataset_report(report, layout.DATASET_REPORT)
+    write_near_duplicate_report(duplicates, layout.NEAR_DUPLICATES)
     write_manifest(meta, layout.MANIFEST)
     return layout.MANIFEST

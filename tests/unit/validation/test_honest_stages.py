@@ -119,7 +119,12 @@ def test_copies_are_grouped_kept_on_one_side_and_the_official_split_is_honoured(
         **{copy: orig for copy, orig in truth.items()},
         **{orig: orig for orig in truth.values()},
     }
-    assert manifest["dup_mask_dice"].dropna().min() > 0.8  # the copies' masks agree
+    assert manifest["dup_mask_agreement"].dropna().min() > 0.8  # the copies' masks agree
+    report = json.loads(layout.NEAR_DUPLICATES.read_text())  # the validation report lists each group
+    assert sorted(tuple(g["members"]) for g in report["groups"]) == sorted(
+        tuple(sorted([orig, *(c for c, o in truth.items() if o == orig)])) for orig in set(truth.values())
+    )
+    assert all(p["transform"] and p["mask_agreement"] > 0.8 for g in report["groups"] for p in g["pairs"])
 
     prepare.fn(params, str(layout.MANIFEST))
     splits = read_splits(layout.SPLITS)
