@@ -31,25 +31,21 @@ def _classes(headline: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(k, v) for k, v in headline.items() if isinstance(v, dict) and k != PROTOCOL_KEY]
 
 
-def headline_markdown(headline: dict[str, Any], title: str) -> str:
-    """A Markdown table: one row per class, Dice / IoU / HD95 / ASSD as mean ± sd."""
-    cols = ("dice", "iou", "hd95", "assd")
-    lines = [f"### {title}", "", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for cls, metrics in _classes(headline):
-        cells = []
-        for m in cols:
-            v = metrics.get(m, {})
-            mean, sd = v.get("mean"), v.get("sd")
-            cells.append("n/a" if mean is None else f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
-        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    protocol = headline.get(PROTOCOL_KEY) or {}
-    if protocol:
-        pcols = ("pooled_dice", "dice_thrmean", "pixel_roc_auc")
-        lines += ["", "| class | " + " | ".join(pcols) + " |", "|---" * (len(pcols) + 1) + "|"]
-        for cls, values in protocol.items():
-            cells = ["n/a" if values.get(m) is None else f"{values[m]:.3f}" for m in pcols]
-            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+# the protocol table: the pooled rates at the threshold beside the threshold-free numbers
+PROTOCOL_COLUMNS = (
+    "pooled_dice",
+    "pooled_sensitivity",
+    "pooled_specificity",
+    "pooled_accuracy",
+    "dice_thrmean",
+    "pixel_roc_auc",
+)
+PROTOCOL_THRESHOLD = (
+    "Protocol metrics over all pixels of the set: `pooled_*` at the threshold of the predicted "
+    "labels (each pixel's most probable class, i.e. class probability >= 0.5 with one foreground "
+    "class; after the postprocessing, if any); `dice_thrmean` is Dice averaged over 256 thresholds "
+    "0..1 of the class probability (per case, then the mean); `pixel_roc_auc` needs no threshold."
+)
 
 
 def fold_mlflow_metrics(
@@ -62,3 +58,26 @@ def fold_mlflow_metrics(
         fold, cls = key
         out.setdefault(int(fold), {}).update({f"cv_{m}_{cls}": float(row[m]) for m in metrics})
     return out
+
+
+def headline_markdown(headline: dict[str, Any], title: str) -> str:
+    """A Markdown table: one row per class, Dice / IoU / HD95 / ASSD as mean ± sd; then, when the
+    headline has protocol metrics, the protocol table (:data:`PROTOCOL_COLUMNS`) under a line that
+    says at which threshold its pooled rates are counted (:data:`PROTOCOL_THRESHOLD`)."""
+    cols = ("dice", "iou", "hd95", "assd")
+    lines = [f"### {title}", "", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for cls, metrics in _classes(headline):
+        cells = []
+        for m in cols:
+            v = metrics.get(m, {})
+            mean, sd = v.get("mean"), v.get("sd")
+            cells.append("n/a" if mean is None else f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    protocol = headline.get(PROTOCOL_KEY) or {}
+    if protocol:
+        lines += ["", PROTOCOL_THRESHOLD, "", "| class | " + " | ".join(PROTOCOL_COLUMNS) + " |"]
+        lines.append("|---" * (len(PROTOCOL_COLUMNS) + 1) + "|")
+        for cls, values in protocol.items():
+            cells = ["n/a" if values.get(m) is None else f"{values[m]:.3f}" for m in PROTOCOL_COLUMNS]
+            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

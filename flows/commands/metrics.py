@@ -121,7 +121,10 @@ def _pooled_table(pooled: PooledCounts, classes: list[int]) -> Table:
     from components.metrics.protocol import POOLED_METRIC_NAMES
 
     values = pooled.metrics()
-    table = Table(title="pooled over all pixels of all cases (one confusion matrix per class)")
+    table = Table(
+        title="pooled over all pixels of all cases (one confusion matrix per class), at the predicted "
+        "masks' labels: the masks are already thresholded, no threshold is applied here"
+    )
     table.add_column("class")
     for m in POOLED_METRIC_NAMES:
         table.add_column(m, justify="right")

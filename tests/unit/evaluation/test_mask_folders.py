@@ -138,6 +138,7 @@ def test_metrics_command_writes_csv_and_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--classes", "1,2", "--spacing", "0.5,0.5"])
     assert result.exit_code == 0, result.output
     assert "dice" in result.output and "hd95" in result.output
+    assert "no threshold is applied" in " ".join(result.output.split())  # the pooled table says so
     df = pd.read_csv(out)
     assert len(df) == 2 and df["spacing"].tolist() == ["0.5x0.5"] * 2
     bad = CliRunner().invoke(app, [*args, "--classes", "1,x"])
