@@ -104,6 +104,8 @@ def main(flow_fn: Callable[..., Any]) -> None:
     prints it once. Exits 1 on failure; 128 + the signal's number when a signal stopped it (its
     Prefect flow run Crashed; training ended its MLflow runs KILLED), with one line, no traceback.
     """
+    import time
+
     from components.core.logfile import (
         FAILURE_FILE_ENV,
         capture_to_file,
@@ -112,6 +114,7 @@ def main(flow_fn: Callable[..., Any]) -> None:
         new_log_path,
         write_failure,
     )
+    from components.core.stage_times import record_stage_time
 
     ap = argparse.ArgumentParser(description=(flow_fn.__doc__ or "").strip().splitlines()[0])
     ap.add_argument(
@@ -128,7 +131,9 @@ def main(flow_fn: Callable[..., Any]) -> None:
         from components.core.threads import plan_threads
 
         plan_threads()  # a bad SEGFLOW_THREADS stops the stage here; the torch users apply the plan
+        started = time.time()
         _timed(flow_fn, stage)(params_path=args.params or _default_params(flow_fn))
+        record_stage_time(stage, started, time.time())  # the run's report sets it beside the plan
         mark(stage, "returned")
     except Exception as exc:
         message = describe(exc, isinstance(exc, user_errors()))

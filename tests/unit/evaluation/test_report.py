@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.core.stage_times import record_stage_time
 from components.data.synthetic import CLASS_NAMES, generate_phantoms
 from components.evaluation.last_run import last_run_markdown, last_run_results
 from components.evaluation.presentation import fold_mlflow_metrics, headline_markdown, headline_mlflow_metrics
@@ -195,7 +196,7 @@ def test_fold_mlflow_metrics() -> None:
 
 
 def test_last_run_results_reads_what_exists(tmp_path: Path) -> None:
-    assert last_run_results(tmp_path) == {"cv": None, "test": None, "registration": None}
+    assert last_run_results(tmp_path) == {"cv": None, "test": None, "registration": None, "time": None}
     assert "No results yet" in last_run_markdown(last_run_results(tmp_path))
     summary = headline_metrics(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
     (tmp_path / "reports" / "cv").mkdir(parents=True)
@@ -214,6 +215,26 @@ def test_last_run_results_reads_what_exists(tmp_path: Path) -> None:
     md = last_run_markdown(loaded)
     assert "Cross-validation" in md and "Test set" not in md
     assert "**seg** version 3 with alias `challenger`" in md and "0.8123" in md
+
+
+def test_the_report_sets_each_stages_time_beside_the_plan(tmp_path: Path) -> None:
+    plan = {
+        "budget": {"time_budget": "20m", "time_budget_s": 1200.0},
+        "estimate": {"stages_s": {"train": 600.0, "plan": 30.0}},
+    }
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "plan.json").write_text(json.dumps(plan))
+    record_stage_time("train", 100.0, 790.0, tmp_path)
+    record_stage_time("plan", 10.0, 35.0, tmp_path)
+    report = last_run_results(tmp_path)["time"]
+    assert report["stages"] == {
+        "plan": {"planned_s": 30.0, "actual_s": 25.0},
+        "train": {"planned_s": 600.0, "actual_s": 690.0},
+    }
+    md = last_run_markdown(last_run_results(tmp_path))
+    assert (
+        "budget 20m" in md and "| train | 10m00s | 11m30s |" in md and "| **all** | 10m30s | 11m55s |" in md
+    )
 
 
 # ----------------------------------------------------------------------------- overlay
