@@ -61,7 +61,7 @@ def _numbers(value: str) -> list[float] | None:
         return None
 
 
-def _leading_fields(path: Path, limit: int = 1 << 16) -> dict[str, str]:
+def leading_fields(path: Path, limit: int = 1 << 16) -> dict[str, str]:
     """``Key = Value`` lines from the file's start up to ``ElementDataFile`` or the first line that
     is not one (the data, or a header whose last line was corrupted)."""
     with path.open("rb") as fh:
@@ -82,7 +82,7 @@ def meta_header_problems(path: Path) -> list[str]:
     """What in a MetaImage header disagrees with its ``NDims`` (empty when nothing does, or when
     the file holds no ``NDims``: SimpleITK refuses that itself)."""
     try:
-        fields = _leading_fields(path)
+        fields = leading_fields(path)
     except OSError:
         return []
     if "ndims" not in fields:

@@ -267,10 +267,14 @@ def _check_compressed(
         for block in _read_chunks(stream.path, stream.offset):
             inflater.feed(block)
     except (zlib.error, EOFError) as exc:
-        done = max(inflater.got - stream.skip, 0)
+        what = (
+            "its checksum (CRC) does not match the data"
+            if "data check" in str(exc)
+            else "it cannot be inflated"
+        )
         raise StreamError(
-            f"{where}: corrupt compressed data after {done:,} of {stream.size:,} bytes of voxel data "
-            f"({exc}); {_RECOPY}"
+            f"{where}: corrupt compressed data: {what} ({exc}); expected a gzip/zlib stream of "
+            f"{stream.size:,} bytes of voxel data ({stream.describe()}): {_RECOPY}"
         ) from None
     inflater.finish()
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from components.core.errors import UserError
+from components.io.file_kinds import content_problem
 from components.io.grids import GridMismatch, grid_mismatches, grid_problems
 from components.io.nifti_geometry import is_nifti_name, nifti_geometry_problems, write_with_header
 from components.io.text_headers import meta_header_problems
@@ -121,6 +122,9 @@ def read_volume_header(path: Path) -> tuple[tuple[int, ...], Geometry]:
             f"{path}: {shadow.name} lies beside it, and SimpleITK reads that file when asked for this "
             "one; expected one file per volume: remove or rename one of them"
         )
+    kind = content_problem(Path(path))  # SimpleITK reads a renamed PNG as one, without a word
+    if kind is not None:
+        raise VolumeReadError(f"{path}: {kind}")
     if Path(path).name.lower().endswith(".mha"):  # SimpleITK aborts the process on some of these
         problems = meta_header_problems(Path(path))
         if problems:

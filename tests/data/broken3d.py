@@ -128,6 +128,14 @@ def bomb(data: Path) -> None:
     gzip_bomb(_img(data, "case_004"))
 
 
+def flipped_byte(data: Path) -> None:
+    """One byte changed in transit: the gzip trailer's CRC32 no longer matches the data."""
+    path = _img(data, "case_000")
+    raw = bytearray(path.read_bytes())
+    raw[-6] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
 def trailing_bytes(data: Path) -> None:
     path = _img(data, "case_005")
     path.write_bytes(path.read_bytes() + np.random.default_rng(0).bytes(4096))
@@ -309,6 +317,21 @@ def png_among_nifti(data: Path) -> None:
         path.unlink()
 
 
+def renamed_png(data: Path) -> None:
+    """A PNG slice saved under a NIfTI name (SimpleITK read it as a 2D image by its content)."""
+    from PIL import Image
+
+    path = _img(data, "case_004")
+    slice_ = np.asarray(nib.load(str(path)).dataobj)[:, :, 3].T
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(slice_, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+
+
+def empty_mask(data: Path) -> None:
+    _msk(data, "case_005").write_bytes(b"")
+
+
 def mask_4d(data: Path) -> None:
     _with_data(_msk(data, "case_004"), lambda a: np.stack([a == 1, a == 2], axis=-1).astype(np.uint8))
 
@@ -384,6 +407,11 @@ CORPUS: dict[str, Broken] = {
         bomb,
         "an image whose gzip stream inflates to 64 MiB where its header describes 5.6 KB of voxels",
         ("images/case_004.nii.gz", "inflates beyond", "decompression bomb"),
+    ),
+    "gzip_checksum_mismatch": Broken(
+        flipped_byte,
+        "one byte of an image's gzip trailer changed (its CRC no longer matches)",
+        ("images/case_000.nii.gz", "corrupt compressed data: its checksum (CRC) does not match"),
     ),
     "bytes_after_the_stream": Broken(
         trailing_bytes,
@@ -496,6 +524,16 @@ CORPUS: dict[str, Broken] = {
         "one case as PNG (a middle slice) among NIfTI volumes",
         ("images/case_003.png", "3 spatial axes", "2D images and 3D volumes cannot be mixed"),
         absent=(),
+    ),
+    "png_named_nii_gz": Broken(
+        renamed_png,
+        "a PNG slice saved as images/case_004.nii.gz",
+        ("images/case_004.nii.gz", "not a NIfTI file: it holds a PNG image", "expected a NIfTI volume"),
+    ),
+    "empty_mask_file": Broken(
+        empty_mask,
+        "masks/case_005.nii.gz is 0 bytes",
+        ("masks/case_005.nii.gz", "the file is empty (0 bytes)", "copy it again"),
     ),
     "mask_4d": Broken(
         mask_4d,

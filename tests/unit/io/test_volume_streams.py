@@ -376,3 +376,34 @@ def test_a_metaimage_header_that_would_crash_simpleitk_is_refused(
     assert proc.returncode == 3, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.startswith(f"{path}: MetaImage header: ")
     assert re.search(message, proc.stdout), proc.stdout
+
+
+def test_what_a_file_holds_is_named_when_its_suffix_lies(tmp_path: Path) -> None:
+    """SimpleITK read a PNG named .nii.gz as a 2D image, and called an empty file unreadable."""
+    from PIL import Image
+
+    png = tmp_path / "renamed.nii.gz"
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(tmp_path / "x.png")
+    png.write_bytes((tmp_path / "x.png").read_bytes())
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(png))).shape == (4, 5)  # what ITK does
+    with pytest.raises(VolumeReadError, match=r"renamed\.nii\.gz: not a NIfTI file: it holds a PNG image"):
+        read_volume(png)
+    empty = tmp_path / "empty.nrrd"
+    empty.write_bytes(b"")
+    with pytest.raises(VolumeReadError, match=r"empty\.nrrd: the file is empty \(0 bytes\)"):
+        read_volume(empty)
+    html = tmp_path / "page.mha"
+    html.write_text("<html><body>404 Not Found</body></html>")
+    with pytest.raises(VolumeReadError, match=r"not a MetaImage file: it holds an HTML or XML page"):
+        read_volume(html)
+
+
+def test_a_checksum_failure_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "v.nii.gz")
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF  # the gzip trailer's CRC32
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        VolumeReadError, match=r"corrupt compressed data: its checksum \(CRC\) does not match"
+    ):
+        read_volume(path)
