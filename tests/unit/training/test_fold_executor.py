@@ -51,3 +51,38 @@ def test_where_running_outside_a_worker_names_this_process() -> None:
 
     assert where_running().endswith(f"(pid {os.getpid()})")
     assert not where_running().startswith("dask worker")
+
+
+class _Scheduler:
+    """What ``client.scheduler_info`` answers, for a cluster of two hosts (the dict Dask returns)."""
+
+    def scheduler_info(self, n_workers: int = 5) -> dict:
+        del n_workers
+        workers = {"tcp://127.0.0.1:4001": 1, "tcp://127.0.0.1:4002": 1, "tcp://10.0.0.5:4003": 4}
+        return {"workers": {a: {"nthreads": n} for a, n in workers.items()}}
+
+
+def test_each_worker_shares_its_hosts_cores_with_the_folds_running_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    from types import SimpleNamespace
+
+    import torch
+
+    from flows.runtime.fold_executor import folds_per_host
+
+    per_host = folds_per_host(_Scheduler())
+    assert per_host == {"127.0.0.1": 2, "10.0.0.5": 4}
+    monkeypatch.delenv("SEGFLOW_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("components.core.threads.affinity_cores", lambda: 8)
+    monkeypatch.setattr("components.core.threads.cpu_quota", lambda: None)
+    threads = torch.get_num_threads()
+    worker = SimpleNamespace(address="tcp://127.0.0.1:4002", name="1", state=SimpleNamespace(nthreads=1))
+    try:
+        FoldWorkerSetup({}, per_host).setup(worker)
+        assert os.environ["SEGFLOW_PROCESSES"] == "2" and torch.get_num_threads() == 4  # 8 cores / 2 folds
+    finally:
+        torch.set_num_threads(threads)
+        os.environ.pop("SEGFLOW_PROCESSES", None)
