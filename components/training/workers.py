@@ -12,8 +12,6 @@ if TYPE_CHECKING:
 MAX_AUTO_WORKERS = 8  # beyond this, loader processes mostly add memory (each holds the cached cases)
 
 
-
-
 def resolve_num_workers(setting: int | str, device: torch.device, cores: int | None = None) -> int:
     """``train.num_workers`` as a count.
 
