@@ -352,6 +352,8 @@ class Params(_Frozen):
     @model_validator(mode="after")
     def _folds_in_range(self) -> Params:
         k = self.preprocess.splits.n_folds
+        if not known(self.train.folds):
+            return self
         bad = [f for f in (self.train.folds or []) if not 0 <= f < k]
         if bad:
             raise ValueError(f"train.folds {bad} out of range for preprocess.splits.n_folds={k}")

@@ -46,6 +46,7 @@ PLANNABLE: tuple[str, ...] = (
     "train.optimizer",
     "train.scheduler",
     "train.augment.transforms",
+    "train.folds",
     "train.epochs",
     "train.batch_size",
     "train.patch_size",

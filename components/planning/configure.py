@@ -114,8 +114,6 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     if facts.ndim == 3 and patch_ndim == 2:
         shape = tuple(s for i, s in enumerate(shape) if i != ctx.coarse_axis)
         spacing = tuple(s for i, s in enumerate(spacing) if i != ctx.coarse_axis)
-    v.set("train.optimizer", recipe.plan_optimizer())
-    v.set("train.scheduler", recipe.plan_scheduler())
     v.set("train.loss", recipe.plan_loss())
     aniso = ctx.coarse_axis if ctx.anisotropic and patch_ndim == 3 else None
     transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso)))
@@ -158,6 +156,8 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     tta = _plan_tta(ctx, m, _workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror)
     sched = schedule_for(m, batch, patch, tta)
     epochs, steps, val_every = _schedule_values(ctx, sched, m)
+    v.set("train.optimizer", recipe.plan_optimizer(epochs * steps))
+    v.set("train.scheduler", recipe.plan_scheduler(epochs * steps))
     w = _workload(ctx, shape, patch, overlap, tta)
     costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
     return Trained(
@@ -173,8 +173,6 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
             "preprocess.spatial_mode resize / pad / letterbox apply to 2D images; "
             "for volumes use auto (patch)"
         )
-    v.set("train.optimizer", recipe.plan_optimizer())
-    v.set("train.scheduler", recipe.plan_scheduler())
     v.set("train.loss", recipe.plan_loss())
     transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(2, None)))
     v.set("evaluate.overlap", Decision(recipe.OVERLAP, "unused: whole images"))
@@ -218,6 +216,8 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
     reason = f"{epochs} passes over the fold's images fit the budget at {m.step_s:.3f} s per step (measured)"
     epochs = int(v.set("train.epochs", Decision(epochs, reason)))
     val_every = int(v.set("train.val_every", Decision(1, "validation every epoch (whole images, cheap)")))
+    v.set("train.optimizer", recipe.plan_optimizer(epochs * per_epoch))
+    v.set("train.scheduler", recipe.plan_scheduler(epochs * per_epoch))
     return Trained("2d", m, w, costs, epochs, per_epoch, val_every, val_s, flips, [])
 
 

@@ -9,6 +9,9 @@ in the time budget decides:
   epochs: most of the way on its learning curves), else
 - the widest candidate that keeps at least :data:`KEEP_STEPS` of the narrowest's steps: a wider
   network pays only where its step is barely slower, as on small patches.
+
+A candidate that trains fewer than :data:`TARGET_STEPS` steps on the whole (memory-fitted) patch gets
+a smaller patch first, down to half per axis (:func:`components.planning.topology.time_patch`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from components.planning.measure import (
     transform_entries,
 )
 from components.planning.schedule import Schedule
-from components.planning.topology import MemoryModel, fit_patch
+from components.planning.topology import MemoryModel, fit_patch, time_patch
 
 WIDTHS = (32, 16, 8)
 TARGET_STEPS = 12_500
@@ -105,7 +108,7 @@ def _widths(space: Space) -> list[int]:
 
 
 def _candidate(
-    space: Space, width: int, calibration: float
+    space: Space, width: int, calibration: float, for_time: tuple[int, ...] | None = None
 ) -> tuple[dict[str, Any], tuple[int, ...], Decision, Decision]:
     model = space.model or _dynunet(width)
     mem = MemoryModel(
@@ -119,6 +122,13 @@ def _candidate(
     )
     if space.patch is not None:
         patch, patch_reason = space.patch, "yours"
+    elif for_time is not None:
+        patch = for_time
+        patch_reason = (
+            "the median case shrunk for time: the budget trains too few steps on a whole case, so the "
+            f"patch halves at most per axis (sliding windows cover the rest); {mem.bytes(patch) / 2**30:.2f} "
+            f"GB of the {space.memory_bytes / 2**30:.1f} GB budget"
+        )
     else:
         patch, shrinks = fit_patch(space.median_shape, space.spacing, mem.fits)
         extent = "the median case" + (" after resampling" if len(patch) == 3 else "")
@@ -199,7 +209,20 @@ def choose_network(
                 f"{m.memory_bytes / 2**30:.2f} GB to train; give at least "
                 f"{math.ceil(m.memory_bytes / 2**30 * 1.2)}"
             )
-        options.append((width, model, patch_d, batch_d, m, schedule_for(m, int(batch_d.value), list(patch))))
+        try:
+            sched = schedule_for(m, int(batch_d.value), list(patch))
+        except PlanError:
+            if width != _widths(space)[-1]:
+                continue  # this width does not fit the budget at all: a narrower one may
+            raise
+        smaller = (
+            time_patch(patch, space.spacing, sched.steps, TARGET_STEPS) if space.patch is None else patch
+        )
+        if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
+            model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
+            m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
+            sched = schedule_for(m, int(batch_d.value), list(patch))
+        options.append((width, model, patch_d, batch_d, m, sched))
     chosen, reason = _pick(options)
     width, model, patch_d, batch_d, m, sched = chosen
     table = [

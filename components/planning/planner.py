@@ -9,6 +9,7 @@ inference. Each step reads the values used before it, so a value the user set is
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from components.planning.measure import MeasureFn, MeasurementCache
 from components.planning.plan import Plan
 from components.planning.schedule import fixed_seconds
 from components.preprocessing.native import median_target_spacing
+
+MIN_FOLD_STEPS = 1000  # steps a fold needs to be worth training (else fewer folds, trained further)
 
 
 def _classes(facts: DatasetFacts, v: Values) -> dict[str, int]:
@@ -85,7 +88,9 @@ def make_plan(
     v.set("preprocess.crop_nonzero", intensity.plan_crop_nonzero(facts))
     v.set("preprocess.slice_axis", Decision("coarsest", "2D on volumes: slices along the coarsest axis"))
     shapes = resampled_shapes(facts, spacing if facts.ndim == 3 else None)
-    n_folds = len(user.train.folds) if user.train.folds is not None else user.preprocess.splits.n_folds
+    n_all = user.preprocess.splits.n_folds
+    folds_yours = "train.folds" in v.yours
+    n_folds = len(v.yours["train.folds"] or range(n_all)) if folds_yours else n_all
     ctx = Context(
         values=v,
         facts=facts,
@@ -101,11 +106,42 @@ def make_plan(
         coarse_axis=int(facts.fingerprint.get("coarsest_axis", 0)),
         anisotropic=facts.ndim == 3 and max(spacing) > 3 * min(spacing),
     )
-    if mode == "patch":
+    if mode != "patch":
+        v.set("train.folds", Decision(None, "every fold"))
+        return _plan(ctx, plan_resized(ctx, tuple(int(s) for s in user.preprocess.image_size)))  # type: ignore[arg-type]
+    trained, ctx = _fitting_folds(ctx, _patch_ndim(facts, v), folds_yours)
+    k, why = folds_for_budget(trained.epochs * trained.steps_per_epoch, ctx.n_folds, n_all)
+    if k < ctx.n_folds and not folds_yours:  # fewer folds, each trained further: plan them again
+        ctx = replace(ctx, n_folds=k)
         trained = plan_patch(ctx, _patch_ndim(facts, v))
-    else:
-        trained = plan_resized(ctx, tuple(int(s) for s in user.preprocess.image_size))  # type: ignore[arg-type]
+    v.set("train.folds", Decision(None if k == n_all else list(range(k)), why))
     return _plan(ctx, trained)
+
+
+def _fitting_folds(ctx: Context, patch_ndim: int, fixed: bool) -> tuple[Trained, Context]:
+    """The plan with as many folds as the budget holds at all (all of them, unless even one epoch
+    of each does not fit; the user's folds are never reduced)."""
+    while True:
+        try:
+            return plan_patch(ctx, patch_ndim), ctx
+        except PlanError:
+            if fixed or ctx.n_folds == 1:
+                raise
+            ctx = replace(ctx, n_folds=ctx.n_folds - 1)
+
+
+def folds_for_budget(steps_per_fold: int, n_planned: int, n_folds: int) -> tuple[int, str]:
+    """How many of ``n_folds`` to train, given ``steps_per_fold`` each when ``n_planned`` train: all,
+    unless each would train fewer than :data:`MIN_FOLD_STEPS` steps; then as many as can each train
+    that many (at least one)."""
+    if steps_per_fold >= MIN_FOLD_STEPS and n_planned == n_folds:
+        return n_folds, f"all {n_folds}: {steps_per_fold} steps each in the budget"
+    k = max(1, min(n_planned, steps_per_fold * n_planned // MIN_FOLD_STEPS))
+    return k, (
+        f"{k} of {n_folds}: the budget gives {n_planned} folds only {steps_per_fold} steps each (< "
+        f"{MIN_FOLD_STEPS}, too few for a U-Net from scratch, or no time at all for every fold); fewer "
+        "folds trained further give a better ensemble (the CV report covers their validation cases)"
+    )
 
 
 def _plan(ctx: Context, t: Trained) -> Plan:

@@ -150,3 +150,21 @@ def fit_patch(
             break
         patch, shrinks = smaller, shrinks + 1
     return patch, shrinks
+
+
+def time_patch(patch: Sequence[int], spacing: Sequence[float], steps: int, target: int) -> tuple[int, ...]:
+    """A smaller patch when ``patch`` trains only ``steps`` of ``target`` steps in the budget.
+
+    A step's time grows with the patch's voxels, so the patch shrinks (one pooling step at a time,
+    largest extent in mm first) until the steps it would train reach ``target``, but never below half
+    of ``patch`` on any axis: a network still sees at least half a median case at once, and the
+    sliding window covers the rest at inference.
+    """
+    floor = [max(math.ceil(p / 2), min(MIN_PATCH[len(patch)], p)) for p in patch]
+    current = tuple(int(p) for p in patch)
+    while steps * math.prod(patch) / math.prod(current) < target:
+        smaller = shrink_once(current, spacing)
+        if smaller is None or any(s < f for s, f in zip(smaller, floor, strict=True)):
+            break
+        current = smaller
+    return current

@@ -21,7 +21,7 @@ from components.planning.facts import DatasetFacts
 from components.planning.measure import Candidate, Measurement
 from components.planning.topology import activation_bytes, parameter_count, topology
 
-CPU_VOXEL_FILTER_S = 4e-9  # seconds per voxel x base filter of a CPU training step
+CPU_VOXEL_FILTER_S = 6e-8  # seconds per voxel x base filter of a CPU training step (measured order)
 CUDA_SPEEDUP = 50.0
 
 

@@ -23,14 +23,14 @@ def used(p, key):  # type: ignore[no-untyped-def]
 
 
 def test_isotropic_mri_gets_the_median_case_as_its_3d_patch() -> None:
-    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260))
+    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=8))
     assert p.configuration == "3d"
     assert used(p, "preprocess.target_spacing") == pytest.approx([1.0, 1.0, 1.0], rel=0.05)
     assert used(p, "preprocess.intensity")["method"] == "zscore"
     assert used(p, "train.patch_size") == [40, 56, 40]  # the median, each axis a multiple of 2^3
     assert used(p, "train.batch_size") == 2  # CPU: small batches, most steps
     assert used(p, "train.model")["name"] == "dynunet"
-    assert used(p, "train.optimizer")["kwargs"]["momentum"] == 0.99
+    assert used(p, "train.optimizer")["name"] in ("sgd", "adamw")  # by the schedule (test below)
     assert used(p, "ensemble.tta_axes") == [0, 1, 2]
     assert "RandAffine" in [t["name"] for t in used(p, "train.augment.transforms")]
 
@@ -94,7 +94,7 @@ def test_four_channel_mri_measures_a_four_channel_network() -> None:
 
 
 def test_rgb_photographs_keep_their_range_and_train_on_whole_images() -> None:
-    p = plan(facts([600, 600], [1.0, 1.0], channels=3, dtype="uint8", n=80), budget(hours=2))
+    p = plan(facts([600, 600], [1.0, 1.0], channels=3, dtype="uint8", n=80), budget(hours=24, device="cuda"))
     assert p.configuration == "2d" and used(p, "preprocess.intensity")["method"] == "dtype"
     patch = used(p, "train.patch_size")
     assert patch[0] >= 600 and patch[1] >= 600  # the whole median image
@@ -118,7 +118,7 @@ def test_a_large_budget_trains_nnunet_epochs_of_250_steps_with_the_widest_networ
 
 def test_a_small_budget_trains_fewer_steps_per_epoch_and_a_narrower_network() -> None:
     long = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=10))
-    short = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=0.12))
+    short = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=0.25))
     long_steps, short_steps = (
         used(p, "train.epochs") * used(p, "train.iterations_per_epoch") for p in (long, short)
     )
@@ -127,7 +127,19 @@ def test_a_small_budget_trains_fewer_steps_per_epoch_and_a_narrower_network() ->
     assert width[1] <= width[0]
     assert used(short, "train.iterations_per_epoch") < STEPS_PER_EPOCH
     assert used(short, "train.epochs") >= MIN_EPOCHS // 2
-    assert short.estimate["total_s"] <= 0.12 * 3600 * 1.05  # planned within the budget
+    assert short.estimate["total_s"] <= 0.25 * 3600 * 1.05  # planned within the budget
+
+
+def test_a_short_budget_trains_a_smaller_patch_but_never_under_half_a_case() -> None:
+    f = facts([512, 512], [1.0, 1.0], n=30)
+    whole = used(plan(f, budget(hours=24, device="cuda")), "train.patch_size")
+    short = plan(f, budget(hours=0.5))
+    patch = used(short, "train.patch_size")
+    assert all(w >= 512 for w in whole)  # the whole median case (rounded up to the divisors)
+    assert all(w / 2 <= p <= w for p, w in zip(patch, whole, strict=True)) and math.prod(patch) < math.prod(
+        whole
+    )
+    assert "shrunk for time" in short.values["train.patch_size"].reason
 
 
 def test_a_budget_below_one_epoch_names_the_minimum() -> None:
@@ -156,3 +168,26 @@ def test_a_3d_patch_for_2d_images_names_both() -> None:
 def test_the_same_data_and_budget_give_the_same_plan_byte_for_byte() -> None:
     f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=260)
     assert plan(f).dumps() == plan(f).dumps()
+
+
+def test_a_budget_too_small_for_every_fold_trains_fewer_folds_further() -> None:
+    f = facts([64, 96, 96], [1.0, 1.0, 1.0], n=100)
+    all_folds = plan(f, budget(hours=24))
+    assert used(all_folds, "train.folds") is None  # every fold
+    few = plan(f, budget(hours=0.3))
+    folds = used(few, "train.folds")
+    assert folds is not None and 1 <= len(folds) < 5 and folds == list(range(len(folds)))
+    steps = used(few, "train.epochs") * used(few, "train.iterations_per_epoch")
+    assert steps >= 1000 * 0.8  # each trained fold gets about the minimum or more
+    assert "fewer folds trained further" in few.values["train.folds"].reason
+
+
+def test_short_schedules_train_with_adamw_long_ones_with_nnunets_sgd() -> None:
+    f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=260)
+    long, short = plan(f, budget(hours=200, device="cuda")), plan(f, budget(hours=0.35))
+    assert used(long, "train.optimizer")["name"] == "sgd" and used(long, "train.scheduler")["name"] == "poly"
+    assert (
+        used(short, "train.optimizer")["name"] == "adamw"
+        and used(short, "train.scheduler")["name"] == "cosine"
+    )
+    assert "short schedule" in short.values["train.optimizer"].reason
