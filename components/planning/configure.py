@@ -56,7 +56,7 @@ def _per_fold(ctx: Context, w: Workload, costs: Costs, tta: int) -> float:
     per_fold = (ctx.budget.seconds - fixed) / ctx.n_folds
     if per_fold <= 0:
         raise too_short(
-            ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} folds"
+            ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} fold(s)"
         )
     return per_fold
 
@@ -145,7 +145,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
             return fit_schedule(_per_fold(ctx, w, costs, tta), w, costs)
         except PlanError:
             raise too_short(
-                ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} folds"
+                ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} fold(s)"
             ) from None
 
     network = choose_network(space, schedule_for, ctx.cache, ctx.measure_fn)

@@ -41,7 +41,7 @@ def test_the_shipped_params_plan_and_train_one_epoch(tmp_path: Path, monkeypatch
     plan, p, text = plan_dataset(Path("params.yaml"), fp, manifest, tmp_path / "cache", tmp_path)
     write_plan(plan, text)
     assert plan.configuration == "2d" and p.preprocess.spatial_mode == "patch"
-    assert p.train.model.name == "dynunet" and p.train.optimizer.name == "sgd"
+    assert p.train.model.name == "dynunet" and p.train.optimizer.name == "adamw"  # a 3-minute budget: short
     assert len(p.train.patch_size or []) == 2 and p.train.epochs >= 1
     resolved = yaml.safe_load(layout.RESOLVED_PARAMS.read_text())
     assert [k for k in PLANNABLE if get_key(resolved, k) == "auto"] == []  # every planned value resolved
