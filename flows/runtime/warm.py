@@ -41,7 +41,7 @@ from flows.runtime.warm_env import difference, interpreter
 SOCKET_ENV = "SEGFLOW_WARM_SOCKET"
 ENABLE_ENV = "SEGFLOW_WARM_STAGES"  # 0/false/off: every stage imports cold
 START_ENV = "SEGFLOW_PROCESS_START"  # the command's start (wall clock): the stage's real start
-STAGES = ("validate", "preprocess", "train", "evaluate", "ensemble")
+STAGES = ("validate", "plan", "preprocess", "train", "evaluate", "ensemble")
 _MAX_MESSAGE = 1 << 20
 _REQUEST_TIMEOUT_S = 10.0  # a command that connects sends its request at once
 

@@ -44,7 +44,7 @@ from flows.runtime.warm_env import comparable_env
 
 IDLE_ENV = "SEGFLOW_WARM_IDLE_S"
 DEFAULT_IDLE_S = 300.0
-LIGHT_STAGES = ("flows.validate", "flows.preprocess")  # they start faster cold than a new server
+LIGHT_STAGES = ("flows.validate", "flows.plan", "flows.preprocess")  # faster cold than a new server
 PACKAGES = ("flows", "components")  # the project's own code: a change means a new key
 _WAIT_FOR_START_S = 60.0
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last a NUL
