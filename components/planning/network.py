@@ -10,8 +10,9 @@ in the time budget decides:
 - the widest candidate that keeps at least :data:`KEEP_STEPS` of the narrowest's steps: a wider
   network pays only where its step is barely slower, as on small patches.
 
-A candidate that trains fewer than :data:`TARGET_STEPS` steps on the whole (memory-fitted) patch gets
-a smaller patch first, down to half per axis (:func:`components.planning.topology.time_patch`).
+A candidate that trains fewer than :data:`TIME_TARGET_STEPS` steps on the whole (memory-fitted)
+patch gets a smaller patch first, towards that many steps but at most down to half a case per axis
+(:func:`components.planning.topology.time_patch`): context is worth more than steps above it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from components.planning.topology import MemoryModel, fit_patch, time_patch
 
 WIDTHS = (32, 16, 8)
 TARGET_STEPS = 12_500
+# A whole case is worth more than more steps, down to this many per fold: below it the patch shrinks
+# (towards it, at most to half a case per axis); a U-Net from scratch needs a few thousand to converge.
+TIME_TARGET_STEPS = 2000
 KEEP_STEPS = 0.7
 MIN_BATCH = 2
 BATCH_SHARE = 0.05  # nnU-Net: one batch holds at most 5 % of the dataset's voxels
@@ -216,7 +220,7 @@ def choose_network(
                 continue  # this width does not fit the budget at all: a narrower one may
             raise
         smaller = (
-            time_patch(patch, space.spacing, sched.steps, TARGET_STEPS) if space.patch is None else patch
+            time_patch(patch, space.spacing, sched.steps, TIME_TARGET_STEPS) if space.patch is None else patch
         )
         if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
             model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
