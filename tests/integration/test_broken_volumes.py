@@ -47,6 +47,7 @@ class Corpus:
     env: dict[str, str]
     uri: str
     registry: tuple[object, ...]
+    params: Path  # the repository's params.yaml as the module started (rows edit copies of it)
 
 
 def registry_state(uri: str) -> tuple[object, ...]:
@@ -96,7 +97,9 @@ def corpus(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     import flows.validate  # noqa: F401
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
-        yield Corpus(good, root, env, uri, registry_state(uri))
+        params = base / "params.yaml"
+        shutil.copy2(REPO / "params.yaml", params)
+        yield Corpus(good, root, env, uri, registry_state(uri), params)
 
 
 def _stage(flow: Any, argv: list[str]) -> int:
@@ -136,7 +139,7 @@ def test_a_broken_volume_set_is_refused_at_validate(
     row.build(data)
     project = tmp_path / "proj"
     project.mkdir()
-    shutil.copy2(REPO / "params.yaml", project / "params.yaml")
+    shutil.copy2(corpus.params, project / "params.yaml")
     overrides = {"data.dir": str(data), "data.classes": CLASSES, "data.channels": row.channels}
     apply_overrides(project / "params.yaml", overrides)
     monkeypatch.chdir(project)
