@@ -201,6 +201,14 @@ def predict(
             help="Label every pixel on purpose (no warning for a model trained inside regions of interest).",
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse inputs far outside the data the model was trained on (spacing, size, channels, "
+            "intensity range); without it they are segmented with a warning.",
+        ),
+    ] = False,
 ) -> None:
     """Segment new images with a registered (packaged) model (its CV-chosen postprocessing included)."""
     from components.ensembling.predict_folder import predict_folder
@@ -213,7 +221,9 @@ def predict(
         typer.secho(f"segflow predict: {message}", fg="yellow", err=True)
 
     try:
-        n = predict_folder(model, input, output, overlays=overlays, rois_dir=rois, no_rois=no_rois, warn=warn)
+        n = predict_folder(
+            model, input, output, overlays=overlays, rois_dir=rois, no_rois=no_rois, warn=warn, strict=strict
+        )
     except (
         FileNotFoundError,
         ImageReadError,

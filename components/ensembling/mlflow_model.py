@@ -49,6 +49,9 @@ class FoldEnsembleModel(PythonModel):
         from components.ensembling.rois import ROIS_KEY
 
         self.trained_with_rois = bool(cfg.get(ROIS_KEY, False))  # segflow predict warns without --rois
+        from components.ensembling.input_guard import TRAINING_DATA_KEY
+
+        self.training_data = cfg.get(TRAINING_DATA_KEY)  # inputs far outside it are named or refused
 
     # np.ndarray is a hint MLflow accepts without deriving a schema from it: the signature stays
     # the explicit one written at packaging (tensor input + params), and MLflow does not warn.
@@ -65,6 +68,7 @@ class FoldEnsembleModel(PythonModel):
         spec = self.predictor.spec  # a bad request raises ModelInputError: served as HTTP 400
         req = check_model_input(model_input, params, getattr(spec, "ndim", 2), spec.channels)
         x, dtype, output = req.x, req.input_dtype, req.output
+        self._check_against_training(x, req.spacing, params)
         if getattr(self.predictor.spec, "ndim", 2) == 3:  # one volume (C, Z, Y, X)
             vol = x.astype(dtype) if dtype else x
             probs = self.predictor.predict_proba(vol, req.spacing)[None]
@@ -86,6 +90,29 @@ class FoldEnsembleModel(PythonModel):
         if output == "probabilities":
             return probs
         return np.stack([self.options.labels(p) for p in probs]).astype(np.int64)
+
+    def _check_against_training(self, x: np.ndarray, spacing: Any, params: dict[str, Any] | None) -> None:
+        """Log inputs far outside the training data; refuse them (HTTP 400) when the request or the
+        server is strict.
+
+        Shape: x (N, H, W, C) images or (C, Z, Y, X) one volume.
+        """
+        if not self.training_data:
+            return
+        from components.ensembling.input_guard import image_warnings, log_warnings, strict_request
+        from components.ensembling.serving import ModelInputError
+
+        if self.training_data["ndim"] == 3:
+            warnings = image_warnings("input", self.training_data, x, spacing)
+        else:
+            warnings = [
+                w
+                for i, img in enumerate(x)
+                for w in image_warnings(f"image {i}", self.training_data, img, None)
+            ]
+        log_warnings(warnings)
+        if warnings and strict_request(params):
+            raise ModelInputError("far outside the training data (strict): " + "; ".join(warnings))
 
 
 mlflow.models.set_model(FoldEnsembleModel())

@@ -19,6 +19,7 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec
 
+from components.ensembling.input_guard import TRAINING_DATA_KEY
 from components.ensembling.rois import ROIS_KEY
 from components.inference.options import InferenceOptions
 from components.preprocessing.native import NativeSpec
@@ -69,10 +70,12 @@ def _pyfunc_kwargs(
     class_names: list[str],
     channels: int,
     rois: bool = False,
+    training_data: dict | None = None,
 ) -> dict:
     options = tta if isinstance(tta, InferenceOptions) else InferenceOptions(tta=tta)
     cfg = tmp / "ensemble.json"
     config = {"tta": options.tta, "inference": options.to_json(), "class_names": class_names, ROIS_KEY: rois}
+    config[TRAINING_DATA_KEY] = training_data  # inputs far outside it are named (input_guard.py)
     cfg.write_text(json.dumps(config))
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
     sig = ModelSignature(
@@ -85,6 +88,7 @@ def _pyfunc_kwargs(
                 ParamSpec("output", "string", "labels"),
                 ParamSpec("input_dtype", "string", ""),
                 ParamSpec("spacing", "string", ""),
+                ParamSpec("strict", "string", ""),
             ]
         ),
     )
@@ -105,13 +109,16 @@ def save_ensemble_model(
     class_names: list[str],
     channels: int,
     rois: bool = False,
+    training_data: dict | None = None,
 ) -> None:
     """Write the packaged fold ensemble as a local MLflow model folder (a DVC output); ``rois``:
-    trained and tested inside regions of interest (``segflow predict`` then warns without ``--rois``)."""
+    trained and tested inside regions of interest (``segflow predict`` then warns without ``--rois``);
+    ``training_data``: the summary inputs are checked against (components/inference/input_check.py)."""
     shutil.rmtree(path, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(
-            path=str(path), **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois)
+            path=str(path),
+            **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois, training_data),
         )
 
 
@@ -123,11 +130,13 @@ def log_ensemble_model(
     class_names: list[str],
     channels: int,
     rois: bool = False,
+    training_data: dict | None = None,
 ) -> str:
     """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
-            name="ensemble", **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois)
+            name="ensemble",
+            **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois, training_data),
         )
     return info.model_uri

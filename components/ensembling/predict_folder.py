@@ -10,8 +10,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from components.ensembling.input_guard import image_warnings, training_data_of
 from components.ensembling.predict_volumes import predict_volumes
 from components.ensembling.rois import outside_cleared, roi_files, warn_without_rois
+from components.inference.input_check import check_inputs
 from components.io import IMAGE_SUFFIXES, file_stem, is_volume, read_image, write_mask
 from components.viz.overlay import overlay_uint8
 
@@ -45,6 +47,7 @@ def predict_folder(
     rois_dir: Path | None = None,
     no_rois: bool = False,
     warn: Callable[[str], None] = _to_stderr,
+    strict: bool = False,
 ) -> int:
     """Write ``<stem>.png`` label masks (and ``overlays/<stem>.png``) for every image in ``input_dir``;
     a folder of volumes gets label volumes with the inputs' geometry instead (no overlays).
@@ -57,19 +60,30 @@ def predict_folder(
         overlays: Also write colour overlays of the prediction on the image.
         rois_dir: Regions of interest (same stems as the inputs): predictions outside are background.
         no_rois: Label every pixel on purpose: no warning when the model was trained inside ROIs.
-        warn: Where that warning goes (standard error by default).
+        warn: Where that warning goes (standard error by default), and the inputs far outside the
+            data the model was trained on (components/inference/input_check.py).
+        strict: Refuse every input far outside the training data, before writing anything.
 
     Returns:
         Number of images (or volumes) segmented.
+
+    Raises:
+        InputOutsideTrainingError: ``strict`` and some input lies far outside the training data.
     """
     import mlflow.pyfunc
 
     if input_dir.is_dir() and any(is_volume(p) for p in input_dir.iterdir()):
-        return predict_volumes(model_uri, input_dir, output_dir, rois_dir, no_rois, warn)
+        return predict_volumes(model_uri, input_dir, output_dir, rois_dir, no_rois, warn, strict)
     files = list_images(input_dir)
     rois = roi_files(rois_dir, [file_stem(p) for p in files])
     model = mlflow.pyfunc.load_model(model_uri)
     warn_without_rois(model, rois_dir, no_rois, warn)
+    ranges = training_data_of(model)
+    if ranges:  # every input checked before anything is written
+        found = [w for p in files for w in image_warnings(p.name, ranges, read_image(p), None)]
+        for w in found:
+            warn(f"far outside the training data: {w}")
+        check_inputs(found, strict)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict", unit="image"):
         image = read_image(path)

@@ -16,7 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from components.data.discovery import CHANNEL_STEM
+from components.ensembling.input_guard import image_warnings, training_data_of
 from components.ensembling.rois import outside_cleared, roi_files, warn_without_rois
+from components.inference.input_check import check_inputs
 from components.io import file_stem
 from components.io.volumes import is_volume, read_case_image, write_volume
 
@@ -47,6 +49,7 @@ def predict_volumes(
     rois_dir: Path | None = None,
     no_rois: bool = False,
     warn: Callable[[str], None] | None = None,
+    strict: bool = False,
 ) -> int:
     """Write one label volume per case of ``input_dir`` into ``output_dir``; return the case count.
     With ``rois_dir`` (same case names), predictions outside each case's ROI are background; a
@@ -65,6 +68,15 @@ def predict_volumes(
     model = mlflow.pyfunc.load_model(model_uri)
     if warn is not None:
         warn_without_rois(model, rois_dir, no_rois, warn)
+    ranges = training_data_of(model)
+    if ranges:  # every case checked before anything is written (strict: refused at once)
+        found = []
+        for case, files in cases.items():
+            image, geometry = read_case_image(files)
+            found += image_warnings(case, ranges, image, geometry.spacing)
+        for w in found if warn is not None else []:
+            warn(f"far outside the training data: {w}")
+        check_inputs(found, strict)
     output_dir.mkdir(parents=True, exist_ok=True)
     for case, files in tqdm(cases.items(), desc="predict", unit="volume"):
         image, geometry = read_case_image(files)

@@ -27,6 +27,20 @@ from components.tracking.promotion import compare_with_champion, register_and_ga
 from components.tracking.tracker import Tracker
 
 
+def training_data() -> dict | None:
+    """The summary of the data the model learned from, which its inputs are checked against (the
+    validate stage's fingerprint and manifest; None in a workspace without them)."""
+    if not (layout.FINGERPRINT.is_file() and layout.MANIFEST.is_file()):
+        return None
+    from components.inference.input_check import training_ranges
+    from components.validation.manifest import read_manifest
+
+    rows = read_manifest(layout.MANIFEST)
+    rows = rows[rows["has_image"].astype(bool) & rows["has_mask"].astype(bool)]
+    fingerprint = json.loads(layout.FINGERPRINT.read_text())
+    return training_ranges(fingerprint, rows["intensity_min"].tolist(), rows["intensity_max"].tolist())
+
+
 def release_ensemble(
     tracker: Tracker,
     run_id: str,
@@ -63,8 +77,9 @@ def release_ensemble(
     class_names = list(scoring.class_names)
     ckpts = [layout.best_checkpoint(k) for k in folds]
     rois = "roi_path" in test_cases and bool(test_cases["roi_path"].notna().any())  # trained inside ROIs
-    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels, rois)
-    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels, rois)
+    seen = training_data()
+    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels, rois, seen)
+    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels, rois, seen)
     test_ids = test_cases["case_id"].astype(str).tolist()
     split = split_sha(test_ids)
     per_case = pd.read_csv(layout.TEST_REPORTS / layout.PER_CASE_FILE)

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from components.core.threads import PROCESSES_ENV
+from components.ensembling.input_guard import STRICT_ENV
 from components.tracking.gate_lock import redact
 
 SERVE_HELP = """Serve a packaged (registered) ensemble over HTTP: POST /invocations, GET /ping.
@@ -143,6 +144,14 @@ def serve_command(
     example: Annotated[
         bool, typer.Option("--example", help="Print an example request (curl) and exit.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Answer HTTP 400 to inputs far outside the training data (without it: served, and logged); "
+            'a request can also ask with params {"strict": "true"}.',
+        ),
+    ] = False,
 ) -> None:
     """Serve a packaged ensemble (see SERVE_HELP for the request format)."""
     from components.ensembling.serving import example_request  # imports mlflow: only when used
@@ -167,6 +176,8 @@ def serve_command(
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", tracking_uri())  # where models:/ URIs are resolved
     env[PROCESSES_ENV] = str(workers)  # each worker's model takes its share of the cores
+    if strict:
+        env[STRICT_ENV] = "1"  # the model refuses inputs far outside its training data
     # mlflow starts `uvicorn` by name: this environment's, even when segflow is called by full path
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     typer.echo(

@@ -44,7 +44,7 @@ def test_packaging_shows_no_type_hint_warning_and_keeps_the_explicit_signature(t
     assert meta.signature is not None
     # No input schema: an MLflow tensor schema fixes the rank, and (N, H, W) images are promised too
     assert meta.signature.inputs is None
-    assert {p.name for p in meta.signature.params.params} == {"output", "input_dtype", "spacing"}
+    assert {p.name for p in meta.signature.params.params} == {"output", "input_dtype", "spacing", "strict"}
     assert meta.saved_input_example_info is not None  # what `mlflow models serve` users see first
 
     example = meta.load_input_example(str(tmp_path / "model"))
