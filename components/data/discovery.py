@@ -271,6 +271,15 @@ def discover(data_dir: Path) -> Discovery:
                 "(the k folds validate on every train case in turn; the test cases stay apart)"
             )
 
+    skipped = [p for p in ignored_images + ignored_masks if not p.name.startswith(".")]
+    if skipped:  # not silent: a file of another kind among the images is named, never just dropped
+        shown = ", ".join(p.relative_to(data_dir).as_posix() for p in skipped[:8])
+        more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+        notes.append(
+            f"{len(skipped)} entr(ies) in {folders.images}/ and {folders.masks}/ are neither images nor "
+            f"masks of an accepted kind and are skipped: {shown}{more} "
+            f"(accepted: {', '.join(IMAGE_SUFFIXES)})"
+        )
     rois = _rois(data_dir / ROIS_DIR, paired, known)
     splits = table.splits or {}
     pairs = [

@@ -274,3 +274,17 @@ def test_a_rois_file_for_a_case_without_files_is_an_error(tmp_path: Path) -> Non
         match=r"rois: 1 region-of-interest file\(s\) for cases with no image and no mask: gone\.png",
     ):
         discover(tmp_path)
+
+
+def test_files_of_another_kind_are_named_not_dropped_silently(tmp_path: Path) -> None:
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "a.png").write_bytes(b"")
+    (tmp_path / "images" / "notes.txt").write_text("x")
+    (tmp_path / "masks" / "scan.dcm").write_bytes(b"")
+    (tmp_path / "images" / ".DS_Store").write_bytes(b"")  # hidden files: the OS's, not the dataset's
+    found = discover(tmp_path)
+    assert [pair.case_id for pair in found.pairs] == ["a"]
+    [note] = [n for n in found.notes if "skipped" in n]
+    assert note.startswith("2 entr(ies) in images/ and masks/") and "images/notes.txt" in note
+    assert "masks/scan.dcm" in note and ".DS_Store" not in note
