@@ -34,8 +34,9 @@ endef
 
 venv: $(STAMP)  ## create .venv and install exactly requirements-lock.txt (every package, hash-checked), then segflow
 # The lock must hold each top-level pin of requirements*.txt (else: run make lock). sync removes what the
-# lock lacks. Byte-compiled: with PYTHONDONTWRITEBYTECODE set, every stage, dvc and test subprocess
-# would otherwise recompile dvc/mlflow/prefect/torch from source at each start.
+# lock lacks and says so (its `+ name` lines are left out: a new .venv lists ~320). Byte-compiled: with
+# PYTHONDONTWRITEBYTECODE set, every stage, dvc and test subprocess would otherwise recompile
+# dvc/mlflow/prefect/torch from source at each start.
 $(STAMP): $(LOCK) requirements.txt requirements-dev.txt pyproject.toml
 	@awk 'FNR == NR { if (/^[a-z0-9]/) locked[$$1]; next } \
 	  { sub(/#.*/, ""); gsub(/[ \t]/, ""); if (!/==/ || /^-/) next; split($$0, pin, "=="); \
@@ -43,7 +44,8 @@ $(STAMP): $(LOCK) requirements.txt requirements-dev.txt pyproject.toml
 	    if (!((name "==" pin[2]) in locked)) { print FILENAME ": " $$0 " is not in $(LOCK): run make lock" > "/dev/stderr"; bad = 1 } } \
 	  END { exit bad }' $(LOCK) requirements.txt requirements-dev.txt
 	$(venv_with_uv)
-	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes --compile-bytecode $(UV_INDEX_ARGS) $(LOCK)
+	set -o pipefail; $(BIN)/uv pip sync --python $(BIN)/python --require-hashes --compile-bytecode \
+	  $(UV_INDEX_ARGS) $(LOCK) 2>&1 | { grep -v -e '^ + ' -e '^ - segflow==' || true; }
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
