@@ -25,7 +25,8 @@ def _png(path: Path, arr: np.ndarray) -> None:
 
 def _nifti(path: Path, vol_zyx: np.ndarray, spacing_zyx: tuple[float, float, float]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = nib.Nifti1Image(np.transpose(vol_zyx, (2, 1, 0)).astype(np.uint8), np.eye(4))
+    affine = np.diag([*spacing_zyx[::-1], 1.0])  # voxel sizes in the affine and in pixdim agree
+    img = nib.Nifti1Image(np.transpose(vol_zyx, (2, 1, 0)).astype(np.uint8), affine)
     img.header.set_zooms(spacing_zyx[::-1])
     nib.save(img, path)
 
