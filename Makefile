@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: help venv lock run test test-stack test-fast lint bench bench-speed bench-contention bench-gpu bench-gpu-wheels browser
+.PHONY: help venv lock run test test-stack test-fast lint docs bench bench-speed bench-contention bench-gpu bench-gpu-wheels browser
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
@@ -74,9 +74,15 @@ test-fast: venv  ## unit tests only (skip slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: venv  ## ruff (lint + format check) and mypy (components/, flows/); what CI and pre-commit run
-	$(BIN)/ruff check components flows tests bench
-	$(BIN)/ruff format --check components flows tests bench
+	$(BIN)/ruff check components flows tests bench docs
+	$(BIN)/ruff format --check components flows tests bench docs
 	$(BIN)/mypy
+
+# The site is built offline (theme.font: false, no plugin that fetches) and strictly: a broken link or
+# anchor, a page missing from the nav or a generator that fails stops the build. docs/gen/hooks.py
+# generates the params, CLI, zoo, planning-rules, artifact and error references at each build.
+docs: venv  ## build the documentation site into site/ (mkdocs build --strict; what CI runs)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --clean --site-dir site
 
 bench: venv  ## run the benchmarks (JSON, with machine and device, under bench/results/)
 	$(BIN)/python bench/metrics_speed.py

@@ -1,0 +1,148 @@
+"""The model zoo reference, generated from the registries: docs/reference/zoo.md.
+
+Every name ``segflow list <family>`` shows (models, losses, optimizers, schedulers, augmentations,
+augmentations3d), its one-line description and the keyword arguments params.yaml may give it under
+``kwargs``, with their defaults, read from the factory (or the class it builds) by introspection.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from typing import Any
+
+from flows.commands.zoo import FAMILIES, _registry
+
+# arguments segflow passes itself (never from params): the network's channels and classes, the
+# optimiser's parameters, the scheduler's optimiser and schedule length, smp's fixed head arguments
+PASSED_BY_SEGFLOW = frozenset(
+    {
+        "self",
+        "in_channels",
+        "num_classes",
+        "classes",
+        "params",
+        "optimizer",
+        "epochs",
+        "steps_per_epoch",
+        "activation",
+        "aux_params",
+        "strict",
+        "always_apply",
+    }
+)
+PARAMS_KEY = {
+    "models": "train.model",
+    "losses": "train.loss[i]",
+    "optimizers": "train.optimizer",
+    "schedulers": "train.scheduler",
+    "augmentations": "train.augment.transforms[i] (2D patches and images)",
+    "augmentations3d": "train.augment.transforms[i] (3D patches)",
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _signature_kwargs(fn: Any) -> tuple[dict[str, Any], bool]:
+    """Keyword parameters (name -> default or ``inspect.Parameter.empty``) and whether ``**kwargs``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}, False
+    named = {
+        p.name: p.default
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in PASSED_BY_SEGFLOW
+    }
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _keywords_passed(factory: Any, callee: str) -> set[str]:
+    """Keyword names ``factory``'s source passes explicitly to ``callee(...)`` (not the user's)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(factory)))
+    except (OSError, TypeError, SyntaxError):
+        return set()
+    return {
+        kw.arg
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == callee
+        for kw in node.keywords
+        if kw.arg
+    }
+
+
+def kwargs_of(factory: Any) -> tuple[dict[str, Any], str]:
+    """The arguments a registered name takes from params (name -> default), and a note."""
+    if hasattr(factory, "accepted") and hasattr(factory, "resolve"):  # a 3D augmentation spec
+        defaults = factory.resolve({})
+        return {n: defaults.get(n, inspect.Parameter.empty) for n in factory.accepted()}, ""
+    named, var = _signature_kwargs(factory)
+    if not var:
+        return named, ""
+    try:
+        closure = inspect.getclosurevars(factory).nonlocals
+    except TypeError:
+        closure = {}
+    if "accepted" in closure and "defaults" in closure:  # an optimiser: the torch class's arguments
+        cls_kwargs, _ = _signature_kwargs(closure["cls"])
+        return {**cls_kwargs, **closure["defaults"]}, ""
+    built = [v for v in closure.values() if isinstance(v, type)]
+    if built:  # an smp architecture: its arguments, with segflow's encoder, defaults and fixed values
+        cls_kwargs, _ = _signature_kwargs(built[0])
+        ours: dict[str, Any] = {}
+        for helper in inspect.getclosurevars(factory).globals.values():  # build_smp's own defaults
+            if inspect.isfunction(helper):
+                helper_kwargs, _ = _signature_kwargs(helper)
+                ours |= {k: d for k, d in helper_kwargs.items() if d is not inspect.Parameter.empty}
+        fixed = {"encoder_name": closure.get("encoder"), **dict(closure.get("fixed") or {})}
+        note = "encoder fixed by the name" if closure.get("named_encoder") else ""
+        return {**cls_kwargs, **ours, **{k: v for k, v in fixed.items() if v is not None}}, note
+    for helper in inspect.getclosurevars(factory).globals.values():  # an own network class
+        if isinstance(helper, type) and "in_channels" in inspect.signature(helper).parameters:
+            cls_kwargs, _ = _signature_kwargs(helper)
+            given = _keywords_passed(factory, helper.__name__)
+            return {**{k: d for k, d in cls_kwargs.items() if k not in given}, **named}, ""
+    return named, "further keywords: passed on to what it builds"
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    parts = [f"`{n}`" if d is inspect.Parameter.empty else f"`{n}={_short(d)}`" for n, d in kwargs.items()]
+    return ", ".join(parts).replace("|", "\\|") or "none"
+
+
+def render() -> str:
+    """The model zoo reference page (markdown)."""
+    lines = [
+        "# Model zoo reference",
+        "",
+        "<!-- generated by docs/gen/zoo_ref.py from the registries: edit the code, not this page -->",
+        "",
+        "Generated from the registries at each docs build: every name params.yaml can choose, as "
+        "`segflow list <family>` prints it, with the keyword arguments it accepts under `kwargs` and "
+        "their defaults (an argument without a default must be given). Unknown names and arguments "
+        "are errors naming the params key, with the closest names.",
+        "",
+    ]
+    for family in FAMILIES:
+        registry = _registry(family)
+        lines += [
+            f"## {family}",
+            "",
+            f"{len(registry)} names, chosen by `{PARAMS_KEY[family]}`; `segflow list {family}`.",
+            "",
+            "| name | what it is | kwargs (defaults) |",
+            "|---|---|---|",
+        ]
+        described = dict(registry.describe())
+        for name in registry.names():
+            kwargs, note = kwargs_of(registry.get(name))
+            text = _kwargs_text(kwargs) + (f" ({note})" if note else "")
+            desc = described[name].replace("|", "\\|")
+            lines.append(f"| `{name}` | {desc} | {text} |")
+        lines.append("")
+    return "\n".join(lines)
