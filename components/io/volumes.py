@@ -63,6 +63,12 @@ class Geometry:
     origin: tuple[float, ...]
     direction: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        # -0.0 (a cosine of an axis flip, as headers store it) reads as 0.0: equal either way, but a
+        # message naming a direction must not show "-0.0"
+        for name in ("origin", "direction"):
+            object.__setattr__(self, name, tuple(float(v) + 0.0 for v in getattr(self, name)))
+
     @classmethod
     def identity(cls, ndim: int, spacing: Sequence[float] | None = None) -> Geometry:
         """Unit (or given) spacing at the origin with identity direction (2D files have no more)."""

@@ -27,6 +27,7 @@ from components.validation.duplicate_report import (
     write_near_duplicate_report,
 )
 from components.validation.near_duplicates import NearDuplicatePair
+from tests.data import HANDSET_PARAMS
 from tests.data.near_duplicate_sets import brain
 
 REPO = Path(__file__).resolve().parents[3]
@@ -129,7 +130,7 @@ def test_manifest_columns_from_thumbnails(tmp_path: Path) -> None:
 
 
 def test_a_split_made_impossible_by_the_groups_names_the_params_to_change() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.safe_load(HANDSET_PARAMS.read_text())
     params = parse_params(raw)
     ids = [f"c{i:02d}" for i in range(10)]
     meta = pd.DataFrame(
