@@ -9,7 +9,7 @@ For every registered architecture, with its default arguments, 1 input channel a
   loss, backward, AdamW step) at 256x256, batch ``--batch``, bf16 autocast, after warm-up.
 
 Writes ``bench/results/model_zoo.json`` (with machine and device) and ``bench/results/model_zoo.md``
-(a markdown table for the README). Usage::
+(a markdown table for docs/benchmarks.md). Usage::
 
     python bench/model_zoo.py [--threads 1] [--repeats 5] [--models unet,fpn] [--out-dir bench/results]
 """
@@ -91,7 +91,7 @@ def machine() -> dict[str, object]:
 
 
 def markdown(rows: list[dict[str, object]], threads: int, cuda: str | None) -> str:
-    """The README table."""
+    """The docs/benchmarks.md table."""
     gpu_col = f"train img/s bf16 ({cuda})" if cuda else "train img/s bf16"
     threads_txt = f"{threads} thread" + ("s" if threads > 1 else "")
     lines = [

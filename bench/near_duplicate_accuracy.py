@@ -45,7 +45,7 @@ from components.validation.near_duplicates import find_near_duplicates, near_dup
 from tests.data import near_duplicate_sets as gen
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-KNOWN_COPIES = {"covid_ct_infnet": [("010", "043")]}  # shipped twice (README): a true pair
+KNOWN_COPIES = {"covid_ct_infnet": [("010", "043")]}  # shipped twice (docs/benchmarks.md): a true pair
 Pair = tuple[np.ndarray, np.ndarray]
 
 

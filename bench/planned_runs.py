@@ -9,7 +9,7 @@ Each run is what a new user types in a fresh workspace (the shipped params.yaml,
 ``auto``): ``segflow run --data DIR --time-budget B``, with real DVC, Prefect and MLflow. The JSON
 (``bench/results/planned-<dataset>-<host>-cpu.json``) holds the machine and its load, the wall time
 against the budget, the plan's choices and expected time, each stage's planned and actual time, the
-CV and test summaries, and the hand-set run's numbers from the README beside them.
+CV and test summaries, and the hand-set run's numbers from docs/benchmarks.md beside them.
 
 ``covid`` keeps its source's train/test split (Inf-Net's; ``bench/datasets/stage_covid.py`` writes it as
 the ``split`` column of ``cases.csv``, a change of layout, not of params); its headline is the test
@@ -35,7 +35,7 @@ from bench.machine import machine_info, result_path, write_result  # noqa: E402
 from bench.project import BIN, PROJECT_FILES, project_env  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets"
-# The hand-set runs (README "Measured"): what a person chose for each dataset before the plan stage.
+# The hand-set runs (docs/benchmarks.md): what a person chose for each dataset before the plan stage.
 HANDSET: dict[str, dict[str, Any]] = {
     "hippocampus": {
         "params": "bench/datasets/hippocampus_3d.yaml",

@@ -23,7 +23,7 @@ OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set): with Ope
 thread that finished its share spins for the others, and when another process shares the cores
 the spinning threads lose every time slice to it (issue 26: a predict 6x slower beside a busy loop
 per core with the default, 1.9x with the passive policy; ``bench/contention.py`` measures it, the
-README's "A shared machine" table has the figures). OpenMP reads the policy once,
+docs/benchmarks.md, "A shared machine", has the figures). OpenMP reads the policy once,
 when torch loads it, so :func:`prepare_openmp` must run before ``import torch``: segflow calls it
 first thing in the ``flows`` package (every stage, CLI command and warm server) and in the
 packaged model's file, which MLflow executes in the client's process before the model imports

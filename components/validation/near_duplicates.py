@@ -30,7 +30,7 @@ same box (``content.mask_thumbnails``). :func:`find_near_duplicates` then
 
 Calibration: ``MASK_AGREEMENT`` and ``EXACT_SIMILARITY`` lie between what copies and look-alikes
 reach in ``bench/near_duplicates.py`` (results in ``bench/results/near_duplicates-*.json``; the
-README's "Near-duplicates" paragraph has the numbers). True copies' masks agree at 0.97 or more
+docs/benchmarks.md, "Near-duplicates", has the numbers). True copies' masks agree at 0.97 or more
 (crops and rescales of thin vessels included), look-alike patients' at 0.12 or less; one CT slice
 shipped twice with swapped labels (covid_ct_infnet 010/043) scores r=0.984 with agreement 0.63.
 """
