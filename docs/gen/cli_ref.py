@@ -11,9 +11,11 @@ from typing import Any
 
 import typer.main
 
+from docs.gen.code_ref import md_text
+
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    return md_text(" ".join(text.split()))
 
 
 def _params_table(command: Any, ctx: Any) -> list[str]:
@@ -59,7 +61,7 @@ def render() -> str:
         usage = command.get_usage(ctx).removeprefix("Usage: ").strip()
         lines += [f"## `segflow {name}`", "", "```", usage, "```", ""]
         for paragraph in (command.help or "").strip().split("\n\n"):
-            lines += [" ".join(paragraph.split()), ""]
+            lines += [md_text(" ".join(paragraph.split())).replace("\\|", "|"), ""]
         lines += _params_table(command, ctx)
     lines += [
         "## `python -m flows.<stage>`",

@@ -26,7 +26,7 @@ def _modules(roots: tuple[str, ...] = ("components", "flows")) -> dict[str, ast.
     return out
 
 
-def _escape(text: str) -> str:
+def md_text(text: str) -> str:
     """Text for a markdown table cell; Sphinx roles dropped (``:func:`x``` -> ```x```)."""
     for role in (":data:", ":func:", ":mod:", ":class:", ":meth:"):
         text = text.replace(role, "")
@@ -73,7 +73,7 @@ def render_errors() -> str:
         "|---|---|---|",
     ]
     for name, module, doc in user_errors():
-        lines.append(f"| `{name}` | `{module}` | {_escape(doc)} |")
+        lines.append(f"| `{name}` | `{module}` | {md_text(doc)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -114,10 +114,10 @@ def render_plan_rules() -> str:
             title, doc_text = "The planner in short", doc
         else:
             title, doc_text = f"`components/planning/{module}.py`", doc
-        lines += [f"## {title}", "", _escape(doc_text).replace("\\|", "|"), ""]
+        lines += [f"## {title}", "", md_text(doc_text).replace("\\|", "|"), ""]
         if constants:
             lines += ["| constant | value |", "|---|---|"]
-            lines += [f"| `{n}` | `{_escape(' '.join(v.split()))}` |" for n, v in constants]
+            lines += [f"| `{n}` | `{md_text(' '.join(v.split()))}` |" for n, v in constants]
             lines.append("")
     return "\n".join(lines)
 
@@ -159,7 +159,7 @@ def render_artifacts() -> str:
         inside = isinstance(resolved, Path) and len(resolved.parts) > 1  # a bare file name is in every folder
         where = [s for out, s in outputs if inside and (resolved == out or out in resolved.parents)]
         writer = ", ".join(dict.fromkeys(where)) or "—"
-        rows.append(f"| `{name}` | `{resolved}` | {writer} | {_escape(comment)} |")
+        rows.append(f"| `{name}` | `{resolved}` | {writer} | {md_text(comment)} |")
     return "\n".join(
         [
             "# Artifact paths",

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from components.params.config import load_yaml
 from components.params.user import PLANNABLE, UserParams
+from docs.gen.code_ref import md_text
 
 REPO = Path(__file__).resolve().parents[2]
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<rest>.*)$")
@@ -191,7 +192,7 @@ def type_text(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> st
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text.replace("\n", " "))
 
 
 def _yaml_text(value: Any) -> str:

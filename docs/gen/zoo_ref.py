@@ -12,6 +12,7 @@ import inspect
 import textwrap
 from typing import Any
 
+from docs.gen.code_ref import md_text
 from flows.commands.zoo import FAMILIES, _registry
 
 # arguments segflow passes itself (never from params): the network's channels and classes, the
@@ -142,7 +143,7 @@ def render() -> str:
         for name in registry.names():
             kwargs, note = kwargs_of(registry.get(name))
             text = _kwargs_text(kwargs) + (f" ({note})" if note else "")
-            desc = described[name].replace("|", "\\|")
+            desc = md_text(described[name])
             lines.append(f"| `{name}` | {desc} | {text} |")
         lines.append("")
     return "\n".join(lines)
