@@ -28,7 +28,8 @@ VALIDATION_SHARE = 0.1
 STAGE_START_S = {"cpu": 12.0, "cuda": 20.0}  # a stage's start, Prefect flow run, MLflow and DVC hashing
 FOLD_SETUP_S = 5.0  # loading a fold's cases, building its model, writing its checkpoints
 READ_S_PER_MVOXEL = 0.6  # validate and preprocess: read, check, resample and write a million voxels
-METRICS_S_PER_CASE = 0.3  # surface distances and the rest of the panel, per case and fold model
+METRICS_S_PER_CASE = 0.05  # the metric panel of one case: a fixed part ...
+METRICS_S_PER_MVOXEL = 1.0  # ... and surface distances, growing with the case's voxels
 PACKAGE_S = 30.0  # the ensemble's MLflow model, registry and reports
 
 
@@ -61,6 +62,12 @@ def inference_seconds(w: Workload, c: Costs, cases: float, variants: int, models
     return forwards * c.window_s
 
 
+def metrics_seconds(w: Workload) -> float:
+    """The metric panel of one median case (its surface distances grow with its voxels)."""
+    per_case = w.megavoxels / max(w.n_train + w.n_test, 1)
+    return METRICS_S_PER_CASE + METRICS_S_PER_MVOXEL * per_case
+
+
 def fixed_seconds(w: Workload, c: Costs, device: str, tta_variants: int) -> dict[str, float]:
     """Expected seconds of everything but training steps, per stage."""
     start = STAGE_START_S[device]
@@ -70,11 +77,11 @@ def fixed_seconds(w: Workload, c: Costs, device: str, tta_variants: int) -> dict
         "plan": start + 20.0,
         "preprocess": start + read,
         "train": start + w.n_folds * FOLD_SETUP_S,
-        "evaluate": start + inference_seconds(w, c, w.n_train, 1, 1) + w.n_train * METRICS_S_PER_CASE * 2,
+        "evaluate": start + inference_seconds(w, c, w.n_train, 1, 1) + w.n_train * metrics_seconds(w) * 2,
         "ensemble": start
         + PACKAGE_S
         + inference_seconds(w, c, w.n_test, tta_variants, w.n_folds)
-        + w.n_test * METRICS_S_PER_CASE,
+        + w.n_test * metrics_seconds(w),
     }
 
 
