@@ -74,8 +74,9 @@ def predict_volumes(
         for case, files in cases.items():
             image, geometry = read_case_image(files)
             found += image_warnings(case, ranges, image, geometry.spacing)
-        for w in found if warn is not None else []:
-            warn(f"far outside the training data: {w}")
+        if warn is not None:
+            for w in found:
+                warn(f"far outside the training data: {w}")
         check_inputs(found, strict)
     output_dir.mkdir(parents=True, exist_ok=True)
     for case, files in tqdm(cases.items(), desc="predict", unit="volume"):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from components.params.config import ConfigError, Params, load_yaml
+from components.params.config import AUTO, ConfigError, Params, load_yaml
 from components.params.user import parse_user_params
 
 
@@ -36,10 +36,26 @@ def _set(tree: Any, dotted: str, value: Any) -> None:
     for i, part in enumerate(parts[:-1]):
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"override '{dotted}': no section '{'.'.join(parts[: i + 1])}' in params.yaml")
+        if node[part] == AUTO:  # a key the plan chooses: only its name can be set alone
+            _set_under_auto(node, part, parts[: i + 1], parts[i + 1 :], value, dotted)
+            return
         node = node[part]
     if not isinstance(node, MutableMapping):  # ruamel's sections are (mutable) CommentedMaps
         raise ConfigError(f"override '{dotted}': '{'.'.join(parts[:-1])}' is not a section")
     node[parts[-1]] = value
+
+
+def _set_under_auto(node: Any, part: str, head: list[str], rest: list[str], value: Any, dotted: str) -> None:
+    """``train.model.name=unet`` while ``train.model`` is ``auto``: ``{name: unet}`` (its arguments
+    take their defaults); anything deeper needs the whole value, which the error shows."""
+    key = ".".join(head)
+    if rest == ["name"]:
+        node[part] = {"name": value}
+        return
+    raise ConfigError(
+        f"override '{dotted}': {key} is auto (the plan chooses it, arguments and all); set it whole, "
+        f"e.g. --set '{key}={{name: adamw, kwargs: {{lr: 0.001}}}}' (or --set {key}.name=NAME alone)"
+    )
 
 
 def merged_params(path: Path, overrides: Mapping[str, Any]) -> tuple[str, Params]:

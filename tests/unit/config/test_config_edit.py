@@ -123,3 +123,14 @@ def test_error_message_names_the_file_and_the_overrides(params_file: Path) -> No
     with pytest.raises(ConfigError) as err:
         apply_overrides(params_file, {"train.epochs": -1})
     assert str(params_file) in str(err.value) and "'train.epochs': -1" in str(err.value)
+
+
+def test_a_name_can_be_set_under_a_planned_key_and_anything_deeper_says_how(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", path)  # the shipped file: train.model and train.optimizer say auto
+    params = apply_overrides(path, {"train.model.name": "unet"})
+    assert params.train.model.name == "unet" and params.train.model.kwargs == {}
+    with pytest.raises(
+        ConfigError, match=r"train\.optimizer is auto .* set it whole, e\.g\. --set 'train\.optimizer="
+    ):
+        apply_overrides(path, {"train.optimizer.kwargs.lr": 0.001})
