@@ -25,12 +25,12 @@ STEPS_PER_EPOCH = 250  # nnU-Net
 MIN_EPOCHS = 20
 MIN_STEPS_PER_EPOCH = 10
 VALIDATION_SHARE = 0.1
-STAGE_START_S = {"cpu": 12.0, "cuda": 20.0}  # a stage's start, Prefect flow run, MLflow and DVC hashing
+STAGE_START_S = {"cpu": 6.0, "cuda": 10.0}  # a stage's start (warm: < 1 s), Prefect flow run, DVC hashing
 FOLD_SETUP_S = 5.0  # loading a fold's cases, building its model, writing its checkpoints
 READ_S_PER_MVOXEL = 0.6  # validate and preprocess: read, check, resample and write a million voxels
 METRICS_S_PER_CASE = 0.05  # the metric panel of one case: a fixed part ...
 METRICS_S_PER_MVOXEL = 1.0  # ... and surface distances, growing with the case's voxels
-PACKAGE_S = 30.0  # the ensemble's MLflow model, registry and reports
+PACKAGE_S = 20.0  # the ensemble's MLflow model, registry and reports
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def fixed_seconds(w: Workload, c: Costs, device: str, tta_variants: int) -> dict
     read = w.megavoxels * READ_S_PER_MVOXEL
     return {
         "validate": start + read,
-        "plan": start + 20.0,
+        "plan": start + 15.0,  # measuring the candidate networks
         "preprocess": start + read,
         "train": start + w.n_folds * FOLD_SETUP_S,
         "evaluate": start + inference_seconds(w, c, w.n_train, 1, 1) + w.n_train * metrics_seconds(w) * 2,
