@@ -1,11 +1,13 @@
 """The same dataset in an MSD task folder (4D files, MSD's dataset.json), an nnU-Net v2 raw folder
-(``_0000`` channel files) and segflow's plain layout gives the same fingerprint and the same
-prepared data: validate and preprocess, as the stages run them, on each copy."""
+(``_0000`` channel files) and segflow's plain layout gives the same fingerprint, the same plan and the
+same prepared data: validate, plan and preprocess, as the stages run them, on each copy (with the
+shipped params.yaml: every plannable key auto)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,33 +15,15 @@ from typing import Any
 import pytest
 
 from components.core import layout
-from components.params.config import Params, parse_params
+from components.params.edit import apply_overrides
+from components.planning.stage import plan_dataset, write_plan
 from components.preprocessing.native import native_spec_from_params
 from components.preprocessing.prepare import prepare_dataset
 from components.validation import read_manifest
 from components.validation.stage import validate_dataset
 from tests.data.raw_layouts import msd_from_plain, nnunet_from_plain, plain_volumes
 
-
-def _params(data: Path, classes: dict[str, int]) -> Params:
-    """Resolved params for a patch-mode preprocess (the plan stage's kind of output)."""
-    return parse_params(
-        {
-            "data": {"dir": str(data), "classes": classes, "channels": 2},
-            "preprocess": {
-                "spatial_mode": "patch",
-                "target_spacing": "median",
-                "crop_nonzero": True,
-                "splits": {"n_folds": 2, "test_fraction": 0.2},
-            },
-            "train": {
-                "model": {"name": "dynunet"},
-                "loss": [{"name": "dice"}, {"name": "ce"}],
-                "optimizer": {"name": "sgd"},
-                "patch_size": [8, 16, 16],
-            },
-        }
-    )
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -47,22 +31,29 @@ class _Run:
     """What validate and preprocess wrote for one copy of the dataset."""
 
     fingerprint: dict[str, Any]
+    plan: str  # plans/plan.json
     arrays: dict[str, bytes]  # every file under data/prepared/ but prepared.json, by relative path
     info: dict[str, Any]  # prepared.json
     report: str  # reports/validation/dataset.md
 
 
-def _validate_and_prepare(data: Path, project: Path) -> _Run:
-    """Run validate (classes and channels auto) and preprocess in ``project``; what they wrote."""
+def _validate_plan_and_prepare(data: Path, project: Path, cache: Path) -> _Run:
+    """Run validate (classes and channels auto), plan (measurements shared through ``cache``, as on
+    one machine) and preprocess in ``project``; what they wrote."""
     project.mkdir()
     cwd = Path.cwd()
     os.chdir(project)  # the layout's paths are relative to the project root
     try:
+        shutil.copy(REPO / "params.yaml", "params.yaml")
+        overrides = {"data.dir": str(data), "plan.time_budget": "10m", "preprocess.splits.n_folds": 2}
+        apply_overrides(Path("params.yaml"), overrides)
         validate_dataset(data, "auto", "auto")
         fingerprint = json.loads(layout.FINGERPRINT.read_text())
-        params = _params(data, fingerprint["classes"])
-        spec = native_spec_from_params(params, fingerprint)
         manifest = read_manifest(layout.MANIFEST)
+        plan, params, text = plan_dataset(Path("params.yaml"), fingerprint, manifest, cache, Path())
+        write_plan(plan, text)
+        plan_json = layout.PLAN_JSON.read_text()
+        spec = native_spec_from_params(params, fingerprint)
         prepare_dataset(manifest, data, params, spec, layout.PREPARED, fingerprint)
         arrays = {
             str(p.relative_to(layout.PREPARED)): p.read_bytes()
@@ -73,11 +64,11 @@ def _validate_and_prepare(data: Path, project: Path) -> _Run:
         report = layout.DATASET_REPORT.read_text()
     finally:
         os.chdir(cwd)
-    return _Run(fingerprint, arrays, info, report)
+    return _Run(fingerprint, plan_json, arrays, info, report)
 
 
 @pytest.mark.slow
-def test_msd_nnunet_and_plain_copies_give_the_same_fingerprint_and_prepared_data(tmp_path: Path) -> None:
+def test_msd_nnunet_and_plain_copies_give_the_same_fingerprint_plan_and_prepared_data(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain_volumes(plain, n_cases=5)
     copies = {
@@ -85,7 +76,11 @@ def test_msd_nnunet_and_plain_copies_give_the_same_fingerprint_and_prepared_data
         "msd": msd_from_plain(plain, tmp_path / "Task09_Phantom"),
         "nnunet": nnunet_from_plain(plain, tmp_path / "Dataset009_Phantom"),
     }
-    runs = {name: _validate_and_prepare(data, tmp_path / f"project_{name}") for name, data in copies.items()}
+    cache = tmp_path / "plan-cache"
+    runs = {
+        name: _validate_plan_and_prepare(data, tmp_path / f"project_{name}", cache)
+        for name, data in copies.items()
+    }
 
     fp = runs["plain"].fingerprint
     assert fp["classes"] == {"background": 0, "tube": 1, "blob": 2}
@@ -93,6 +88,7 @@ def test_msd_nnunet_and_plain_copies_give_the_same_fingerprint_and_prepared_data
     assert fp["channel_names"] == ["MR_0", "MR_1"] and fp["channels"] == 2
     for name in ("msd", "nnunet"):
         assert runs[name].fingerprint == fp, name
+        assert runs[name].plan == runs["plain"].plan, name  # byte for byte
         assert runs[name].info == runs["plain"].info, name  # spec, classes, splits, fingerprint
         assert runs[name].arrays == runs["plain"].arrays, name  # every array and splits.json, bytewise
     assert len(runs["plain"].arrays) > 5  # the cases' arrays, not only splits.json
