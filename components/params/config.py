@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -441,8 +442,11 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         raise ConfigError(_format_errors(err, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml."""
+def load_params(
+    path: str | Path = "params.yaml", parse: Callable[[dict[str, Any], str], Params] = parse_params
+) -> Params:
+    """Read and validate a params file (``parse``: the resolved params' check by default; as written,
+    ``auto`` allowed: :func:`components.params.user.load_user_params`)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: not found; run from the project root or pass --params")
@@ -450,7 +454,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    params = parse_params(raw, str(p))
+    params = parse(raw, str(p))
     reads_log = os.environ.get(PARAMS_READS_ENV)
     if reads_log:  # tests: which keys each stage reads (checked against dvc.yaml)
         return cast(Params, record_reads(params, Path(reads_log), os.environ.get("DVC_STAGE", "?")))

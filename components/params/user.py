@@ -14,12 +14,10 @@ checked in full by the plan stage.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
@@ -28,9 +26,8 @@ from components.params.config import (
     ConfigError,
     Params,
     _check_reserved_keys,
-    load_yaml,
+    load_params,
 )
-from components.params.reads import PARAMS_READS_ENV, record_reads
 
 # Keys the plan stage chooses when they say ``auto`` (dotted params.yaml paths).
 PLANNABLE: tuple[str, ...] = (
@@ -125,18 +122,7 @@ def _format_user_errors(err: ValidationError, source: str) -> str:
 
 def load_user_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml as written (see :func:`parse_user_params`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: not found; run from the project root or pass --params")
-    try:
-        raw = load_yaml(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    params = parse_user_params(raw, str(p))
-    reads_log = os.environ.get(PARAMS_READS_ENV)
-    if reads_log:  # tests: which keys each stage reads (checked against dvc.yaml)
-        return cast(Params, record_reads(params, Path(reads_log), os.environ.get("DVC_STAGE", "?")))
-    return params
+    return load_params(path, parse_user_params)
 
 
 def get_key(tree: Any, dotted: str) -> Any:
