@@ -100,17 +100,62 @@ def augmentation_2d() -> list[dict[str, Any]]:
     ]
 
 
-def plan_augmentation(patch_ndim: int, coarse_axis: int | None) -> Decision:
-    """``train.augment.transforms`` for the network's patch dimension."""
-    if patch_ndim == 3:
-        where = (
-            "isotropic: rotation about every axis"
+def light_augmentation(patch_ndim: int, coarse_axis: int | None) -> list[dict[str, Any]]:
+    """For short schedules: mirroring, mild rotation and scaling, gamma and noise (the part of
+    nnU-Net's set a few thousand steps can learn from; the rest slows them down)."""
+    mild = math.radians(15)
+    if patch_ndim == 2:
+        return [
+            {"name": "Affine", "kwargs": {"rotate": [-15.0, 15.0], "scale": [0.85, 1.15], "p": 0.2}},
+            {"name": "RandomGamma", "kwargs": {"gamma_limit": [70, 150], "p": 0.3}},
+            {"name": "GaussNoise", "kwargs": {"std_range": [0.0, 0.05], "p": 0.1}},
+            {"name": "HorizontalFlip", "kwargs": {"p": 0.5}},
+            {"name": "VerticalFlip", "kwargs": {"p": 0.5}},
+        ]
+    if coarse_axis is None:
+        spatial = [
+            {
+                "name": "RandAffine",
+                "kwargs": {"prob": 0.2, "rotate_range": [mild] * 3, "scale_range": [0.15] * 3},
+            }
+        ]
+    else:
+        about = ("range_x", "range_y", "range_z")[coarse_axis]
+        spatial = [
+            {"name": "RandRotate", "kwargs": {"prob": 0.2, about: mild}},
+            {"name": "RandZoom", "kwargs": {"prob": 0.2, "min_zoom": 0.85, "max_zoom": 1.15}},
+        ]
+    return [
+        *spatial,
+        {"name": "RandAdjustContrast", "kwargs": {"prob": 0.3, "gamma": [0.7, 1.5]}},
+        {"name": "RandGaussianNoise", "kwargs": {"prob": 0.1, "std": 0.1}},
+        *_mirrors_3d(),
+    ]
+
+
+def plan_augmentation(
+    patch_ndim: int, coarse_axis: int | None, steps_per_fold: int | None = None
+) -> Decision:
+    """``train.augment.transforms`` for the network's patch dimension and schedule (``None``: not
+    known yet, nnU-Net's full set, the costlier one to measure)."""
+    where = (
+        ""
+        if patch_ndim == 2
+        else (
+            ", rotation about every axis"
             if coarse_axis is None
-            else (f"anisotropic: rotation in-plane only (about axis {coarse_axis})")
+            else f", rotation in-plane only (about axis {coarse_axis})"
         )
+    )
+    if steps_per_fold is not None and steps_per_fold < SGD_MIN_STEPS:
         return Decision(
-            augmentation_3d(coarse_axis), f"nnU-Net's 3D set ({where}), mirroring along every axis"
+            light_augmentation(patch_ndim, coarse_axis),
+            f"a short schedule ({steps_per_fold} steps per fold): the light part of nnU-Net's "
+            f"{patch_ndim}D set (mirroring, mild rotation and scaling, gamma, noise{where}); the rest "
+            "pays over longer training",
         )
+    if patch_ndim == 3:
+        return Decision(augmentation_3d(coarse_axis), f"nnU-Net's 3D set{where}, mirroring along every axis")
     return Decision(
         augmentation_2d(),
         "nnU-Net's 2D set: rotation, scale, noise, blur, brightness, contrast, "

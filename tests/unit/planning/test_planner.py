@@ -191,3 +191,13 @@ def test_short_schedules_train_with_adamw_long_ones_with_nnunets_sgd() -> None:
         and used(short, "train.scheduler")["name"] == "cosine"
     )
     assert "short schedule" in short.values["train.optimizer"].reason
+
+
+def test_short_schedules_train_with_the_light_augmentation_long_ones_with_nnunets_set() -> None:
+    f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=260)
+    long, short = plan(f, budget(hours=200, device="cuda")), plan(f, budget(hours=0.35))
+    heavy = [t["name"] for t in used(long, "train.augment.transforms")]
+    light = [t["name"] for t in used(short, "train.augment.transforms")]
+    assert "RandSimulateLowResolution" in heavy and "RandSimulateLowResolution" not in light
+    assert light.count("RandFlip") == 3 and used(short, "ensemble.tta_axes") == [0, 1, 2]  # still mirrored
+    assert "short schedule" in short.values["train.augment.transforms"].reason
