@@ -38,8 +38,9 @@ from components.planning.topology import MemoryModel, fit_patch, time_patch
 WIDTHS = (32, 16, 8)
 TARGET_STEPS = 12_500
 # A whole case is worth more than more steps, down to this many per fold: below it the patch shrinks
-# (towards it, at most to half a case per axis); a U-Net from scratch needs a few thousand to converge.
-TIME_TARGET_STEPS = 2000
+# (towards it, at most to half a case per axis). MSD hippocampus reached 0.884 / 0.869 CV Dice with
+# 750 steps per fold on about a whole case (README, hand-set run): context first, then steps.
+TIME_TARGET_STEPS = 1000
 KEEP_STEPS = 0.7
 MIN_BATCH = 2
 BATCH_SHARE = 0.05  # nnU-Net: one batch holds at most 5 % of the dataset's voxels
