@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from flows.runtime.warm import STAGE_MODULES, enabled, exit_when_served, run_warm
+from flows.runtime.warm import STAGE_MODULES, enabled, run_warm
 from flows.runtime.warm_env import comparable_env
 
 IDLE_ENV = "SEGFLOW_WARM_IDLE_S"
@@ -170,7 +170,7 @@ def _start(key: str, folder: str, env: dict[str, str], idle: float) -> Callable[
 
 def serve_resident(key: str, idle: float) -> None:
     """The resident server of ``key``: one per key (its lock), ends when idle for ``idle`` s."""
-    from flows.runtime.warm import serve
+    from flows.runtime.warm_server import serve
 
     env = dict(os.environ)
     folder = private_dir(env)
@@ -215,6 +215,8 @@ def servers(env: Mapping[str, str]) -> list[tuple[int, str]]:
 def main(argv: list[str]) -> None:
     """``python -m flows.runtime.warm_resident status|stop`` (and ``serve KEY IDLE``, what stages start)."""
     if len(argv) == 3 and argv[0] == "serve":
+        from flows.runtime.warm_server import exit_when_served
+
         exit_when_served(lambda: serve_resident(argv[1], float(argv[2])))
     elif argv in (["status"], ["stop"]):
         running = servers(os.environ)

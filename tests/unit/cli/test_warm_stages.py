@@ -1,6 +1,6 @@
-"""Warm stages (flows/runtime/warm.py): a real server process forks a stand-in stage for a real command
-process; what the command sees (streams, status, signals, its own death) is what a cold stage
-would give it."""
+"""Warm stages (flows/runtime/warm.py, warm_server.py): a real server process forks a stand-in stage
+for a real command process; what the command sees (streams, status, signals, its own death) is
+what a cold stage would give it."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _start_server(tmp_path: Path, options: str = "") -> tuple[subprocess.Popen[b
     (tmp_path / "mods/fakepkg/stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
     modules = ("fake_stage", "fakepkg.stage")
-    code = f"from flows.runtime.warm import serve; serve({sock!r}, {modules!r}{options})"
+    code = f"from flows.runtime.warm_server import serve; serve({sock!r}, {modules!r}{options})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO)
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
@@ -204,7 +204,7 @@ def test_switch_and_stage_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert comparable_env(env) == {"OMP_NUM_THREADS": "2", "PREFECT_HOME": "/p", "HOME": "/h", "LC_ALL": "C"}
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.train", "--params", "p.yaml"])
     assert stage_command() == ("flows.train", ["--params", "p.yaml"])
-    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.runtime.warm", "/tmp/s"])
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "flows.runtime.warm_server", "/tmp/s"])
     assert stage_command() is None
     monkeypatch.setattr(sys, "orig_argv", ["python", "-c", "pass"])
     assert stage_command() is None
@@ -240,6 +240,7 @@ def test_a_server_whose_imports_are_stale_never_listens(tmp_path: Path) -> None:
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods/fake_stage.py").write_text(FAKE_STAGE)
     sock = str(tmp_path / "s.sock")
-    code = f"from flows.runtime.warm import serve; serve({sock!r}, ('fake_stage',), imported=lambda: False)"
+    serve = "from flows.runtime.warm_server import serve; serve"
+    code = f"{serve}({sock!r}, ('fake_stage',), imported=lambda: False)"
     done = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), cwd=REPO, timeout=60)
     assert done.returncode == 0 and not os.path.exists(sock)
