@@ -158,7 +158,7 @@ def child(args: argparse.Namespace) -> None:
 def package_model(workdir: Path, folds: int, size: int) -> None:
     """The fold ensemble as the ensemble stage packages it (random weights, seed = fold): the
     params.yaml defaults of a 2D run (``resize`` to the network size, ``minmax``, 1 channel)."""
-    from bench.infer_throughput import package
+    from bench.paired import package
     from components.inference.options import InferenceOptions
     from components.preprocessing.pipeline import PreprocessSpec
     from components.training.checkpoint import ModelSpec

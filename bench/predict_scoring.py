@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.infer_throughput import agreement, alternate, package, summary
+from bench.paired import agreement, alternate, package, summary
 
 PATCH = (128, 128)
 CLASSES = ["background", "organ_a", "organ_b", "lesion"]
