@@ -36,13 +36,29 @@ def _records(prepared_dir: Path, ids: Sequence[str]) -> list[CaseRecord]:
     return [CaseRecord.from_json(recs[c]) for c in ids]
 
 
-def _albumentations_on_patches(transforms: list[dict[str, Any]], seed: int) -> tuple[PatchAugment, dict]:
-    """The 2D albumentations pipeline applied to channels-first [0, 1] patches."""
+def _albumentations_on_patches(
+    transforms: list[dict[str, Any]], seed: int, unit_range: bool
+) -> tuple[PatchAugment, dict]:
+    """The 2D albumentations pipeline applied to channels-first patches.
+
+    ``unit_range``: the patches are in [0, 1] (2D images: their normalisation follows the
+    augmentation). Otherwise (slices of volumes, already z-scored or in CT units) each channel of
+    a patch is mapped to [0, 1] by its own minimum and maximum for the pipeline, which is made for
+    that range, and back after, as nnU-Net's gamma does: gamma on negative values was NaN, and the
+    clip to [0, 1] cut every normalised intensity outside it.
+    """
     aug = build_augmentation(transforms, seed=seed)
 
     def apply(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = aug(image=np.moveaxis(image, 0, -1), mask=mask)
-        return np.moveaxis(np.clip(out["image"], 0.0, 1.0), -1, 0), out["mask"]
+        x = np.moveaxis(image, 0, -1)
+        if unit_range:
+            out = aug(image=x, mask=mask)
+            return np.moveaxis(np.clip(out["image"], 0.0, 1.0), -1, 0), out["mask"]
+        lo, hi = x.min(axis=(0, 1)), x.max(axis=(0, 1))
+        span = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)
+        out = aug(image=((x - lo) / span).astype(np.float32), mask=mask)
+        back = np.clip(out["image"], 0.0, 1.0) * span + lo
+        return np.moveaxis(back.astype(np.float32), -1, 0), out["mask"]
 
     return apply, describe_augmentation(aug)
 
@@ -54,7 +70,7 @@ def patch_augmentation(
     if not transforms:
         return None, {"transforms": [], "seed": seed}
     if patch_ndim == 2:
-        return _albumentations_on_patches(transforms, seed)
+        return _albumentations_on_patches(transforms, seed, unit_range=spec.ndim == 2)
     from components.preprocessing.augment3d import build_augmentation_3d, describe_augmentation_3d
 
     aug3 = build_augmentation_3d(transforms, seed=seed)
