@@ -27,6 +27,7 @@ from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
 if TYPE_CHECKING:
     import pandas as pd
 
+    from components.inference.configurations import Member
     from components.tracking.run_record import RunRecord
     from components.tracking.tracker import Tracker
 
@@ -43,22 +44,31 @@ def _test_cases() -> pd.DataFrame:
     return manifest[manifest["case_id"].astype(str).isin(read_splits(layout.SPLITS).test)]
 
 
+def _members(params_path: str) -> list[Member]:
+    """The configuration(s) cross-validation chose, with the postprocessing chosen on them."""
+    from components.ensembling.chosen import chosen_members
+    from components.evaluation.configurations import read_comparison
+    from components.evaluation.postprocess_report import read_postprocessing
+
+    pp = read_postprocessing(layout.POSTPROCESSING)
+    comparison = read_comparison(layout.CONFIGURATIONS)
+    return chosen_members(load_params(params_path), Path(params_path), comparison, pp)
+
+
 @task(cache_policy=NO_CACHE)
 def score_test_split(params_path: str) -> dict:
-    """Score the fold ensemble on the held-out test split and write the test report."""
+    """Score the chosen configuration's fold ensemble (or the configurations' ensemble) on the
+    held-out test split and write the test report."""
     from components.evaluation.postprocess_report import read_postprocessing
     from components.evaluation.report import write_report
     from components.evaluation.scoring import distance_unit, has_volumes, score_cases, scoring_options
-    from components.inference.options import inference_options
-    from components.inference.predictor import predictor_from_checkpoints
+    from components.inference.configurations import predictor_from_members
     from components.metrics.reductions import mean_foreground_dice
 
     params = load_params(params_path)
     cases = _test_cases()
     pp = read_postprocessing(layout.POSTPROCESSING)
-    predictor = predictor_from_checkpoints(
-        [layout.best_checkpoint(k) for k in params.folds], options=inference_options(params, pp)
-    )
+    predictor = predictor_from_members(_members(params_path), pp)
     scored = score_cases(
         predictor, cases, Path(params.data.dir), scoring_options(params, pp), desc="test ensemble"
     )
@@ -84,7 +94,6 @@ def package_and_register(params_path: str, result: dict) -> dict:
     from components.evaluation.postprocess_report import read_postprocessing
     from components.evaluation.presentation import headline_mlflow_metrics
     from components.evaluation.scoring import distance_unit, has_volumes, scoring_options
-    from components.inference.options import inference_options
     from components.tracking.release import release_ensemble
     from components.tracking.run_record import RunRecord
     from components.tracking.tracker import Tracker
@@ -105,13 +114,14 @@ def package_and_register(params_path: str, result: dict) -> dict:
     tracker.log_metrics(run_id, headline_mlflow_metrics(result["headline"], "test"))
     tracker.log_artifact(run_id, layout.TEST_REPORTS, layout.TEST_REPORTS.as_posix())
     cases = _test_cases()
+    members = _members(params_path)
     try:
         record = release_ensemble(
             tracker,
             run_id,
             params.ensemble.registered_model,
             params.folds,
-            inference_options(params, read_postprocessing(layout.POSTPROCESSING)),
+            members[0].options,  # the first (or only) chosen configuration's, with the postprocessing
             params.data.channels,
             result["test_dice"],
             cases,
@@ -119,6 +129,7 @@ def package_and_register(params_path: str, result: dict) -> dict:
             scoring_options(params, read_postprocessing(layout.POSTPROCESSING)),
             tags,
             distance_unit(params, has_volumes(cases)),
+            members,
         )
     except BaseException as exc:
         tracker.end_run(run_id, ok=False, error=exc)  # never left RUNNING
@@ -136,7 +147,7 @@ def _link_runs(tracker: Tracker, rec: RunRecord, run_id: str, record: dict) -> d
     base = mlflow_ui_base(tracker.uri)
     name, version = record["registered_model"], str(record["version"])
     version_url = model_version_url(base, name, version)
-    for rid in [rec.parent_run_id, *rec.fold_run_ids.values(), run_id]:
+    for rid in [rec.parent_run_id, *rec.all_fold_runs(), run_id]:
         note = run_note(tracker.client.get_run(rid).data.tags, name, version, version_url)
         tracker.set_tags(rid, {NOTE_TAG: note})
     return {

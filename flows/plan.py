@@ -19,14 +19,14 @@ def make_plan(params_path: str) -> str:
     from components.preprocessing.specs import read_fingerprint
     from components.validation.manifest import read_manifest
 
-    plan, _, text = plan_dataset(
+    plan, _, texts = plan_dataset(
         Path(params_path),
         read_fingerprint(layout.FINGERPRINT),
         read_manifest(layout.MANIFEST),
         layout.PLAN_CACHE,
         Path(),
     )
-    write_plan(plan, text)
+    write_plan(plan, texts)
     print(plan.markdown())
     return str(layout.PLAN_JSON)
 

@@ -30,12 +30,14 @@ from prefect.exceptions import TerminationSignal
 
 from components.core import layout
 from components.data.splits import read_splits
-from components.params.config import Params, load_params
+from components.params.config import AUTO, Params, load_params
+from components.params.configurations import load_configurations
 from components.tracking.lineage import lineage_tags, log_input_dataset
 from components.tracking.plan_log import log_plan
 from components.training.interrupt import StopRequest, graceful_stop
-from components.training.resume_store import ResumeStore, read_runs, resume_key
+from components.training.resume_store import RUNS_FILE, ResumeStore, read_runs, resume_key
 from flows.runtime.fold_executor import FoldStopped, in_directory, run_on_dask, where_running
+from flows.runtime.fold_jobs import CONFIGURATION_TAG, FoldJob, fold_jobs, publish_folds
 from flows.runtime.stage import current_flow_run_id, pipeline_flow_run_id, run
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class FoldResult(TypedDict):
     fold: int
     run_id: str
     best_val_dice: float
+    configuration: str | None
 
 
 def stage_params(params: Params) -> dict[str, Any]:
@@ -80,7 +83,8 @@ def _end_failed(tracker: Tracker, run_id: str, exc: BaseException) -> None:
 def _fold_run(
     tracker: Tracker, store: ResumeStore, params: Params, fold: int, parent: str, tags: dict[str, str]
 ) -> str:
-    """The fold's MLflow run: the interrupted attempt's, re-opened, else a new child of ``parent``."""
+    """The fold's MLflow run: the interrupted attempt's, re-opened, else a new child of ``parent``
+    (named ``fold-<k>``, or ``<configuration> fold-<k>`` when the run trains several)."""
     fold_params = {"fold": fold, **params.train.model_dump(mode="json")}
     run_id = store.runs()["folds"].get(str(fold))
     where = {EXECUTOR_TAG: where_running()}
@@ -88,9 +92,13 @@ def _fold_run(
         tracker.set_tags(run_id, where)
         tracker.log_params(run_id, fold_params)  # the same values (in case a kill came before them)
         return str(run_id)
-    run_id = tracker.start_run(
-        f"fold-{fold}", parent_id=parent, tags={**tags, "segflow.fold": str(fold), **where}
+    several = (
+        tags.get(CONFIGURATION_TAG)
+        and params.plan.configurations != AUTO
+        and len(params.plan.configurations) > 1
     )
+    name = f"{tags[CONFIGURATION_TAG]} fold-{fold}" if several else f"fold-{fold}"
+    run_id = tracker.start_run(name, parent_id=parent, tags={**tags, "segflow.fold": str(fold), **where})
     store.update_runs(fold=(fold, run_id))
     tracker.log_params(run_id, fold_params)
     log_input_dataset(
@@ -134,9 +142,15 @@ def _train_one_fold(
 
     store = ResumeStore(Path(resume_root))
     done = store.finished(fold)
+    configuration = tags.get(CONFIGURATION_TAG)
     if done is not None:
         print(f"fold {fold}: finished earlier, restored — {store.fold_dir(fold)}")
-        return {"fold": fold, "run_id": done["run_id"], "best_val_dice": done["best_val_dice"]}
+        return {
+            "fold": fold,
+            "run_id": done["run_id"],
+            "best_val_dice": done["best_val_dice"],
+            "configuration": configuration,
+        }
     params = load_params(params_path)
     tracker = Tracker(experiment)
     run_id = _fold_run(tracker, store, params, fold, parent_run_id, tags)
@@ -171,10 +185,15 @@ def _train_one_fold(
     tracker.end_run(run_id)
     store.mark_finished(fold, {"fold": fold, "run_id": run_id, **summary})
     print(
-        f"fold {fold}: best val Dice {res.best_val_dice:.4f} at epoch {res.best_epoch}, "
-        f"{res.train_images_per_s:.1f} train images/s"
+        f"{configuration + ' ' if configuration else ''}fold {fold}: best val Dice {res.best_val_dice:.4f} "
+        f"at epoch {res.best_epoch}, {res.train_images_per_s:.1f} train images/s"
     )
-    return {"fold": fold, "run_id": run_id, "best_val_dice": res.best_val_dice}
+    return {
+        "fold": fold,
+        "run_id": run_id,
+        "best_val_dice": res.best_val_dice,
+        "configuration": configuration,
+    }
 
 
 def _crash_flow_run(flow_run_id: str | None, why: str) -> None:
@@ -197,7 +216,8 @@ def _drop_stale(tracker: Tracker, store: ResumeStore) -> None:
     """End the runs of resume folders of another configuration KILLED and delete the folders."""
     for folder in store.stale():
         old = read_runs(folder)
-        for rid in [old["parent"], *old["folds"].values()]:
+        others = [read_runs(sub)["folds"] for sub in folder.iterdir() if (sub / RUNS_FILE).is_file()]
+        for rid in [old["parent"], *old["folds"].values(), *(r for runs in others for r in runs.values())]:
             if rid and tracker.kill_if_running(rid):
                 print(f"train: MLflow run {rid} of an interrupted training with other params/data: KILLED")
         _crash_flow_run(old["flow_run"], "killed; superseded by a training with other params or data")
@@ -225,34 +245,32 @@ def _parent_run(tracker: Tracker, store: ResumeStore, params: Params, tags: dict
 
 
 def _run_folds(
-    params: Params,
-    params_path: str,
-    experiment: str,
-    parent: str,
-    tags: dict[str, str],
-    resume_root: str,
-    stop: StopRequest,
+    params: Params, jobs: list[FoldJob], experiment: str, parent: str, stop: StopRequest
 ) -> list[FoldResult]:
-    """Every fold's task run, by ``train.executor``: here one after another, or on Dask."""
+    """Every configuration's folds as task runs, by ``train.executor``: here one after another, or
+    on Dask."""
     if params.train.executor == "dask":
-        workdir, root = str(Path.cwd()), str(Path(resume_root).resolve())
+        workdir = str(Path.cwd())
         calls = [
             {
-                "params_path": str(Path(params_path).resolve()),
+                "params_path": str(Path(job["params_path"]).resolve()),
                 "fold": k,
                 "experiment": experiment,
                 "parent_run_id": parent,
-                "tags": tags,
-                "resume_root": root,
+                "tags": job["tags"],
+                "resume_root": str(Path(job["resume_root"]).resolve()),
                 "workdir": workdir,
             }
+            for job in jobs
             for k in params.folds
         ]
         return list(run_on_dask(train_one_fold, calls, stop))
     results = []
-    for k in params.folds:
-        stop.check(f"before fold {k}")
-        results.append(train_one_fold(params_path, k, experiment, parent, tags, resume_root, stop))
+    for job in jobs:
+        for k in params.folds:
+            stop.check(f"before fold {k}")
+            args = (job["params_path"], k, experiment, parent, job["tags"], job["resume_root"], stop)
+            results.append(train_one_fold(*args))
     return results
 
 
@@ -265,25 +283,34 @@ def train_flow(params_path: str = str(layout.RESOLVED_PARAMS)) -> str:
     from components.tracking.tracker import Tracker
 
     params = load_params(params_path)
-    check_prepared_matches(layout.PREPARED, expected_spec(params, layout.PREPARED), params.data.class_names)
+    configs = load_configurations(params, Path(params_path))  # the plan's 3d and 2d, or one
+    for _, p in configs:  # one prepared dataset serves every configuration
+        check_prepared_matches(layout.PREPARED, expected_spec(p, layout.PREPARED), p.data.class_names)
     tracker = Tracker(params.tracking.experiment)
-    store = ResumeStore.open(RESUME_BASE, resume_key(stage_params(params), layout.PREPARED))
+    key = stage_params(params) if len(configs) == 1 else {c.label: stage_params(p) for c, p in configs}
+    store = ResumeStore.open(RESUME_BASE, resume_key(key, layout.PREPARED))
     _drop_stale(tracker, store)
     tags = lineage_tags(params.data.dir, current_flow_run_id(), pipeline_flow_run_id())
     parent = _parent_run(tracker, store, params, tags)
     experiment = params.tracking.experiment
+    jobs = fold_jobs(configs, store, tags)
     with graceful_stop() as stop:
         try:
-            args = (params_path, experiment, parent, tags, str(store.root))
-            results = _run_folds(params, *args, stop=stop)
+            results = _run_folds(params, jobs, experiment, parent, stop)
         except BaseException as exc:
-            for rid in store.runs()["folds"].values():  # a fold on a worker that was shut down
-                if rid:
-                    tracker.kill_if_running(rid)
+            for job in jobs:  # a fold on a worker that was shut down
+                for rid in read_runs(Path(job["resume_root"]))["folds"].values():
+                    if rid:
+                        tracker.kill_if_running(rid)
             _end_failed(tracker, parent, exc)  # never left RUNNING by a failed or stopped fold
             raise
-    record = RunRecord(tracker.uri, experiment, parent, {int(r["fold"]): str(r["run_id"]) for r in results})
-    store.publish(params.folds, layout.FOLDS, lambda tmp: record.save(tmp / layout.RUN_RECORD.name))
+    first = configs[0][0].name
+    runs: dict[str, dict[int, str]] = {}
+    for r in results:
+        runs.setdefault(str(r["configuration"]), {})[int(r["fold"])] = str(r["run_id"])
+    others = {c.label: runs[str(c.name)] for c, _ in configs[1:]}
+    record = RunRecord(tracker.uri, experiment, parent, runs[str(first)], others)
+    publish_folds(configs, jobs, record, store)
     store.remove()
     # The parent stays RUNNING: evaluate and ensemble log to it by id, and the last stage ends it.
     return str(layout.FOLDS)

@@ -24,6 +24,9 @@ PLANS = Path("plans")
 PLAN_JSON = PLANS / "plan.json"
 PLAN_MD = PLANS / "plan.md"
 RESOLVED_PARAMS = PLANS / "params.yaml"
+# the 2D configuration's resolved params when the plan trains it beside a 3D one (else a copy of
+# RESOLVED_PARAMS, so that dvc.yaml can list its keys in every run)
+RESOLVED_PARAMS_2D = PLANS / "params-2d.yaml"
 
 # preprocess
 PREPARED = Path("data/prepared")
@@ -32,7 +35,7 @@ PREPARED_INFO = PREPARED / "prepared.json"
 PREPARED_ARRAYS = PREPARED / "arrays"
 
 # train
-FOLDS = Path("models/folds")
+FOLDS = Path("models/folds")  # the first (or only) configuration's fold_<k>/; a second one's in FOLDS/<name>/
 RUN_RECORD = FOLDS / "run.json"
 
 # evaluate / ensemble: one report layout, written under CV_REPORTS and TEST_REPORTS
@@ -44,6 +47,7 @@ STATISTICS_FILE = "statistics.json"
 ROC_FILE = "roc.csv"
 PLOTS_DIR = "plots"
 POSTPROCESSING = CV_REPORTS / "postprocessing.json"  # evaluate: the rules chosen on the folds' cases
+CONFIGURATIONS = CV_REPORTS / "configurations.json"  # evaluate: each configuration's CV score, the choice
 
 # ensemble
 ENSEMBLE = Path("models/ensemble")
@@ -66,6 +70,18 @@ AUGMENT_PREVIEW = Path("reports/augment_preview.png")
 BEST_CHECKPOINT = "best.pt"  # inside a fold's folder: the best validation score (evaluate, ensemble)
 LAST_CHECKPOINT = "last.pt"  # the state after the fold's last epoch
 HISTORY = "history.csv"  # per-epoch metrics
+
+
+def configuration_folds(name: str, first: bool) -> Path:
+    """The train stage's folder of one configuration's folds: FOLDS for the first (a
+    single-configuration run's layout), ``FOLDS/<name>`` for a second one."""
+    return FOLDS if first else FOLDS / name
+
+
+def configuration_params(name: str, first: bool, resolved: Path = RESOLVED_PARAMS) -> Path:
+    """A configuration's resolved params: ``resolved`` for the first, ``<stem>-<name>.yaml`` beside
+    it for a second one (plans/params-2d.yaml)."""
+    return Path(resolved) if first else Path(resolved).with_name(f"{Path(resolved).stem}-{name}.yaml")
 
 
 def fold_dir(fold: int, folds_dir: Path = FOLDS) -> Path:
@@ -101,9 +117,9 @@ def stage_outputs() -> dict[str, dict[str, list[Path]]]:
     cv, test = report_outputs(CV_REPORTS), report_outputs(TEST_REPORTS)
     return {
         "validate": {"outs": [MANIFEST, VALIDATION_REPORTS], "metrics": []},
-        "plan": {"outs": [PLAN_JSON, PLAN_MD, RESOLVED_PARAMS], "metrics": []},
+        "plan": {"outs": [PLAN_JSON, PLAN_MD, RESOLVED_PARAMS, RESOLVED_PARAMS_2D], "metrics": []},
         "preprocess": {"outs": [PREPARED], "metrics": []},
         "train": {"outs": [FOLDS], "metrics": []},
-        "evaluate": {"outs": [*cv["outs"], POSTPROCESSING], "metrics": cv["metrics"]},
+        "evaluate": {"outs": [*cv["outs"], POSTPROCESSING, CONFIGURATIONS], "metrics": cv["metrics"]},
         "ensemble": {"outs": [*test["outs"], ENSEMBLE, REPORT_INDEX], "metrics": test["metrics"]},
     }

@@ -43,7 +43,20 @@ class FoldEnsembleModel(PythonModel):
         from components.inference.options import InferenceOptions
 
         options = InferenceOptions.from_json(cfg.get("inference") or {"tta": cfg["tta"]})
-        self.predictor = predictor_from_checkpoints([context.artifacts[k] for k in keys], options=options)
+        if cfg.get("members"):  # several configurations (3d and 2d), their probabilities averaged
+            from components.inference.configurations import Member, predictor_from_members
+
+            members = [
+                Member(
+                    m["name"],
+                    tuple(context.artifacts[a] for a in m["artifacts"]),
+                    InferenceOptions.from_json(m["inference"]),
+                )
+                for m in cfg["members"]
+            ]
+            self.predictor = predictor_from_members(members, options.postprocessing)
+        else:
+            self.predictor = predictor_from_checkpoints([context.artifacts[k] for k in keys], options=options)
         self.options = options  # labels: argmax, then the postprocessing chosen on CV
         self.class_names: list[str] = cfg["class_names"]
         from components.ensembling.rois import ROIS_KEY

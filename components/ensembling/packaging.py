@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec
 
 from components.ensembling.input_guard import TRAINING_DATA_KEY
 from components.ensembling.rois import ROIS_KEY
+from components.inference.configurations import Member
 from components.inference.options import InferenceOptions
 from components.preprocessing.native import NativeSpec
 from components.training.checkpoint import load_checkpoint
@@ -28,6 +30,7 @@ from components.training.checkpoint import load_checkpoint
 MODEL_FILE = Path(__file__).resolve().parent / "mlflow_model.py"
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "segflow"
+MEMBERS_KEY = "members"  # ensemble.json: the configurations of a model of several
 
 
 def serving_requirements(distribution: str = DISTRIBUTION) -> list[str]:
@@ -63,6 +66,18 @@ def _input_example(checkpoint: Path, channels: int) -> np.ndarray:
     return np.zeros((1, 32, 32, channels), dtype=np.float32)
 
 
+def _member_artifacts(members: Sequence[Member]) -> tuple[dict[str, str], list[dict]]:
+    """Each configuration's checkpoints as artifacts (``<name>_fold_<i>``) and the config entries
+    that name them with the configuration's inference settings."""
+    artifacts: dict[str, str] = {}
+    entries: list[dict] = []
+    for m in members:
+        keys = [f"{m.name}_fold_{i}" for i in range(len(m.checkpoints))]
+        artifacts |= {k: str(p) for k, p in zip(keys, m.checkpoints, strict=True)}
+        entries.append({"name": m.name, "artifacts": keys, "inference": m.options.to_json()})
+    return artifacts, entries
+
+
 def _pyfunc_kwargs(
     tmp: Path,
     checkpoints: list[Path],
@@ -71,13 +86,19 @@ def _pyfunc_kwargs(
     channels: int,
     rois: bool = False,
     training_data: dict | None = None,
+    members: Sequence[Member] = (),
 ) -> dict:
     options = tta if isinstance(tta, InferenceOptions) else InferenceOptions(tta=tta)
     cfg = tmp / "ensemble.json"
     config = {"tta": options.tta, "inference": options.to_json(), "class_names": class_names, ROIS_KEY: rois}
     config[TRAINING_DATA_KEY] = training_data  # inputs far outside it are named (input_guard.py)
+    if len(members) > 1:  # several configurations, averaged (components/inference/configurations.py)
+        artifacts, config[MEMBERS_KEY] = _member_artifacts(members)
+        checkpoints = [Path(p) for p in artifacts.values()]
+    else:
+        artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)}
     cfg.write_text(json.dumps(config))
-    artifacts = {f"fold_{i}": str(p) for i, p in enumerate(checkpoints)} | {"ensemble_config": str(cfg)}
+    artifacts |= {"ensemble_config": str(cfg)}
     sig = ModelSignature(
         # No input schema: MLflow's tensor schema fixes the rank, and the model takes (N, H, W, C),
         # (N, H, W) or (H, W) images and (C, Z, Y, X) or (Z, Y, X) volumes; the model's own check
@@ -110,15 +131,19 @@ def save_ensemble_model(
     channels: int,
     rois: bool = False,
     training_data: dict | None = None,
+    members: Sequence[Member] = (),
 ) -> None:
     """Write the packaged fold ensemble as a local MLflow model folder (a DVC output); ``rois``:
     trained and tested inside regions of interest (``segflow predict`` then warns without ``--rois``);
-    ``training_data``: the summary inputs are checked against (components/inference/input_check.py)."""
+    ``training_data``: the summary inputs are checked against (components/inference/input_check.py);
+    ``members``: several configurations to average (their checkpoints replace ``checkpoints``)."""
     shutil.rmtree(path, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(
             path=str(path),
-            **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois, training_data),
+            **_pyfunc_kwargs(
+                Path(tmp), checkpoints, tta, class_names, channels, rois, training_data, members
+            ),
         )
 
 
@@ -131,12 +156,16 @@ def log_ensemble_model(
     channels: int,
     rois: bool = False,
     training_data: dict | None = None,
+    members: Sequence[Member] = (),
 ) -> str:
-    """Log the fold ensemble as one pyfunc model in ``run_id``; return its model URI."""
+    """Log the fold ensemble (or ``members``' configurations) as one pyfunc model in ``run_id``;
+    return its model URI."""
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="ensemble",
-            **_pyfunc_kwargs(Path(tmp), checkpoints, tta, class_names, channels, rois, training_data),
+            **_pyfunc_kwargs(
+                Path(tmp), checkpoints, tta, class_names, channels, rois, training_data, members
+            ),
         )
     return info.model_uri

@@ -8,7 +8,7 @@ from typing import Any
 
 from components.core import layout
 from components.core.stage_times import read_stage_times
-from components.evaluation.presentation import headline_markdown
+from components.evaluation.presentation import configurations_line, headline_markdown
 from components.planning.budget import format_duration
 from components.planning.plan import STAGE_ORDER
 
@@ -23,6 +23,7 @@ def last_run_results(root: Path) -> dict[str, Any]:
     plan = load(layout.PLAN_JSON)
     return {
         "cv": load(layout.CV_REPORTS / layout.HEADLINE_FILE),
+        "configurations": load(layout.CONFIGURATIONS),
         "test": load(layout.TEST_REPORTS / layout.HEADLINE_FILE),
         "registration": load(layout.REGISTRATION),
         "time": time_report(plan, read_stage_times(root)) if plan else None,
@@ -67,6 +68,8 @@ def last_run_markdown(results: dict[str, Any]) -> str:
     parts = []
     if results.get("cv"):
         parts.append(headline_markdown(results["cv"], "Cross-validation: per class, mean ± sd across folds"))
+    if len((results.get("configurations") or {}).get("candidates", {})) > 1:
+        parts.append(configurations_line(results["configurations"]))
     if results.get("test"):
         parts.append(headline_markdown(results["test"], "Test set, fold ensemble: mean ± sd across cases"))
     reg = results.get("registration")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -81,3 +82,12 @@ def headline_markdown(headline: dict[str, Any], title: str) -> str:
             cells = ["n/a" if values.get(m) is None else f"{values[m]:.3f}" for m in PROTOCOL_COLUMNS]
             lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def configurations_line(doc: Mapping[str, Any]) -> str:
+    """The configurations' comparison (reports/cv/configurations.json) in one line."""
+    shown = ", ".join(
+        f"{n} {'n/a' if c.get('dice') is None else format(c['dice'], '.4f')}"
+        for n, c in doc["candidates"].items()
+    )
+    return f"Configurations ({doc['metric']}): {shown}; chosen: **{doc['chosen']}**"

@@ -33,7 +33,8 @@ TTA_SHARE = 0.15  # test-time mirroring may take at most this share of the budge
 RESIZED_MODEL = {"name": "unet_resnet18", "kwargs": {"encoder_weights": None}}
 
 
-def _workload(ctx: Context, shape: tuple[float, ...], patch: list[int], overlap: float, tta: int) -> Workload:
+def workload(ctx: Context, shape: tuple[float, ...], patch: list[int], overlap: float, tta: int) -> Workload:
+    """The run's work for a median case of ``shape`` in windows of ``patch`` (none: whole)."""
     from components.windowing import WindowSettings, count_windows
 
     size = [round(s) for s in shape]
@@ -140,7 +141,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     )
 
     def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int = 2 ** len(mirror)) -> Schedule:
-        w, costs = _workload(ctx, shape, patch, overlap, tta), Costs(m.step_s, m.aug_s, batch, m.window_s)
+        w, costs = workload(ctx, shape, patch, overlap, tta), Costs(m.step_s, m.aug_s, batch, m.window_s)
         try:
             return fit_schedule(_per_fold(ctx, w, costs, tta), w, costs)
         except PlanError:
@@ -153,12 +154,14 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     patch = [int(p) for p in v.set("train.patch_size", network.patch)]
     batch = int(v.set("train.batch_size", network.batch))
     m = network.measurement
-    tta = _plan_tta(ctx, m, _workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror)
+    tta = _plan_tta(ctx, m, workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror)
     sched = schedule_for(m, batch, patch, tta)
     epochs, steps, val_every = _schedule_values(ctx, sched, m)
     v.set("train.optimizer", recipe.plan_optimizer(epochs * steps))
     v.set("train.scheduler", recipe.plan_scheduler(epochs * steps))
-    w = _workload(ctx, shape, patch, overlap, tta)
+    # measured with nnU-Net's full set (the costlier one); a short schedule trains with the light one
+    v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso, epochs * steps))
+    w = workload(ctx, shape, patch, overlap, tta)
     costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
     return Trained(
         f"{patch_ndim}d", m, w, costs, epochs, steps, val_every, sched.val_s, tta, network.candidates
@@ -206,7 +209,7 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
     m = measured(c, ctx.budget.device, ctx.cache, ctx.measure_fn)[0]
     flips = 2 if v.set("ensemble.tta", Decision(True, "horizontal flip (resize modes)")) else 1
     v.set("ensemble.tta_axes", Decision(None, "unused: resize modes flip horizontally"))
-    w = _workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)
+    w = workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)
     costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
     per_epoch = math.ceil(ctx.facts.n_train * (ctx.n_folds - 1) / ctx.n_folds / batch)
     val_s = inference_seconds(w, costs, ctx.facts.n_train / ctx.n_folds, 1, 1)

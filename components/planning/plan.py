@@ -54,6 +54,24 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _values_json(values: Mapping[str, PlannedValue]) -> dict[str, Any]:
+    return {
+        k: {"planned": v.planned, "yours": v.yours, "used": v.used, "reason": v.reason}
+        for k, v in sorted(values.items())
+    }
+
+
+@dataclass
+class Configured:
+    """A second configuration trained beside the first (components/planning/configurations.py):
+    its own values (written as its own resolved params), network and estimate."""
+
+    name: str
+    values: dict[str, PlannedValue]
+    network: dict[str, Any]
+    estimate: dict[str, Any]
+
+
 @dataclass
 class Plan:
     """Everything the plan stage decided (see the module docstring)."""
@@ -66,6 +84,12 @@ class Plan:
     network: dict[str, Any]
     estimate: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    second: Configured | None = None  # a 2d configuration trained beside the 3d one
+
+    @property
+    def trained(self) -> list[str]:
+        """The configurations this run trains, the first being plans/params.yaml's."""
+        return [self.configuration] + ([self.second.name] if self.second else [])
 
     def used(self, key: str) -> Any:
         """The value the run uses for ``key``."""
@@ -77,27 +101,35 @@ class Plan:
             {
                 "version": PLAN_VERSION,
                 "configuration": self.configuration,
-                "values": {
-                    k: {"planned": v.planned, "yours": v.yours, "used": v.used, "reason": v.reason}
-                    for k, v in sorted(self.values.items())
-                },
+                "values": _values_json(self.values),
                 "budget": self.budget,
                 "dataset": self.dataset,
-                "configurations": self.configurations,
+                "configurations": [self._entry(c) for c in self.configurations],
                 "network": self.network,
                 "estimate": self.estimate,
                 "notes": list(self.notes),
             }
         )
 
+    def _entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A ``configurations`` entry, the second configuration's with its values and estimate."""
+        if self.second is None or entry["name"] != self.second.name:
+            return entry
+        s = self.second
+        return {**entry, "values": _values_json(s.values), "network": s.network, "estimate": s.estimate}
+
     def dumps(self) -> str:
         """plan.json's text."""
         return json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n"
 
-    def resolved(self, user_raw: Mapping[str, Any]) -> dict[str, Any]:
-        """params.yaml as written with every ``auto`` replaced by its planned value."""
+    def resolved(self, user_raw: Mapping[str, Any], second: bool = False) -> dict[str, Any]:
+        """params.yaml as written with every ``auto`` replaced by its planned value (``second``:
+        the second configuration's values; it must exist)."""
+        if second and self.second is None:
+            raise ValueError("this plan trains one configuration")
+        values = self.second.values if second and self.second is not None else self.values
         out = copy.deepcopy(dict(user_raw))
-        for key, value in self.values.items():
+        for key, value in values.items():
             node = out
             *parents, last = key.split(".")
             for part in parents:
@@ -108,8 +140,9 @@ class Plan:
     def markdown(self) -> str:
         """plan.md: the plan as a person reads it."""
         b, d, e = self.budget, self.dataset, self.estimate
+        title = " and ".join(self.trained) + (" configurations" if self.second else " configuration")
         lines = [
-            f"# Plan: {self.configuration} configuration",
+            f"# Plan: {title}",
             "",
             f"- Dataset: {d['summary']}",
             f"- Device: {b['device_name']} ({b['device']}), memory budget {b['memory_gb']:g} GB "
@@ -140,10 +173,36 @@ class Plan:
             ]
         if self.configurations:
             lines += ["", "## Configurations", ""]
-            lines += [f"- **{c['name']}**: {c['status']}" for c in self.configurations]
+            lines += [
+                f"- **{c['name']}**: {c['status']}" + (f" ({c['reason']})" if c.get("reason") else "")
+                for c in self.configurations
+            ]
+        if self.second is not None:
+            lines += self._second_markdown()
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+    def _second_markdown(self) -> list[str]:
+        """The second configuration's values where they differ from the first's, and its time."""
+        s = self.second
+        assert s is not None
+        lines = [
+            "",
+            f"## The {s.name} configuration (its own resolved params)",
+            "",
+            f"Expected {format_duration(s.estimate['fold_s'])} per fold, {s.estimate['steps_per_fold']} "
+            f"steps; every key not listed is as in the {self.configuration} configuration.",
+            "",
+            "| key | planned | yours | why |",
+            "|---|---|---|---|",
+        ]
+        for key, v in sorted(s.values.items()):
+            first = self.values.get(key)
+            if first is None or first.used != v.used or first.reason != v.reason:
+                yours = _cell(v.yours) if v.user_set else ""
+                lines.append(f"| `{key}` | {_cell(v.planned)} | {yours} | {v.reason} |")
+        return lines
 
 
 def _cell(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from components.params.config import Params
-from components.planning import intensity
+from components.planning import configurations, intensity
 from components.planning.budget import Budget
 from components.planning.configure import configuration_summary, plan_patch, plan_resized
 from components.planning.context import Context, Trained, Values
@@ -23,10 +23,10 @@ from components.planning.decision import Decision, PlanError
 from components.planning.facts import DatasetFacts, resampled_shapes
 from components.planning.measure import MeasureFn, MeasurementCache
 from components.planning.plan import Plan
-from components.planning.schedule import fixed_seconds
+from components.planning.schedule import MIN_FOLD_STEPS
 from components.preprocessing.native import median_target_spacing
 
-MIN_FOLD_STEPS = 1000  # steps a fold needs to be worth training (else fewer folds, trained further)
+__all__ = ["MIN_FOLD_STEPS", "folds_for_budget", "make_plan"]
 
 
 def _classes(facts: DatasetFacts, v: Values) -> dict[str, int]:
@@ -47,16 +47,13 @@ def _spacing(facts: DatasetFacts, v: Values) -> tuple[float, ...]:
     return tuple(float(s) for s in (target if used == "median" else used))
 
 
-def _patch_ndim(facts: DatasetFacts, v: Values) -> int:
+def _check_patch(facts: DatasetFacts, v: Values) -> None:
     given = v.given("train.patch_size")
-    if given is None:
-        return facts.ndim
-    if facts.ndim == 2 and len(given) == 3:
+    if given is not None and facts.ndim == 2 and len(given) == 3:
         raise PlanError(
             f"train.patch_size {given} (yours) is 3D, but the dataset holds 2D images; "
             "give 2 ints (H, W) or auto"
         )
-    return len(given)
 
 
 def make_plan(
@@ -106,16 +103,59 @@ def make_plan(
         coarse_axis=int(facts.fingerprint.get("coarsest_axis", 0)),
         anisotropic=facts.ndim == 3 and max(spacing) > 3 * min(spacing),
     )
+    _check_patch(facts, v)
+    request = configurations.requested(user.plan.configurations, facts.ndim, v.given("train.patch_size"))
+    kinds = ("3d", "2d") if facts.ndim == 3 else ("2d",)
     if mode != "patch":
         v.set("train.folds", Decision(None, "every fold"))
-        return _plan(ctx, plan_resized(ctx, tuple(int(s) for s in user.preprocess.image_size)))  # type: ignore[arg-type]
-    trained, ctx = _fitting_folds(ctx, _patch_ndim(facts, v), folds_yours)
+        t = plan_resized(ctx, tuple(int(s) for s in user.preprocess.image_size))  # type: ignore[arg-type]
+        return _plan(ctx, t, configurations.entries(kinds, ["2d"], request.reason))
+    shared = dict(v.out)  # what every configuration shares (classes ... slice axis)
+
+    def plan_one(c: Context, patch_ndim: int) -> tuple[Trained, Context]:
+        return _patch_configuration(c, patch_ndim, folds_yours, n_all)
+
+    if len(request.names) == 1:
+        trained, first = plan_one(ctx, request.first_ndim)
+        return _plan(first, trained, configurations.entries(kinds, request.names, request.reason))
+    alone = None if request.forced else plan_one(ctx, 3)  # 3d with the whole budget (as before)
+    both, why = configurations.plan_both(ctx, shared, plan_one, request.forced)
+    if both is None:
+        assert alone is not None  # when forced, plan_both plans both or raises
+        return _plan(alone[1], alone[0], configurations.entries(kinds, ["3d"], why))
+    return _plan_both(ctx, both, configurations.entries(kinds, ["3d", "2d"], why))
+
+
+def _plan_both(ctx: Context, both: configurations.Both, entries: list[dict[str, Any]]) -> Plan:
+    """The plan of 3d (plans/params.yaml) and 2d (its own params), the time of both in its estimate."""
+    (t3, c3), (t2, c2) = both.first, both.second
+    plan = _plan(replace(c3, budget=ctx.budget), t3, entries)
+    summary = {"candidates": t2.candidates, "measured": configuration_summary(t2)}
+    plan.second = configurations.configured("2d", t2, c2, summary)
+    stages = configurations.combined_stages(
+        configurations.stage_seconds(t3, c3.n_folds, ctx.budget.device),
+        configurations.stage_seconds(t2, c2.n_folds, ctx.budget.device),
+        ctx.budget.device,
+    )
+    plan.estimate = {
+        "stages_s": {k: round(s, 1) for k, s in stages.items()},
+        "fold_s": t3.fold_s,
+        "total_s": sum(stages.values()),
+    }
+    return plan
+
+
+def _patch_configuration(
+    ctx: Context, patch_ndim: int, folds_yours: bool, n_all: int
+) -> tuple[Trained, Context]:
+    """One native-resolution configuration in ``ctx``'s budget, with as many folds as it holds."""
+    trained, ctx = _fitting_folds(ctx, patch_ndim, folds_yours)
     k, why = folds_for_budget(trained.epochs * trained.steps_per_epoch, ctx.n_folds, n_all)
     if k < ctx.n_folds and not folds_yours:  # fewer folds, each trained further: plan them again
         ctx = replace(ctx, n_folds=k)
-        trained = plan_patch(ctx, _patch_ndim(facts, v))
-    v.set("train.folds", Decision(None if k == n_all else list(range(k)), why))
-    return _plan(ctx, trained)
+        trained = plan_patch(ctx, patch_ndim)
+    ctx.values.set("train.folds", Decision(None if k == n_all else list(range(k)), why))
+    return trained, ctx
 
 
 def _fitting_folds(ctx: Context, patch_ndim: int, fixed: bool) -> tuple[Trained, Context]:
@@ -144,15 +184,14 @@ def folds_for_budget(steps_per_fold: int, n_planned: int, n_folds: int) -> tuple
     )
 
 
-def _plan(ctx: Context, t: Trained) -> Plan:
-    stages = fixed_seconds(t.workload, t.costs, ctx.budget.device, t.tta_variants)
-    stages["train"] += ctx.n_folds * t.fold_s
+def _plan(ctx: Context, t: Trained, entries: list[dict[str, Any]]) -> Plan:
+    stages = configurations.stage_seconds(t, ctx.n_folds, ctx.budget.device)
     return Plan(
         values=ctx.values.out,
         budget=ctx.budget.describe(),
         dataset=_summary(ctx),
         configuration=t.name,
-        configurations=_configurations(ctx.facts, t.name),
+        configurations=entries,
         network={"candidates": t.candidates, "measured": configuration_summary(t)},
         estimate={
             "stages_s": {k: round(s, 1) for k, s in stages.items()},
@@ -177,16 +216,6 @@ def _summary(ctx: Context) -> dict[str, Any]:
         "median_shape": list(ctx.median_shape),
         "spacing": list(ctx.spacing),
     }
-
-
-def _configurations(facts: DatasetFacts, name: str) -> list[dict[str, Any]]:
-    if facts.ndim == 2:
-        return [{"name": "2d", "status": "planned and trained (2D images)"}]
-    other = "2d" if name == "3d" else "3d"
-    return [
-        {"name": name, "status": "planned and trained"},
-        {"name": other, "status": "not trained in this run"},
-    ]
 
 
 def _notes(v: Values) -> list[str]:

@@ -22,6 +22,7 @@ from components.planning.budget import format_duration
 from components.planning.decision import PlanError
 
 STEPS_PER_EPOCH = 250  # nnU-Net
+MIN_FOLD_STEPS = 1000  # steps a fold needs to be worth training (else fewer folds, trained further)
 MIN_EPOCHS = 20
 MIN_STEPS_PER_EPOCH = 10
 VALIDATION_SHARE = 0.1

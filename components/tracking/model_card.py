@@ -41,6 +41,7 @@ class CardFacts:
     unit: str
     postprocessing: str = "none"  # the rules chosen on cross-validation, per class
     plan: Mapping[str, Any] | None = None  # plans/plan.json: what the plan chose (None: no plan stage)
+    configurations: Mapping[str, Any] | None = None  # reports/cv/configurations.json: the choice
 
 
 def _num(x: Any) -> str:
@@ -105,12 +106,26 @@ def model_card_markdown(f: CardFacts) -> str:
         "",
         f"- data: DVC md5 `{f.lineage.get(TAG_DATA, 'unknown')}`, {f.n_cases} cases",
         f"- ensemble: folds {list(f.folds)}, softmax averaging, {'mirroring TTA' if f.tta else 'no TTA'}",
+        *_configuration_lines(f.configurations),
         f"- postprocessing (chosen on the out-of-fold cases): {f.postprocessing}",
         f"- params.yaml sha256 `{f.lineage.get(TAG_PARAMS, 'unknown')}`",
         f"- git commit `{f.lineage.get(TAG_GIT, 'unknown')}`",
         *plan_card_lines(f.plan),
     ]
     return "\n".join(lines)
+
+
+def _configuration_lines(doc: Mapping[str, Any] | None) -> list[str]:
+    """Which configuration was chosen on cross-validation and why (none: one was trained)."""
+    if not doc or len(doc.get("candidates", {})) < 2:
+        return []
+    members = doc.get("members", [])
+    what = (
+        f"the {' and '.join(members)} configurations, probabilities averaged"
+        if len(members) > 1
+        else (f"the {doc['chosen']} configuration")
+    )
+    return [f"- configuration: {what}; chosen on cross-validation: {doc.get('reason')}"]
 
 
 def _inputs_line(f: CardFacts) -> str:

@@ -30,6 +30,8 @@ def plan_params(plan: Mapping[str, Any]) -> dict[str, str]:
     """``plan.<key>`` -> the value used, and whether it was the user's (``plan.yours``)."""
     out: dict[str, str] = {
         "plan.configuration": str(plan.get("configuration")),
+        "plan.configurations": ",".join(c["name"] for c in plan.get("configurations", []) if "params" in c)
+        or str(plan.get("configuration")),
         "plan.device": str(plan.get("budget", {}).get("device_name")),
         "plan.time_budget": str(plan.get("budget", {}).get("time_budget")),
         "plan.expected_s": f"{float(plan.get('estimate', {}).get('total_s', 0.0)):.0f}",

@@ -19,6 +19,7 @@ from components.ensembling.packaged_model import score_model_uri
 from components.ensembling.packaging import log_ensemble_model, save_ensemble_model
 from components.evaluation.postprocess_report import describe
 from components.evaluation.scoring import ScoringOptions
+from components.inference.configurations import Member
 from components.inference.options import InferenceOptions
 from components.tracking.gate_lock import gate_lock
 from components.tracking.model_card import CardFacts, publish_model_card
@@ -54,6 +55,7 @@ def release_ensemble(
     scoring: ScoringOptions,
     tags: Mapping[str, str],
     unit: str,
+    members: Sequence[Member] = (),
 ) -> dict[str, Any]:
     """Package, register and gate the ensemble of ``folds``; write registration.json and the card.
 
@@ -70,16 +72,18 @@ def release_ensemble(
         scoring: How cases are scored (class names, spacing, ...).
         tags: Lineage tags for the model version.
         unit: Distance unit of the reports ("mm" or "px").
+        members: The configuration(s) cross-validation chose: their checkpoints replace those of
+            ``folds``; several are averaged.
 
     Returns:
         The registration record (also written to ``models/ensemble/registration.json``).
     """
     class_names = list(scoring.class_names)
-    ckpts = [layout.best_checkpoint(k) for k in folds]
+    ckpts = [p for m in members for p in m.checkpoints] or [layout.best_checkpoint(k) for k in folds]
     rois = "roi_path" in test_cases and bool(test_cases["roi_path"].notna().any())  # trained inside ROIs
     seen = training_data()
-    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels, rois, seen)
-    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels, rois, seen)
+    save_ensemble_model(layout.ENSEMBLE_MODEL, ckpts, tta, class_names, channels, rois, seen, members)
+    uri = log_ensemble_model(tracker.uri, run_id, ckpts, tta, class_names, channels, rois, seen, members)
     test_ids = test_cases["case_id"].astype(str).tolist()
     split = split_sha(test_ids)
     per_case = pd.read_csv(layout.TEST_REPORTS / layout.PER_CASE_FILE)
@@ -132,6 +136,7 @@ def release_ensemble(
         if isinstance(tta, InferenceOptions) and tta.postprocessing is not None
         else "none",
         read_plan(layout.PLAN_JSON),
+        json.loads(layout.CONFIGURATIONS.read_text()) if layout.CONFIGURATIONS.is_file() else None,
     )
     publish_model_card(tracker, facts)
     tracker.set_tags(run_id, {"segflow.registered_version": reg.version, "segflow.alias": reg.alias})

@@ -152,11 +152,7 @@ class ResumeStore:
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            for k in folds:
-                out = layout.fold_dir(k, tmp)
-                out.mkdir(parents=True)
-                for name in FOLD_FILES:
-                    _link_or_copy(self.fold_dir(k) / name, out / name)
+            self.place(folds, tmp)
             extra(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -164,6 +160,15 @@ class ResumeStore:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
+
+    def place(self, folds: Sequence[int], dest: Path) -> None:
+        """Link (or copy) the folds' final files into ``dest/fold_<k>/`` (a second configuration's
+        into the first one's folder before it is published)."""
+        for k in folds:
+            out = layout.fold_dir(k, dest)
+            out.mkdir(parents=True)
+            for name in FOLD_FILES:
+                _link_or_copy(self.fold_dir(k) / name, out / name)
 
     def remove(self) -> None:
         """Delete the folder (after the stage succeeded)."""

@@ -14,7 +14,17 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_ERROR = "UserError"
 PLANNING = REPO / "components" / "planning"
 # the planner's order (components/planning/planner.py's docstring); any other module follows
-RULE_ORDER = ("budget", "intensity", "configure", "topology", "network", "measure", "recipe", "schedule")
+RULE_ORDER = (
+    "budget",
+    "intensity",
+    "configurations",
+    "configure",
+    "topology",
+    "network",
+    "measure",
+    "recipe",
+    "schedule",
+)
 
 
 def _modules(roots: tuple[str, ...] = ("components", "flows")) -> dict[str, ast.Module]:

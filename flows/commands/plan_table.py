@@ -22,7 +22,9 @@ def print_plan(plan: Mapping[str, Any], console: Console | None = None) -> None:
     """Print the planned values (yours beside them), the expected time and the notes."""
     out = console or Console()
     b, d, e = plan["budget"], plan["dataset"], plan["estimate"]
-    out.print(f"[bold]Plan: {plan['configuration']} configuration[/bold] — {d['summary']}")
+    trained = [c["name"] for c in plan.get("configurations", []) if "params" in c] or [plan["configuration"]]
+    what = " and ".join(trained) + (" configurations" if len(trained) > 1 else " configuration")
+    out.print(f"[bold]Plan: {what}[/bold] — {d['summary']}")
     out.print(
         f"Device {b['device_name']} ({b['device']}), memory {b['memory_gb']:g} GB, time budget "
         f"{b['time_budget']} ({b['time_source']})"
@@ -37,6 +39,8 @@ def print_plan(plan: Mapping[str, Any], console: Console | None = None) -> None:
     stages = ", ".join(f"{s} {format_duration(t)}" for s, t in in_stage_order(e["stages_s"]))
     total, fold = format_duration(e["total_s"]), format_duration(e["fold_s"])
     out.print(f"Expected: {total} for the run ({fold} per fold): {stages}")
+    for c in plan.get("configurations", []):
+        out.print(f"{c['name']}: {c['status']}" + (f" ({c['reason']})" if c.get("reason") else ""))
     for note in plan.get("notes", []):
         out.print(f"note: {note}")
     out.print("plans/plan.md and plans/plan.json hold the plan; `segflow run` trains it.")

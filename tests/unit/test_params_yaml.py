@@ -38,8 +38,8 @@ def test_the_shipped_params_plan_and_train_one_epoch(tmp_path: Path, monkeypatch
     validate_dataset(Path("raw"), "auto", "auto", None, None)
 
     fp, manifest = read_fingerprint(layout.FINGERPRINT), read_manifest(layout.MANIFEST)
-    plan, p, text = plan_dataset(Path("params.yaml"), fp, manifest, tmp_path / "cache", tmp_path)
-    write_plan(plan, text)
+    plan, p, texts = plan_dataset(Path("params.yaml"), fp, manifest, tmp_path / "cache", tmp_path)
+    write_plan(plan, texts)
     assert plan.configuration == "2d" and p.preprocess.spatial_mode == "patch"
     assert p.train.model.name == "dynunet" and p.train.optimizer.name == "adamw"  # a 3-minute budget: short
     assert len(p.train.patch_size or []) == 2 and p.train.epochs >= 1

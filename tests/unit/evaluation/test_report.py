@@ -196,7 +196,13 @@ def test_fold_mlflow_metrics() -> None:
 
 
 def test_last_run_results_reads_what_exists(tmp_path: Path) -> None:
-    assert last_run_results(tmp_path) == {"cv": None, "test": None, "registration": None, "time": None}
+    assert last_run_results(tmp_path) == {
+        "cv": None,
+        "configurations": None,
+        "test": None,
+        "registration": None,
+        "time": None,
+    }
     assert "No results yet" in last_run_markdown(last_run_results(tmp_path))
     summary = headline_metrics(per_case_table(), ["background", "organ", "lesion"], by_fold=True)
     (tmp_path / "reports" / "cv").mkdir(parents=True)
