@@ -27,7 +27,7 @@ from typing import Any
 
 from components.core.layout import RESOLVED_PARAMS, configuration_params
 from components.params.config import AUTO
-from components.planning.configure import workload
+from components.planning.configure import plan_patch, workload
 from components.planning.context import Context, Trained
 from components.planning.decision import PlanError
 from components.planning.plan import Configured
@@ -38,7 +38,7 @@ BOTH_MIN_STEPS = MIN_FOLD_STEPS * CONFIGURATION_STEP_FACTOR  # steps per fold ea
 SHARED_STAGES = ("validate", "plan", "preprocess")  # run once for every configuration
 PER_CONFIGURATION_STAGES = ("train", "evaluate", "ensemble")
 
-# plan_one(ctx, patch_ndim) -> the configuration trained in ctx's budget, and its context (folds)
+# plan_one(ctx, patch_ndim) -> the configuration in ctx's budget and its context (as many folds as fit)
 PlanOne = Callable[[Context, int], tuple[Trained, Context]]
 
 
@@ -63,7 +63,7 @@ def requested(setting: Any, ndim: int, user_patch: Sequence[int] | None) -> Requ
         PlanError: A configuration the data cannot have, or one that contradicts the user's patch.
     """
     names = tuple(sorted(setting, reverse=True)) if setting != AUTO else None  # 3d before 2d
-    yours = f"plan.configurations {list(setting)} (yours)" if names else ""
+    yours = f"plan.configurations [{', '.join(setting)}] (yours)" if names else ""
     if ndim == 2:
         if names not in (None, ("2d",)):
             raise PlanError(
@@ -156,9 +156,9 @@ def plan_both(
         steps["3d"] = t3.epochs * t3.steps_per_epoch
         if not forced and steps["3d"] < BOTH_MIN_STEPS:  # 2d need not be measured
             return None, worth_both(steps)[1]
-        c2 = replace(_fresh(half, shared), n_folds=c3.n_folds)
-        t2 = plan_one(c2, 2)[0]
-        c2.values.out["train.folds"] = c3.values.out["train.folds"]  # the same folds, to compare
+        c2 = replace(_fresh(half, shared), n_folds=c3.n_folds)  # the same folds, to compare
+        t2 = plan_patch(c2, 2)
+        c2.values.out["train.folds"] = c3.values.out["train.folds"]
         steps["2d"] = t2.epochs * t2.steps_per_epoch
     except PlanError as err:
         if forced:
