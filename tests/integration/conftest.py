@@ -74,6 +74,7 @@ def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16
     params = apply_overrides(root / "params.yaml", overrides)
     (root / "plans").mkdir()  # every key is explicit: the resolved params are the params themselves
     shutil.copy2(root / "params.yaml", root / "plans" / "params.yaml")
+    shutil.copy2(root / "params.yaml", root / "plans" / "params-2d.yaml")  # one configuration
     data = generate_phantoms(root / "data/raw", n_cases=n_cases, size=size, seed=0, n_patients=n_cases)
     meta = build_metadata(discover(data), sorted(params.data.classes.values()), root=data)
     prepare_dataset(meta, data, params, spec_from_params(params), root / "data/prepared")
