@@ -78,7 +78,7 @@ def _workspace(root: Path) -> dict[str, str]:
     return env
 
 
-def _data(name: str, root: Path, env: dict[str, str]) -> str:
+def _data(name: str, root: Path, env: dict[str, str], shared: Path) -> str:
     """The data folder the run names (staged into the workspace where the layout needs it)."""
     if name == "covid":
         subprocess.run(
@@ -96,7 +96,7 @@ def _data(name: str, root: Path, env: dict[str, str]) -> str:
             check=True,
         )
         return "data/raw"
-    return str(SHARED / {"hippocampus": "msd_hippocampus", "isbi": "isbi2012_em"}[name])
+    return str(shared / {"hippocampus": "msd_hippocampus", "isbi": "isbi2012_em"}[name])
 
 
 def _load(path: Path) -> Any:
@@ -118,11 +118,12 @@ def main() -> None:
     ap.add_argument("dataset", choices=["hippocampus", "covid", "isbi", "phantoms3d"])
     ap.add_argument("--budget", required=True, help="plan.time_budget, e.g. 70m")
     ap.add_argument("--workdir", default="/tmp/segflow-planned", help="where the workspace is made")
+    ap.add_argument("--datasets", type=Path, default=SHARED, help="the shared datasets folder")
     args = ap.parse_args()
 
     root = Path(args.workdir) / args.dataset
     env = _workspace(root)
-    data = _data(args.dataset, root, env)
+    data = _data(args.dataset, root, env, args.datasets)
     load_start = os.getloadavg()
     start = time.time()
     proc = subprocess.run(

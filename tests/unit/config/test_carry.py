@@ -29,8 +29,8 @@ def test_another_dataset_drops_what_set_wrote_and_lists_what_carries(tmp_path: P
     changes, lines = reconcile(RAW, tmp_path, "data/b", {})
     assert changes == {"train.folds": None, "evaluate.postprocess": "cv"}
     assert lines[0] == (
-        "another dataset: dropped what --set gave the last one: evaluate.postprocess=\"none\" (back to "
-        "\"cv\"), train.folds=[0] (back to null)"
+        'another dataset: dropped what --set gave the last one: evaluate.postprocess="none" (back to '
+        '"cv"), train.folds=[0] (back to null)'
     )
     # train.batch_size was the user's own edit of params.yaml: kept, and said
     assert "train.batch_size=4" in lines[1] and "train.folds" not in lines[1]
