@@ -19,6 +19,11 @@ as step 1 for the next (see ``check_changes``): each key is still changed agains
 values of all the others, and both expectations are checked in that call. Keys are split
 between two throw-away repos run side by side.
 
+The plan stage sits between the user's params.yaml and the later stages: it writes the resolved
+params (``plans/params.yaml``) that those stages list their keys from. Here the fake plan stage
+copies params.yaml there unchanged (what the real one does for every key the user set), so a key
+re-runs the plan and then exactly the later stages that list it from the resolved file.
+
 The run cache is on (DVC's default). It leaves params named like output metadata (``size``,
 ``nfiles``) out of its key, treeverse/dvc#10296 (components/params/keys.py); the control test
 shows that the check above fails on such a key.
@@ -42,7 +47,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.params.config import ConfigError, parse_params
+from components.params.config import ConfigError
+from components.params.user import parse_user_params
+from tests.data import HANDSET_PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +71,12 @@ name = sys.argv[1]
 spec = json.loads(Path("stages.json").read_text())[name]
 with open("runs.log", "a") as log:
     log.write(name + "\\n")
-params = yaml.safe_load(Path("params.yaml").read_text())
+files = {}
+
+def params_of(path):
+    if path not in files:
+        files[path] = yaml.safe_load(Path(path).read_text()) if Path(path).exists() else {}
+    return files[path]
 
 def lookup(tree, dotted):
     for part in dotted.split("."):
@@ -79,12 +91,15 @@ def digest(path):  # what a real stage reads of an upstream output: its content
         h.update(f.as_posix().encode() + f.read_bytes())
     return h.hexdigest()
 
-values = {k: lookup(params, k) for k in spec["params"]}
+values = {k: lookup(params_of(f), k) for f, k in spec["params"]}
 inputs = {d: digest(Path(d)) for d in spec["inputs"] if Path(d).exists()}
 payload = json.dumps({"stage": name, "params": values, "inputs": inputs}, sort_keys=True)
 for out in spec["outs"]:
     path = Path(out)
-    if path.suffix:
+    if out in spec["params_files"]:  # resolved params another stage reads: params.yaml as it is
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Path("params.yaml").read_text())
+    elif path.suffix:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(payload)
     else:
@@ -122,6 +137,23 @@ ALTERNATIVES: dict[str, Any] = {
     "validate.near_duplicates": "fail",
     "evaluate.postprocess": "none",
     "validate.near_duplicate_threshold": 0.9,
+    # the shipped params leave these to the plan (auto): a value of the user's instead
+    "data.classes": {"background": 0, "organ": 1},
+    "preprocess.crop_nonzero": True,
+    "preprocess.intensity": {"method": "zscore", "kwargs": {}},
+    "train.model": {"name": "unet", "kwargs": {}},
+    "train.loss": [{"name": "dice", "weight": 1.0, "kwargs": {}}],
+    "train.optimizer": {"name": "adamw", "kwargs": {}},
+    "train.scheduler": {"name": "cosine", "kwargs": {}},
+    "train.augment.transforms": [],
+    "train.epochs": 3,
+    "train.batch_size": 4,
+    "train.val_every": 2,
+    "ensemble.tta": False,
+    "plan.device": "cpu",
+    "plan.memory_gb": 4.0,
+    "plan.time_budget": "90m",
+    "plan.configurations": ["3d"],
 }
 # One class value alone cannot change without breaking "values 0..K-1" (it stays an int); the
 # patch-mode keys below are valid only with preprocess.spatial_mode 'patch' (the stages are fake
@@ -211,7 +243,7 @@ def _path_of(entry: str | dict[str, Any]) -> str:
 @dataclass
 class Stage:
     name: str
-    params: list[str]
+    params: list[tuple[str, str]]  # (params file, key): plain entries are params.yaml's
     deps: list[str]
     outs: list[str]
     metrics: list[str]
@@ -223,15 +255,25 @@ class Stage:
         return {m for d in self.deps for m in INTERPOLATION.findall(d)}
 
 
+def listed_params(entries: list[Any]) -> list[tuple[str, str]]:
+    """A stage's ``params:`` as (file, key): plain entries from params.yaml, ``{file: [keys]}`` from it."""
+    out: list[tuple[str, str]] = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            out += [(str(f), str(k)) for f, keys in entry.items() for k in keys]
+        else:
+            out.append(("params.yaml", str(entry)))
+    return out
+
+
 def mirror_stages(real: dict[str, Any]) -> dict[str, Stage]:
     """The stages of a dvc.yaml: params, deps, outs, metrics, run-cache use and upstream stages."""
     stages: dict[str, Stage] = {}
     for name, st in real["stages"].items():
         assert "cmd" in st and "wdir" not in st, f"{name}: foreach/matrix/wdir stages are not mirrored"
-        assert all(isinstance(p, str) for p in st.get("params", [])), f"{name}: params of other files"
         stages[name] = Stage(
             name=name,
-            params=list(st.get("params", [])),
+            params=listed_params(st.get("params", [])),
             deps=[str(d) for d in st.get("deps", [])],
             outs=[_path_of(o) for o in st.get("outs", [])],
             metrics=[_path_of(m) for m in st.get("metrics", [])],
@@ -265,7 +307,7 @@ class Project:
         self.params = yaml.safe_load(params_text)
         self.stages = mirror_stages(dvc_yaml)
         self.order = list(self.stages)
-        missing = {n: [p for p in s.params if not has(self.params, p)] for n, s in self.stages.items()}
+        missing = {n: [k for _, k in s.params if not has(self.params, k)] for n, s in self.stages.items()}
         missing = {n: keys for n, keys in missing.items() if keys}
         assert not missing, f"dvc.yaml lists params that params.yaml lacks, so dvc repro fails: {missing}"
         cfg = root.parent / f"{root.name}_dvc_config"
@@ -298,9 +340,11 @@ class Project:
         (root / "dvc.yaml").write_text(yaml.safe_dump(fake, sort_keys=False))
         (root / "params.yaml").write_text(params_text)
         (root / SCRIPT).write_text(STAGE_SCRIPT)
+        params_files = sorted({f for s in self.stages.values() for f, _ in s.params} - {"params.yaml"})
         spec = {
             n: {
                 "params": s.params,
+                "params_files": params_files,
                 "outs": s.outs,
                 "metrics": s.metrics,
                 "inner": self.inner_deps(s),
@@ -319,6 +363,11 @@ class Project:
         reports/validation): the fake stage must write them for those stages to find them."""
         deps = {d for s in self.stages.values() if s is not stage for d in s.deps}
         return sorted(d for d in deps if any(_under(d, o) and d != o for o in stage.outs))
+
+    @property
+    def params_files(self) -> set[str]:
+        """Params files other than params.yaml that stages list keys from (some stage's outs)."""
+        return {f for s in self.stages.values() for f, _ in s.params} - {"params.yaml"}
 
     @property
     def interpolated_keys(self) -> set[str]:
@@ -354,7 +403,7 @@ class Project:
         return {
             s.name
             for s in self.stages.values()
-            if any(_covers(p, key) for p in s.params) or any(_covers(m, key) for m in s.interpolated)
+            if any(_covers(p, key) for _, p in s.params) or any(_covers(m, key) for m in s.interpolated)
         }
 
     def affected(self, key: str) -> set[str]:
@@ -368,9 +417,13 @@ class Project:
         """Outs whose content does not match the params values in ``raw``."""
         stale = []
         for s in self.stages.values():
-            want = {"stage": s.name, "params": {k: get(raw, k) for k in s.params}}
+            want = {"stage": s.name, "params": {k: get(raw, k) for _, k in s.params}}
             for out in s.outs:
                 path = self.root / out if Path(out).suffix else self.root / out / "content.json"
+                if out in self.params_files:  # the resolved params: params.yaml as the plan saw it
+                    if not path.is_file() or yaml.safe_load(path.read_text()) != raw:
+                        stale.append(out)
+                    continue
                 got = json.loads(path.read_text()) if path.is_file() else {}
                 if {k: got.get(k) for k in want} != json.loads(json.dumps(want)):
                     stale.append(out)
@@ -444,7 +497,7 @@ def changes_of(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         changed = with_value(base, key, new)
         if not key.startswith(NOT_VALIDATED):
             try:
-                parse_params(changed, f"params.yaml with {key}={new!r}")
+                parse_user_params(changed, f"params.yaml with {key}={new!r}")
             except ConfigError as exc:
                 raise AssertionError(f"{exc}\n(choose a valid value for {key} in ALTERNATIVES)") from None
         out.append((key, changed))
@@ -461,6 +514,12 @@ def real_params() -> str:
     return (REPO / "params.yaml").read_text()
 
 
+@pytest.fixture
+def handset_params() -> str:
+    """Every key explicit (segflow's params before the plan stage): sections with kwargs to rename."""
+    return HANDSET_PARAMS.read_text()
+
+
 @pytest.fixture(scope="module")
 def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pycache")
@@ -472,8 +531,10 @@ def test_every_params_key_reruns_exactly_the_stages_that_read_it(
     text = real_params
     changes = changes_of(yaml.safe_load(text))
     keys = [k for k, _ in changes]
-    # The walk reaches every section, each class value, lists as one leaf, keys no stage reads.
-    assert {"data.dir", "data.classes.lesion", "preprocess.image_size", "train.loss"} <= set(keys)
+    # The walk reaches every section, keys the plan chooses (auto, one leaf), lists as one leaf.
+    assert {"data.dir", "data.classes", "preprocess.image_size", "train.loss", "plan.time_budget"} <= set(
+        keys
+    )
     assert "train.loss.0.name" not in keys
 
     def worker(i: int) -> list[Check]:
@@ -494,54 +555,52 @@ def test_every_params_key_reruns_exactly_the_stages_that_read_it(
     assert not problems, "\n".join(problems)
     changed = [c for c in checks if c.key]
     assert sorted(c.key for c in changed) == sorted(keys)
-    # Some keys are read by no stage (nothing may run), and every stage re-ran for some key.
-    assert any(not c.expected for c in changed)
+    # The plan resolves every key (it re-runs for each); some keys no later stage reads (only the
+    # plan ran, e.g. data.synthetic.*), and every stage re-ran for some key.
+    assert all("plan" in c.expected for c in changed)
+    assert any(c.expected == ["plan"] for c in changed)
     assert set().union(*(c.expected for c in changed)) == set(real_dvc_yaml["stages"])
 
 
 def test_the_check_fails_on_a_key_the_run_cache_ignores(
-    tmp_path: Path, real_dvc_yaml: dict[str, Any], real_params: str, pycache: Path
+    tmp_path: Path, real_dvc_yaml: dict[str, Any], handset_params: str, pycache: Path
 ) -> None:
     """Control: with keys named ``size`` (the old params.yaml, and a transform kwarg) it fails.
 
-    DVC restores the stage from the run cache ("is cached - skipping run") instead of running
-    it, dvc.lock records the new value, ``dvc status`` is clean and the outputs are stale:
-    treeverse/dvc#10296. That needs (a) the key to sit *inside* a listed section (dvc.yaml
-    ``params: [preprocess]`` or ``[train]``, as here; a stage listing the leaf itself,
-    ``preprocess.size``, records it under that flat name, which is hashed, and re-runs) and
-    (b) a stage DVC keeps in its run cache (one with no ``cache: false`` out other than
-    metrics or plots: not evaluate or ensemble).
+    DVC restores a stage from the run cache ("is cached - skipping run") instead of running it,
+    dvc.lock records the new value, ``dvc status`` is clean and the outputs are stale:
+    treeverse/dvc#10296. That needs (a) the key to sit *inside* a listed section (the plan stage's
+    ``params: [preprocess, train, ...]``, as here; a stage listing the leaf itself,
+    ``preprocess.size``, records it under that flat name, which is hashed, and re-runs) and (b) a
+    stage DVC keeps in its run cache (one with no ``cache: false`` out other than metrics or plots).
+    Here it is the plan stage: restored instead of run, it leaves the resolved params, and so every
+    later stage, on the old value.
     """
-    raw = yaml.safe_load(real_params)
+    raw = yaml.safe_load(handset_params)
     raw["preprocess"] = {"size" if k == "image_size" else k: v for k, v in raw["preprocess"].items()}
     raw["train"]["augment"]["transforms"][0]["kwargs"]["size"] = 3  # a user kwarg named size
     old = yaml.safe_dump(raw, sort_keys=False)
     project = make_project(tmp_path / "old", real_dvc_yaml, old, pycache)
     cached_readers = {s for s in project.readers("preprocess.size") if project.stages[s].run_cached}
-    assert "preprocess" in cached_readers
+    assert {"plan", "preprocess"} <= cached_readers
 
-    # The same check as above fails, and says why: every reader DVC keeps in its run cache was
-    # restored from there instead of running, and its outputs are stale.
+    # The same check as above fails, and says why: the plan was restored from the run cache instead
+    # of running, so nothing after it saw the change, and the outputs are stale.
     changed = with_value(raw, "preprocess.size", [32, 32])
     check, _ = check_changes(project, [("preprocess.size", changed)])
-    assert check.problems, "DVC re-ran preprocess: its run cache hashed a key named size"
-    assert check.problems[0].startswith(
-        f"preprocess.size changed: ran {project.sort(check.repro.ran)}, "
-        f"restored from the run cache {project.sort(cached_readers)}; "
-        f"expected ran {check.expected}, restored []"
-    )
-    assert not cached_readers & set(check.repro.ran)
-    assert check.problems[1].startswith("preprocess.size changed: stale outputs ['data/prepared'")
+    assert check.problems, "DVC re-ran the plan: its run cache hashed a key named size"
+    assert "plan" in check.repro.restored and not cached_readers & set(check.repro.ran), check.repro.output
+    assert any("stale outputs" in p and "plans/params.yaml" in p for p in check.problems), check.problems
 
     # What a user saw: dvc.lock records the new value, `dvc status` is clean, the outputs are old.
     project.write_params(changed)
     r = project.repro()
-    assert r.restored == cached_readers and not cached_readers & set(r.ran), r.output
+    assert "plan" in r.restored and not cached_readers & set(r.ran), r.output
     lock = yaml.safe_load((project.root / "dvc.lock").read_text())
-    assert lock["stages"]["preprocess"]["params"]["params.yaml"]["preprocess"]["size"] == [32, 32]
+    assert lock["stages"]["plan"]["params"]["params.yaml"]["preprocess"]["size"] == [32, 32]
     assert "Data and pipelines are up to date." in project.run(str(DVC), "status").stdout
-    content = json.loads((project.root / "data/prepared/content.json").read_text())
-    assert content["params"]["preprocess"]["size"] == [64, 64]
+    resolved = yaml.safe_load((project.root / "plans/params.yaml").read_text())
+    assert resolved["preprocess"]["size"] == [64, 64]
     project.write_params(None)
     project.repro()
 
@@ -551,16 +610,22 @@ def test_the_check_fails_on_a_key_the_run_cache_ignores(
     check, _ = check_changes(
         project, [("train.augment.transforms", with_value(raw, "train.augment.transforms", transforms))]
     )
-    assert check.problems and "train" in check.repro.restored and "train" not in check.repro.ran, (
+    assert check.problems and "plan" in check.repro.restored and "train" not in check.repro.ran, (
         check.problems
     )
 
-    # Condition (a): the stage lists the leaf, not its section; DVC hashes it and re-runs.
+    # Condition (a): the stages list the leaf, not its section; DVC hashes it and re-runs.
     dotted = copy.deepcopy(real_dvc_yaml)
-    dotted["stages"]["preprocess"]["params"] = [
-        "preprocess.size" if p == "preprocess" else p for p in dotted["stages"]["preprocess"]["params"]
-    ]
+    for stage in ("plan", "preprocess"):
+        dotted["stages"][stage]["params"] = [_leaf_listed(p) for p in dotted["stages"][stage]["params"]]
     leaf = make_project(tmp_path / "leaf", dotted, old, pycache)
     checks = check_changes(leaf, [("preprocess.size", changed)])
     assert [p for c in checks for p in c.problems] == []
-    assert "preprocess" in checks[0].repro.ran
+    assert {"plan", "preprocess"} <= set(checks[0].repro.ran)
+
+
+def _leaf_listed(entry: Any) -> Any:
+    """A ``params:`` entry with the ``preprocess`` section listed by its leaf ``preprocess.size``."""
+    if isinstance(entry, dict):
+        return {f: [_leaf_listed(k) for k in keys] for f, keys in entry.items()}
+    return "preprocess.size" if entry == "preprocess" else entry
