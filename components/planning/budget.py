@@ -98,14 +98,16 @@ def resolve_budget(cfg: PlanConfig, threads: int) -> Budget:
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
         name, device_gb = str(props.name), props.total_memory / 2**30
-        own_gb, own_text = device_gb * GPU_MEMORY_FRACTION, f"{GPU_MEMORY_FRACTION:.0%} of the GPU's"
+        own_gb = device_gb * GPU_MEMORY_FRACTION
+        own_text = f"{GPU_MEMORY_FRACTION:.0%} of the GPU's {device_gb:.1f} GB"
     else:
         name = f"{_cpu_name()} ({threads} threads)"
         device_gb = _ram_gb()
         own_gb = min(device_gb * CPU_MEMORY_FRACTION, CPU_MEMORY_CAP_GB)
-        own_text = f"{CPU_MEMORY_FRACTION:.0%} of the RAM, at most {CPU_MEMORY_CAP_GB:g} GB"
+        cap = f"at most {CPU_MEMORY_CAP_GB:g} GB"
+        own_text = f"{CPU_MEMORY_FRACTION:.0%} of the {device_gb:.1f} GB RAM, {cap}"
     if cfg.memory_gb == AUTO:
-        memory_gb, memory_source = own_gb, f"auto: {own_text} {device_gb:.1f} GB"
+        memory_gb, memory_source = own_gb, f"auto: {own_text}"
     else:
         memory_gb, memory_source = float(cfg.memory_gb), "yours (plan.memory_gb)"
         if memory_gb > device_gb:

@@ -163,6 +163,9 @@ class Plan:
                 "",
                 "## Networks measured on this device",
                 "",
+                "Steps per fold as the widths were compared, with every fold of the split trained; "
+                "`train.folds` and `train.epochs` above say what the run trains.",
+                "",
                 "| base filters | patch | batch | s/step | steps per fold |",
                 "|---|---|---|---|---|",
             ]
