@@ -48,6 +48,7 @@ def workload(ctx: Context, shape: tuple[float, ...], patch: list[int], overlap: 
         megavoxels=float(facts.shapes.prod(axis=1).sum()) * facts.channels / 1e6,
         tta_variants=tta,
         window_batch=WINDOW_BATCH,
+        measuring_s=ctx.cache.measuring_seconds() if ctx.cache is not None else 0.0,
     )
 
 

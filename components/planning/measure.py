@@ -27,6 +27,7 @@ import numpy as np
 
 WARMUP_STEPS = 1
 TIMED_STEPS = 3
+TIMED_WINDOWS = 3
 AUG_SAMPLES = 6
 
 
@@ -159,8 +160,16 @@ def measure(c: Candidate, device: str) -> Measurement:
             model(windows)
 
     forward()
-    window_s = _timed(forward, 3, sync)
+    window_s = _timed(forward, TIMED_WINDOWS, sync)
     return Measurement(step_s, window_s, memory, activations, _augmentation_seconds(c), int(params))
+
+
+def measuring_seconds(m: Measurement) -> float:
+    """Seconds :func:`measure` spends on a candidate, from its own results (the warm-up and timed
+    steps, the pass that counts saved bytes, the windows, the augmentation samples): a plan read
+    from the cache is estimated exactly as the one that measured."""
+    steps = (WARMUP_STEPS + TIMED_STEPS + 1) * m.step_s
+    return steps + (1 + TIMED_WINDOWS) * m.window_s + (1 + AUG_SAMPLES) * m.aug_s
 
 
 def device_key(device: str) -> dict[str, Any]:
@@ -179,6 +188,7 @@ class MeasurementCache:
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / "measurements.json"
         self._data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self._used: dict[str, Measurement] = {}  # every measurement this plan used, by key
 
     @staticmethod
     def key(c: Candidate, device: Mapping[str, Any]) -> str:
@@ -189,15 +199,23 @@ class MeasurementCache:
     def get(self, key: str) -> Measurement | None:
         """The stored measurement, or None."""
         hit = self._data.get(key)
-        return Measurement(**hit) if hit else None
+        if not hit:
+            return None
+        self._used[key] = Measurement(**hit)
+        return self._used[key]
 
     def put(self, key: str, m: Measurement) -> None:
         """Store a measurement."""
         self._data[key] = asdict(m)
+        self._used[key] = m
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
+
+    def measuring_seconds(self) -> float:
+        """Seconds measuring every candidate this plan used takes (cached ones as if measured now)."""
+        return sum(measuring_seconds(m) for m in self._used.values())
 
 
 MeasureFn = Callable[[Candidate, str], Measurement]

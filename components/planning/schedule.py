@@ -2,8 +2,10 @@
 expected wall time of every stage.
 
 The budget covers the whole run (validate to registration). Inference and fixed costs are
-estimated first from measured seconds per window (the sliding windows each case needs); what is
-left trains the folds, split evenly:
+estimated first from measured seconds per window (the sliding windows each case needs), the plan
+stage with the time its own measuring of the candidate networks takes (on a CPU a wide network's
+steps on whole photographs take a minute or more of a short budget); what is left trains the
+folds, split evenly:
 
 - steps per fold = the fold's seconds / (measured step + augmentation of the batch);
 - 250 steps per epoch (nnU-Net's) when that leaves at least :data:`MIN_EPOCHS` epochs, else fewer
@@ -31,6 +33,7 @@ FOLD_SETUP_S = 5.0  # loading a fold's cases, building its model, writing its ch
 READ_S_PER_MVOXEL = 0.6  # validate and preprocess: read, check, resample and write a million voxels
 METRICS_S_PER_CASE = 0.05  # the metric panel of one case: a fixed part ...
 METRICS_S_PER_MVOXEL = 1.0  # ... and surface distances, growing with the case's voxels
+PLAN_S = 15.0  # the plan stage besides measuring: the fingerprint, torch's import, the reports
 PACKAGE_S = 20.0  # the ensemble's MLflow model, registry and reports
 
 
@@ -45,6 +48,7 @@ class Workload:
     megavoxels: float  # the whole dataset, as read
     tta_variants: int
     window_batch: int
+    measuring_s: float = 0.0  # the plan's measurements of candidate networks so far
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def fixed_seconds(w: Workload, c: Costs, device: str, tta_variants: int) -> dict
     read = w.megavoxels * READ_S_PER_MVOXEL
     return {
         "validate": start + read,
-        "plan": start + 15.0,  # measuring the candidate networks
+        "plan": start + PLAN_S + w.measuring_s,
         "preprocess": start + read,
         "train": start + w.n_folds * FOLD_SETUP_S,
         "evaluate": start + inference_seconds(w, c, w.n_train, 1, 1) + w.n_train * metrics_seconds(w) * 2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,23 @@ def test_short_schedules_train_with_the_light_augmentation_long_ones_with_nnunet
     assert "RandSimulateLowResolution" in heavy and "RandSimulateLowResolution" not in light
     assert light.count("RandFlip") == 3 and used(short, "ensemble.tta_axes") == [0, 1, 2]  # still mirrored
     assert "short schedule" in short.values["train.augment.transforms"].reason
+
+
+def test_the_plan_stage_counts_the_time_it_spends_measuring_networks(tmp_path: Path) -> None:
+    """Measuring the candidates (a wide network's step on a whole photo takes seconds on a CPU) is
+    part of the budget: the plan's own stage says it and training gets the rest; read back from the
+    cache, the same plan."""
+    from components.planning.measure import MeasurementCache
+
+    f, b = facts([480, 640], [1.0, 1.0], n=30, channels=3), budget(hours=10 / 60)
+    without = plan(f, b)
+    first = make_plan(user(), f, b, MeasurementCache(tmp_path), cost_model)
+    cached = MeasurementCache(tmp_path)
+    again = make_plan(user(), f, b, cached, cost_model)
+    measuring = cached.measuring_seconds()
+    assert measuring > 10
+    stages = first.estimate["stages_s"]
+    assert stages["plan"] == pytest.approx(without.estimate["stages_s"]["plan"] + measuring, abs=0.1)
+    assert stages["train"] < without.estimate["stages_s"]["train"] - 0.5 * measuring
+    assert first.estimate["total_s"] <= b.seconds
+    assert again.dumps() == first.dumps()
