@@ -152,7 +152,7 @@ class TrainConfig(_Frozen):
     batch_size: int = Field(default=8, ge=1)
     patch_size: list[Annotated[int, Field(ge=4)]] | None = None  # patch mode: 2 or 3 ints
     iterations_per_epoch: int | None = Field(default=None, ge=1)  # patch mode; default 250
-    foreground_fraction: float = Field(default=1 / 3, ge=0, le=1)  # patches forced onto a class
+    foreground_fraction: float = Field(default=0.333, ge=0, le=1)  # patches forced onto a class (as shipped)
     grad_clip: float | None = Field(default=1.0, gt=0)
     grad_accum: int = Field(default=1, ge=1)
     class_aware_sampling: bool = False

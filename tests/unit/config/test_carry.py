@@ -49,3 +49,12 @@ def test_no_record_drops_nothing_and_a_broken_record_is_ignored(tmp_path: Path) 
     (tmp_path / ".segflow").mkdir()
     (tmp_path / ".segflow" / "run_overrides.json").write_text("{not json")
     assert read_record(tmp_path) is None
+
+
+def test_the_shipped_params_yaml_carries_nothing_to_another_dataset(tmp_path: Path) -> None:
+    """A new user's first ``segflow run --data`` (the shipped params.yaml, untouched) is told of no
+    values of theirs: every value the file ships is segflow's default."""
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[3] / "params.yaml").read_text())
+    assert reconcile(shipped, tmp_path, "/somewhere/else", {}) == ({}, [])
