@@ -29,6 +29,7 @@ WARMUP_STEPS = 1
 TIMED_STEPS = 3
 TIMED_WINDOWS = 3
 AUG_SAMPLES = 6
+SLOW_S = 1.0  # a call this slow is timed once (see _timed)
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,18 @@ def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any) -> float:
 
 def _timed(fn: Any, n: int, sync: Any) -> float:
     """Fastest of ``n`` calls of ``fn`` in seconds (after ``sync``, so device work is counted): the
-    least disturbed by other work on a shared machine, and the most repeatable."""
-    times = []
+    least disturbed by other work on a shared machine, and the most repeatable. A first call over
+    :data:`SLOW_S` is the answer: a few percent of noise on a step of seconds changes no choice,
+    while repeating it would cost the plan minutes of the budget (a wide network on a whole
+    megapixel image on a CPU)."""
+    times: list[float] = []
     for _ in range(n):
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
+        if times[0] > SLOW_S:
+            break
     return float(min(times))
 
 
@@ -168,8 +174,12 @@ def measuring_seconds(m: Measurement) -> float:
     """Seconds :func:`measure` spends on a candidate, from its own results (the warm-up and timed
     steps, the pass that counts saved bytes, the windows, the augmentation samples): a plan read
     from the cache is estimated exactly as the one that measured."""
-    steps = (WARMUP_STEPS + TIMED_STEPS + 1) * m.step_s
-    return steps + (1 + TIMED_WINDOWS) * m.window_s + (1 + AUG_SAMPLES) * m.aug_s
+
+    def passes(seconds: float, n: int) -> float:
+        return (1 if seconds > SLOW_S else n) * seconds
+
+    steps = (WARMUP_STEPS + 1) * m.step_s + passes(m.step_s, TIMED_STEPS)
+    return steps + m.window_s + passes(m.window_s, TIMED_WINDOWS) + (1 + AUG_SAMPLES) * m.aug_s
 
 
 def device_key(device: str) -> dict[str, Any]:

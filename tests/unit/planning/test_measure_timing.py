@@ -1,0 +1,32 @@
+"""Timing a candidate: fastest of a few calls, a slow one once (measuring is part of the budget)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from components.planning import measure
+
+
+def test_a_slow_call_is_timed_once_a_fast_one_repeatedly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure, "SLOW_S", 0.01)
+    calls: list[int] = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(0.02)
+
+    assert measure._timed(slow, 3, lambda: None) >= 0.02
+    assert len(calls) == 1
+    calls.clear()
+    assert measure._timed(lambda: calls.append(1), 3, lambda: None) < 0.01
+    assert len(calls) == 3
+
+
+def test_measuring_seconds_follow_the_passes_measure_makes() -> None:
+    fast = measure.Measurement(0.5, 0.2, 0.0, 0.0, 0.01, 1)
+    slow = measure.Measurement(8.0, 4.0, 0.0, 0.0, 0.01, 1)
+    aug = (1 + measure.AUG_SAMPLES) * 0.01
+    assert measure.measuring_seconds(fast) == pytest.approx(5 * 0.5 + 4 * 0.2 + aug)
+    assert measure.measuring_seconds(slow) == pytest.approx(3 * 8.0 + 2 * 4.0 + aug)
