@@ -59,6 +59,15 @@ def copy_project(root: Path, params: Path = HANDSET_PARAMS) -> None:
             shutil.copy2(src, root / name)
 
 
+def resolve_as_written(root: Path) -> None:
+    """Write what the plan stage writes when every params key is explicit: the resolved params
+    (``plans/params.yaml``, which the later stages read) are params.yaml itself, and its one
+    configuration's copy (``plans/params-2d.yaml``)."""
+    (root / "plans").mkdir(exist_ok=True)
+    for name in ("params.yaml", "params-2d.yaml"):
+        shutil.copy2(root / "params.yaml", root / "plans" / name)
+
+
 def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16, size: int = 48) -> Path:
     """A committed git project at ``root`` with segflow's files, ``overrides`` applied, and phantoms
     prepared as the preprocess stage would (the train stage's inputs)."""
@@ -72,9 +81,7 @@ def prepared_project(root: Path, overrides: dict[str, object], n_cases: int = 16
     root.mkdir(parents=True)
     copy_project(root)
     params = apply_overrides(root / "params.yaml", overrides)
-    (root / "plans").mkdir()  # every key is explicit: the resolved params are the params themselves
-    shutil.copy2(root / "params.yaml", root / "plans" / "params.yaml")
-    shutil.copy2(root / "params.yaml", root / "plans" / "params-2d.yaml")  # one configuration
+    resolve_as_written(root)
     data = generate_phantoms(root / "data/raw", n_cases=n_cases, size=size, seed=0, n_patients=n_cases)
     meta = build_metadata(discover(data), sorted(params.data.classes.values()), root=data)
     prepare_dataset(meta, data, params, spec_from_params(params), root / "data/prepared")

@@ -78,8 +78,9 @@ def test_3d_and_2d_are_trained_compared_on_cv_and_the_chosen_one_registered(
 
     import mlflow
 
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    client = mlflow.MlflowClient()
+    # The project's store named on the client: mlflow.set_tracking_uri would outlive this test in
+    # the process and point later tests' clients (which read MLFLOW_TRACKING_URI) at this store.
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     tagged = sorted(
         (r.data.tags["segflow.configuration"], r.data.tags["mlflow.runName"])

@@ -22,7 +22,15 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.integration.conftest import BIN, copy_project, project_env, run, tiny_training, train_in_process
+from tests.integration.conftest import (
+    BIN,
+    copy_project,
+    project_env,
+    resolve_as_written,
+    run,
+    tiny_training,
+    train_in_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +67,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iter
     run(["git", "init", "-q", "-b", "main"], root, env)
     run([str(BIN / "dvc"), "init", "-q"], root, env)
     params = apply_overrides(root / "params.yaml", TINY)
+    resolve_as_written(root)  # the train stage reads the plan's resolved params
     data = generate_phantoms(root / "data/raw", n_cases=20, size=48, seed=0, n_patients=20)
     meta = build_metadata(discover(data), sorted(params.data.classes.values()), root=data)
     splits = prepare_dataset(meta, data, params, spec_from_params(params), root / "data/prepared")
@@ -85,6 +94,11 @@ def workspace(template: tuple[Path, Path], tmp_path: Path, prefect_api: str) -> 
     return root, _env(root, prefect_api)
 
 
+def _output(proc: subprocess.Popen[str]) -> str:
+    """What an ended process printed (its stdout is a pipe: the text, not the stream object)."""
+    return proc.stdout.read() if proc.stdout else ""
+
+
 def _resume_dir(root: Path) -> Path:
     keys = [p for p in (root / ".segflow/resume/train").iterdir() if p.is_dir()]
     assert len(keys) == 1, keys
@@ -108,7 +122,7 @@ def _wait_for_epoch(proc: subprocess.Popen[str], root: Path, fold: int, epoch: i
             if _next_epoch(state) >= epoch:
                 return state
         if proc.poll() is not None:
-            pytest.fail(f"training ended before fold {fold} reached epoch {epoch}:\n{proc.stdout}")
+            pytest.fail(f"training ended before fold {fold} reached epoch {epoch}:\n{_output(proc)}")
         time.sleep(0.05)
     proc.kill()
     pytest.fail(f"fold {fold} did not reach epoch {epoch} in {LIVENESS_S} s")
@@ -132,7 +146,7 @@ def _training_pid(proc: subprocess.Popen[str]) -> int:
             except psutil.NoSuchProcess:
                 continue
         if proc.poll() is not None:
-            pytest.fail(f"dvc repro ended before it started the train stage:\n{proc.stdout}")
+            pytest.fail(f"dvc repro ended before it started the train stage:\n{_output(proc)}")
         time.sleep(0.05)
     raise AssertionError(f"no flows.train process under dvc repro after {LIVENESS_S} s")
 
@@ -152,7 +166,7 @@ def _freeze_at_epoch(proc: subprocess.Popen[str], pid: int, root: Path, fold: in
                 return state
         os.kill(pid, signal.SIGCONT)
         if proc.poll() is not None:
-            pytest.fail(f"training ended before fold {fold} reached epoch {epoch}:\n{proc.stdout}")
+            pytest.fail(f"training ended before fold {fold} reached epoch {epoch}:\n{_output(proc)}")
         time.sleep(0.05)
     proc.kill()
     pytest.fail(f"fold {fold} did not reach epoch {epoch} in {LIVENESS_S} s")
