@@ -200,6 +200,7 @@ def choose_network(
         PlanError: Even the smallest patch does not fit the memory budget.
     """
     options = []
+    no_time: list[int] = []  # widths whose schedule does not fit the budget at all
     for width in _widths(space):
         calibration = 1.0
         for _ in range(MEASURE_ROUNDS):
@@ -218,6 +219,7 @@ def choose_network(
             sched = schedule_for(m, int(batch_d.value), list(patch))
         except PlanError:
             if width != _widths(space)[-1]:
+                no_time.append(width)
                 continue  # this width does not fit the budget at all: a narrower one may
             raise
         smaller = (
@@ -228,7 +230,7 @@ def choose_network(
             m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
             sched = schedule_for(m, int(batch_d.value), list(patch))
         options.append((width, model, patch_d, batch_d, m, sched))
-    chosen, reason = _pick(options)
+    chosen, reason = _pick(options, space.model is not None, no_time)
     width, model, patch_d, batch_d, m, sched = chosen
     table = [
         {
@@ -243,11 +245,18 @@ def choose_network(
     return Network(Decision(model, reason), patch_d, batch_d, m, sched, table)
 
 
-def _pick(options: list[Any]) -> tuple[Any, str]:
-    """The widest option reaching TARGET_STEPS, else the widest keeping KEEP_STEPS of the narrowest's."""
-    if len(options) == 1:
+def _pick(options: list[Any], yours: bool, no_time: Sequence[int] = ()) -> tuple[Any, str]:
+    """The widest option reaching TARGET_STEPS, else the widest keeping KEEP_STEPS of the narrowest's
+    (``yours``: the user's train.model, the one option; ``no_time``: wider widths left out)."""
+    if len(options) == 1 and yours:
         width = options[0][0]
         return options[0], "yours" if width == 0 else f"yours ({width} base filters)"
+    if len(options) == 1:
+        wider = ", ".join(str(w) for w in no_time)
+        return options[0], (
+            f"nnU-Net's dynamic U-Net, {options[0][0]} base filters: the only width whose schedule fits "
+            f"the budget (wider: {wider} base filters, too slow for one epoch per fold), deep supervision"
+        )
     for option in options:  # widest first
         if option[5].steps >= TARGET_STEPS:
             return option, (

@@ -222,3 +222,15 @@ def test_the_plan_stage_counts_the_time_it_spends_measuring_networks(tmp_path: P
     assert stages["train"] < without.estimate["stages_s"]["train"] - 0.5 * measuring
     assert first.estimate["total_s"] <= b.seconds
     assert again.dumps() == first.dumps()
+
+
+def test_the_one_width_left_by_the_budget_is_not_called_the_users() -> None:
+    """32 and 16 filters leave no time for one epoch: 8 is planned, and its reason says why, not
+    'yours' (train.model is auto)."""
+    p = plan(facts([64, 256, 256], [1.0, 1.0, 1.0], n=20, channels=2), budget(hours=15 / 60))
+    model = p.values["train.model"]
+    assert model.used["kwargs"]["base_filters"] == 8 and not model.user_set
+    assert "yours" not in model.reason and "wider: 32, 16 base filters" in model.reason
+    mine = {"name": "dynunet", "kwargs": {"base_filters": 16}}
+    yours = plan(facts([32, 64, 64], [1.0, 1.0, 1.0]), train__model=mine).values["train.model"]
+    assert yours.reason == "yours (16 base filters)"
