@@ -95,9 +95,9 @@ def worth_both(steps: dict[str, int]) -> tuple[bool, str]:
             f">= {BOTH_MIN_STEPS}); evaluate picks 3d, 2d or their ensemble on the out-of-fold cases"
         )
     return False, (
-        f"3d only: with the budget split in two, {got} steps per fold (< {BOTH_MIN_STEPS}, a long "
-        f"schedule, for each); below that the budget is worth more as steps of the one configuration "
-        "than as a second one to choose from"
+        f"3d only: with the budget split in two, {got} steps per fold (< {BOTH_MIN_STEPS}, the least "
+        f"for a long schedule each); below that the budget is worth more as steps of the one "
+        "configuration than as a second one to choose from"
     )
 
 
