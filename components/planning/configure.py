@@ -63,9 +63,10 @@ def _per_fold(ctx: Context, w: Workload, costs: Costs, tta: int) -> float:
     return per_fold
 
 
-def _plan_tta(ctx: Context, m: Measurement, w: Workload, batch: int, mirror: list[int]) -> int:
+def _plan_tta(ctx: Context, m: Measurement, w: Workload, batch: int, mirror: list[int], room: bool) -> int:
     """``ensemble.tta`` / ``tta_axes``: mirroring along the augmentation's axes unless it would take
-    more than :data:`TTA_SHARE` of the budget; returns the variants per window."""
+    more than :data:`TTA_SHARE` of the budget, or leave no ``room`` for one epoch per fold; returns
+    the variants per window."""
     v = ctx.values
     full = inference_seconds(
         w, Costs(m.step_s, m.aug_s, batch, m.window_s), w.n_test, 2 ** len(mirror), w.n_folds
@@ -73,8 +74,10 @@ def _plan_tta(ctx: Context, m: Measurement, w: Workload, batch: int, mirror: lis
     n = 2 ** len(mirror)
     if not mirror:
         d = Decision(False, "the augmentation mirrors no axis")
-    elif full <= TTA_SHARE * ctx.budget.seconds:
+    elif full <= TTA_SHARE * ctx.budget.seconds and room:
         d = Decision(True, f"{n} mirrored variants (the axes the augmentation mirrored): about {full:.0f} s")
+    elif not room:
+        d = Decision(False, f"{n} mirrored variants (about {full:.0f} s) would leave no time for training")
     else:
         d = Decision(
             False, f"{n} mirrored variants would take about {full:.0f} s, over {TTA_SHARE:.0%} of the budget"
@@ -141,21 +144,36 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         batch=v.given("train.batch_size"),
     )
 
-    def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int = 2 ** len(mirror)) -> Schedule:
-        w, costs = workload(ctx, shape, patch, overlap, tta), Costs(m.step_s, m.aug_s, batch, m.window_s)
-        try:
-            return fit_schedule(_per_fold(ctx, w, costs, tta), w, costs)
-        except PlanError:
-            raise too_short(
-                ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} fold(s)"
-            ) from None
+    def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int | None = None) -> Schedule:
+        """The schedule in the budget with ``tta`` variants; None (choosing a network): with the
+        variants the TTA rule would give the candidate (mirroring within its share of the budget and
+        leaving time for training, else none), so candidates compare fairly and the minimum is one."""
+        costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
+        n = 2 ** len(mirror)
+        if tta is None:  # choosing a network: the variants the TTA rule would give this candidate
+            w = workload(ctx, shape, patch, overlap, n)
+            share = inference_seconds(w, costs, w.n_test, n, w.n_folds) <= TTA_SHARE * ctx.budget.seconds
+        for variants in [tta] if tta is not None else ([n, 1] if share and n > 1 else [1]):
+            w = workload(ctx, shape, patch, overlap, variants)
+            try:
+                return fit_schedule(_per_fold(ctx, w, costs, variants), w, costs)
+            except PlanError:
+                continue
+        raise too_short(
+            ctx.budget.seconds, minimum_seconds(w, costs, ctx.budget.device), f"{ctx.n_folds} fold(s)"
+        )
 
     network = choose_network(space, schedule_for, ctx.cache, ctx.measure_fn)
     v.set("train.model", network.model)
     patch = [int(p) for p in v.set("train.patch_size", network.patch)]
     batch = int(v.set("train.batch_size", network.batch))
     m = network.measurement
-    tta = _plan_tta(ctx, m, workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror)
+    room = True  # for one epoch per fold with mirrored inference
+    try:
+        schedule_for(m, batch, patch, 2 ** len(mirror))
+    except PlanError:
+        room = False
+    tta = _plan_tta(ctx, m, workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror, room)
     sched = schedule_for(m, batch, patch, tta)
     epochs, steps, val_every = _schedule_values(ctx, sched, m)
     v.set("train.optimizer", recipe.plan_optimizer(epochs * steps))

@@ -32,7 +32,7 @@ from components.planning.measure import (
     measured,
     transform_entries,
 )
-from components.planning.schedule import Schedule
+from components.planning.schedule import Schedule, TooShort
 from components.planning.topology import MemoryModel, fit_patch, time_patch
 
 WIDTHS = (32, 16, 8)
@@ -201,6 +201,7 @@ def choose_network(
     """
     options = []
     no_time: list[int] = []  # widths whose schedule does not fit the budget at all
+    shrunk: list[int] = []  # widths that train a patch shrunk for time
     for width in _widths(space):
         calibration = 1.0
         for _ in range(MEASURE_ROUNDS):
@@ -215,22 +216,37 @@ def choose_network(
                 f"{m.memory_bytes / 2**30:.2f} GB to train; give at least "
                 f"{math.ceil(m.memory_bytes / 2**30 * 1.2)}"
             )
+        whole: PlanError | None = None
+        option = None
         try:
             sched = schedule_for(m, int(batch_d.value), list(patch))
-        except PlanError:
+            option = (width, model, patch_d, batch_d, m, sched)
+        except PlanError as exc:
             if width != _widths(space)[-1]:
                 no_time.append(width)
                 continue  # this width does not fit the budget at all: a narrower one may
-            raise
-        smaller = (
-            time_patch(patch, space.spacing, sched.steps, TIME_TARGET_STEPS) if space.patch is None else patch
-        )
+            if space.patch is not None or time_patch(patch, space.spacing, 0, TIME_TARGET_STEPS) == patch:
+                raise
+            whole = exc  # the narrowest has no time on a whole case: its smallest patch may
+        steps = option[5].steps if option is not None else 0
+        smaller = time_patch(patch, space.spacing, steps, TIME_TARGET_STEPS) if space.patch is None else patch
         if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
             model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
             m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
-            sched = schedule_for(m, int(batch_d.value), list(patch))
-        options.append((width, model, patch_d, batch_d, m, sched))
-    chosen, reason = _pick(options, space.model is not None, no_time)
+            try:
+                sched = schedule_for(m, int(batch_d.value), list(patch))
+                if sched.steps > steps:  # kept only when it trains more (its windows cost time too)
+                    option = (width, model, patch_d, batch_d, m, sched)
+                    shrunk.append(width)
+            except TooShort as exc:
+                if option is None:  # neither fits: the error of the one that needs less
+                    less = (
+                        exc if not isinstance(whole, TooShort) or exc.minimum_s < whole.minimum_s else whole
+                    )
+                    raise less from None
+        assert option is not None
+        options.append(option)
+    chosen, reason = _pick(options, space.model is not None, no_time, shrunk)
     width, model, patch_d, batch_d, m, sched = chosen
     table = [
         {
@@ -245,8 +261,11 @@ def choose_network(
     return Network(Decision(model, reason), patch_d, batch_d, m, sched, table)
 
 
-def _pick(options: list[Any], yours: bool, no_time: Sequence[int] = ()) -> tuple[Any, str]:
+def _pick(
+    options: list[Any], yours: bool, no_time: Sequence[int] = (), shrunk: Sequence[int] = ()
+) -> tuple[Any, str]:
     """The widest option reaching TARGET_STEPS, else the widest keeping KEEP_STEPS of the narrowest's
+    and, with its patch ``shrunk`` for time, only when no narrower width trains a whole case
     (``yours``: the user's train.model, the one option; ``no_time``: wider widths left out)."""
     if len(options) == 1 and yours:
         width = options[0][0]
@@ -264,16 +283,21 @@ def _pick(options: list[Any], yours: bool, no_time: Sequence[int] = ()) -> tuple
                 f"{option[5].steps} steps per fold in the budget (>= {TARGET_STEPS}), deep supervision"
             )
     narrowest = options[-1][5].steps
-    for option in options[:-1]:
+    for i, option in enumerate(options[:-1]):
+        if option[0] in shrunk and any(o[0] not in shrunk for o in options[i + 1 :]):
+            continue  # context first: half a case only where no narrower width trains a whole one
         if option[5].steps >= KEEP_STEPS * narrowest:
             return option, (
                 f"nnU-Net's dynamic U-Net, {option[0]} base filters: no width reaches {TARGET_STEPS} "
                 f"steps per fold in the budget; the widest keeping {KEEP_STEPS:.0%} of the narrowest's steps "
                 f"({option[5].steps} vs {narrowest}), deep supervision"
             )
-    wider = ", ".join(f"{o[0]}: {o[5].steps}" for o in options[:-1])
+    wider = ", ".join(
+        f"{o[0]}: {o[5].steps}" + (f" on a patch shrunk for time, {o[2].value}" if o[0] in shrunk else "")
+        for o in options[:-1]
+    )
     return options[-1], (
         f"nnU-Net's dynamic U-Net, {options[-1][0]} base filters (the narrowest): {narrowest} steps per fold "
-        f"in the budget; wider networks would train under {KEEP_STEPS:.0%} of that ({wider}), deep "
-        "supervision"
+        f"in the budget; wider networks would train under {KEEP_STEPS:.0%} of that or on less of a case "
+        f"({wider}), deep supervision"
     )

@@ -149,11 +149,20 @@ def minimum_seconds(w: Workload, c: Costs, device: str) -> float:
     return fixed + w.n_folds * per_fold
 
 
-def too_short(budget_s: float, minimum_s: float, what: str) -> PlanError:
+class TooShort(PlanError):
+    """A time budget under the minimum: ``minimum_s`` is what the smallest sensible run needs."""
+
+    def __init__(self, message: str, minimum_s: float) -> None:
+        super().__init__(message)
+        self.minimum_s = minimum_s
+
+
+def too_short(budget_s: float, minimum_s: float, what: str) -> TooShort:
     """The error for a budget under the minimum, naming the key and the minimum."""
-    return PlanError(
+    return TooShort(
         f"plan.time_budget {format_duration(budget_s)} is too short for {what}: the smallest sensible run "
         f"(one epoch of {MIN_STEPS_PER_EPOCH} steps per fold, measured on this device) needs about "
         f"{format_duration(minimum_s)}; give at least {format_duration(math.ceil(minimum_s / 60) * 60)} "
-        "(or fewer folds: preprocess.splits.n_folds, train.folds)"
+        "(or fewer folds: preprocess.splits.n_folds, train.folds)",
+        minimum_s,
     )

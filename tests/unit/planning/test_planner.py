@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -134,13 +135,50 @@ def test_a_small_budget_trains_fewer_steps_per_epoch_and_a_narrower_network() ->
 def test_a_short_budget_trains_a_smaller_patch_but_never_under_half_a_case() -> None:
     f = facts([512, 512], [1.0, 1.0], n=30)
     whole = used(plan(f, budget(hours=24, device="cuda")), "train.patch_size")
-    short = plan(f, budget(hours=0.5))
+    short = plan(f, budget(hours=0.2))
     patch = used(short, "train.patch_size")
     assert all(w >= 512 for w in whole)  # the whole median case (rounded up to the divisors)
     assert all(w / 2 <= p <= w for p, w in zip(patch, whole, strict=True)) and math.prod(patch) < math.prod(
         whole
     )
     assert "shrunk for time" in short.values["train.patch_size"].reason
+
+
+@pytest.mark.parametrize(
+    ("shape", "n"), [([2048, 2048], 20), ([4096, 4096], 10), ([256, 256, 256], 10), ([512, 512, 512], 10)]
+)
+def test_the_budget_a_too_short_error_asks_for_is_enough_to_plan(shape: list[int], n: int) -> None:
+    """The minimum an error names is one the planner then plans in: the smallest configuration
+    (the narrowest network on half a case when a whole one has no time, no mirrored inference)."""
+    f = facts(shape, [1.0] * len(shape), n=n)
+    with pytest.raises(PlanError, match="give at least") as err:
+        plan(f, budget(hours=0.001, memory_gb=16))
+    asked = re.search(r"give at least (?:(\d+)h)?(?:(\d+)m)?", str(err.value))
+    assert asked is not None
+    minutes = int(asked.group(1) or 0) * 60 + int(asked.group(2) or 0)
+    p = plan(f, budget(hours=minutes / 60, memory_gb=16))
+    assert p.estimate["total_s"] <= minutes * 60
+
+
+def test_a_budget_a_whole_case_misses_trains_half_a_case() -> None:
+    """No time for one epoch on a whole 256^3 case: the narrowest network trains half a case per axis
+    (the error used to name the whole case's larger minimum)."""
+    p = plan(facts([256, 256, 256], [1.0, 1.0, 1.0], n=10), budget(hours=17 / 60, memory_gb=16))
+    assert used(p, "train.patch_size") == [128, 128, 128]
+    assert "shrunk for time" in p.values["train.patch_size"].reason
+    assert used(p, "ensemble.tta") is False and "no time" in p.values["ensemble.tta"].reason
+
+
+def test_a_wider_network_on_part_of_a_case_loses_to_a_narrower_one_on_a_whole_case() -> None:
+    """Context first: with a short budget 32 and 16 filters would train on patches shrunk for time
+    while 8 filters trains the whole median case; 8 is planned (the hand-set hippocampus run's
+    choice), and the reason names the shrunk patches."""
+    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=0.25))
+    assert used(p, "train.model")["kwargs"]["base_filters"] == 8
+    assert used(p, "train.patch_size") == [40, 56, 40]
+    assert "on a patch shrunk for time" in p.values["train.model"].reason
+    steps = used(p, "train.epochs") * used(p, "train.iterations_per_epoch")
+    assert steps == next(c for c in p.network["candidates"] if c["base_filters"] == 8)["steps_per_fold"]
 
 
 def test_a_budget_below_one_epoch_names_the_minimum() -> None:
@@ -175,7 +213,7 @@ def test_a_budget_too_small_for_every_fold_trains_fewer_folds_further() -> None:
     f = facts([64, 96, 96], [1.0, 1.0, 1.0], n=100)
     all_folds = plan(f, budget(hours=24))
     assert used(all_folds, "train.folds") is None  # every fold
-    few = plan(f, budget(hours=0.3))
+    few = plan(f, budget(hours=0.2))
     folds = used(few, "train.folds")
     assert folds is not None and 1 <= len(folds) < 5 and folds == list(range(len(folds)))
     steps = used(few, "train.epochs") * used(few, "train.iterations_per_epoch")
@@ -227,7 +265,7 @@ def test_the_plan_stage_counts_the_time_it_spends_measuring_networks(tmp_path: P
 def test_the_one_width_left_by_the_budget_is_not_called_the_users() -> None:
     """32 and 16 filters leave no time for one epoch: 8 is planned, and its reason says why, not
     'yours' (train.model is auto)."""
-    p = plan(facts([64, 256, 256], [1.0, 1.0, 1.0], n=20, channels=2), budget(hours=15 / 60))
+    p = plan(facts([64, 256, 256], [1.0, 1.0, 1.0], n=20, channels=2), budget(hours=12 / 60))
     model = p.values["train.model"]
     assert model.used["kwargs"]["base_filters"] == 8 and not model.user_set
     assert "yours" not in model.reason and "wider: 32, 16 base filters" in model.reason
