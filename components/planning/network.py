@@ -12,7 +12,10 @@ in the time budget decides:
 
 A candidate that trains fewer than :data:`TIME_TARGET_STEPS` steps on the whole (memory-fitted)
 patch gets a smaller patch first, towards that many steps but at most down to half a case per axis
-(:func:`components.planning.topology.time_patch`): context is worth more than steps above it.
+(:func:`components.planning.topology.time_patch`), kept when it trains more steps: context is worth
+more than steps above it, so a wider candidate on such a patch loses to a narrower one that trains
+the whole case. The narrowest with no time on a whole case tries its half-case patch before the
+plan refuses; the refusal names the smaller minimum of the two.
 """
 
 from __future__ import annotations
