@@ -27,6 +27,7 @@ from typing import Any
 
 from components.core.layout import RESOLVED_PARAMS, configuration_params
 from components.params.config import AUTO
+from components.planning.budget import format_duration
 from components.planning.configure import plan_patch, workload
 from components.planning.context import Context, Trained
 from components.planning.decision import PlanError
@@ -163,7 +164,10 @@ def plan_both(
     except PlanError as err:
         if forced:
             raise PlanError(f"plan.configurations [3d, 2d] (yours) splits the budget in two: {err}") from None
-        return None, f"3d only: the budget split in two does not hold both ({err})"
+        return None, (
+            f"3d only: with the budget split in two ({format_duration(half.budget.seconds)} for each, the "
+            "shared stages included) one of them has no time for one epoch per fold"
+        )
     if forced:
         got = f"3d {steps['3d']}, 2d {steps['2d']} steps per fold with the budget split in two"
         return Both((t3, c3), (t2, c2)), f"yours (plan.configurations [3d, 2d]): {got}"

@@ -117,3 +117,11 @@ def test_2d_images_have_one_configuration() -> None:
     assert plan(photos, budget(hours=24, device="cuda")).trained == ["2d"]
     with pytest.raises(PlanError, match=r"plan\.configurations \[3d\] \(yours\) .* 2D images"):
         plan(photos, budget(hours=1), plan__configurations=["3d"])
+
+
+def test_a_budget_too_short_to_split_says_so_in_its_own_words() -> None:
+    """3 minutes: 3D alone plans; half of it holds no epoch of both, and the reason says that (not a
+    too-short error for a budget the user never gave)."""
+    p = plan(HIPPOCAMPUS, budget(hours=3 / 60))
+    reason = {c["name"]: c for c in p.to_json()["configurations"]}["2d"]["reason"]
+    assert reason.startswith("3d only: with the budget split in two (") and "too short" not in reason
