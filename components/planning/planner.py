@@ -177,10 +177,18 @@ def folds_for_budget(steps_per_fold: int, n_planned: int, n_folds: int) -> tuple
     if steps_per_fold >= MIN_FOLD_STEPS and n_planned == n_folds:
         return n_folds, f"all {n_folds}: {steps_per_fold} steps each in the budget"
     k = max(1, min(n_planned, steps_per_fold * n_planned // MIN_FOLD_STEPS))
-    return k, (
-        f"{k} of {n_folds}: the budget gives {n_planned} folds only {steps_per_fold} steps each (< "
-        f"{MIN_FOLD_STEPS}, too few for a U-Net from scratch, or no time at all for every fold); fewer "
-        "folds trained further give a better ensemble (the CV report covers their validation cases)"
+    few = f"{k} of {n_folds}: "
+    if n_planned < n_folds:
+        few += f"the budget has no time for one epoch of all {n_folds}; "
+    if steps_per_fold < MIN_FOLD_STEPS:
+        few += (
+            f"{n_planned} folds would train only {steps_per_fold} steps each (< {MIN_FOLD_STEPS}, too few "
+            "for a U-Net from scratch); "
+        )
+    else:
+        few += f"{n_planned} train {steps_per_fold} steps each; "
+    return k, few + (
+        "fewer folds trained further give a better ensemble (the CV report covers their validation cases)"
     )
 
 

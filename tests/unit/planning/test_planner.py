@@ -10,7 +10,7 @@ import pytest
 
 from components.planning.decision import PlanError
 from components.planning.network import TARGET_STEPS
-from components.planning.planner import make_plan
+from components.planning.planner import folds_for_budget, make_plan
 from components.planning.schedule import MIN_EPOCHS, STEPS_PER_EPOCH
 from components.planning.topology import MemoryModel, topology
 from tests.unit.planning.conftest import budget, cost_model, facts, user
@@ -272,3 +272,11 @@ def test_the_one_width_left_by_the_budget_is_not_called_the_users() -> None:
     mine = {"name": "dynunet", "kwargs": {"base_filters": 16}}
     yours = plan(facts([32, 64, 64], [1.0, 1.0, 1.0]), train__model=mine).values["train.model"]
     assert yours.reason == "yours (16 base filters)"
+
+
+def test_the_folds_reason_says_which_limit_cut_them() -> None:
+    k, why = folds_for_budget(80, 2, 5)  # no time for all five; two would train 80 steps each
+    assert k == 1 and "no time for one epoch of all 5" in why and "2 folds would train only 80" in why
+    k, why = folds_for_budget(840, 5, 5)  # all five fit, each too short
+    assert k == 4 and "no time" not in why and "5 folds would train only 840" in why
+    assert folds_for_budget(1500, 5, 5) == (5, "all 5: 1500 steps each in the budget")
