@@ -12,7 +12,8 @@ integers: v2; all strings: MSD). nnU-Net v2's ``ignore`` label (unannotated voxe
 from the classes; its region-based labels (a name -> a list of values) are refused, because segflow
 trains one class per mask value. Channel names come from ``channel_names`` (v2) or ``modality``
 (MSD); their keys are the channel indices ``"0"``, ``"1"``, ... Every key is optional; other keys
-(``name``, ``description``, ``licence``, ...) are not read.
+(``description``, ``licence``, ...) are not read; ``name`` names the dataset (the registered model's
+default name).
 
 Reading checks only the file itself; whether it agrees with the images and masks is the validate
 stage's check (:mod:`components.validation.dataset_description`).
@@ -48,6 +49,7 @@ class DatasetJson:
         channel_key: The key they came from (``channel_names`` or ``modality``), or None.
         file_ending: ``file_ending`` (e.g. ``".nii.gz"``), or None.
         num_training: ``numTraining``, or None.
+        name: ``name`` (e.g. MSD's ``"Hippocampus"``), or None.
     """
 
     path: Path
@@ -57,6 +59,7 @@ class DatasetJson:
     channel_key: str | None
     file_ending: str | None
     num_training: int | None
+    name: str | None = None
 
 
 def _fail(path: Path, message: str) -> DatasetJsonError:
@@ -133,7 +136,9 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetJson:
     count = raw.get("numTraining")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise _fail(path, f"numTraining {count!r}; expected the number of training cases (an integer)")
-    return DatasetJson(path, labels, ignore, channels, key, ending, count)
+    name = raw.get("name")
+    name = name.strip() if isinstance(name, str) and name.strip() else None
+    return DatasetJson(path, labels, ignore, channels, key, ending, count, name)
 
 
 def read_dataset_json(data_dir: Path) -> DatasetJson | None:
@@ -153,10 +158,11 @@ def read_dataset_json(data_dir: Path) -> DatasetJson | None:
 
 
 def dataset_json_text(
-    classes: Mapping[str, int], channel_names: list[str], num_training: int, file_ending: str
+    classes: Mapping[str, int], channel_names: list[str], num_training: int, file_ending: str, name: str
 ) -> str:
     """A ``dataset.json`` in nnU-Net v2's form (what the phantom generators write)."""
     doc = {
+        "name": name,
         "channel_names": {str(i): name for i, name in enumerate(channel_names)},
         "labels": dict(classes),
         "numTraining": num_training,

@@ -228,5 +228,5 @@ def generate_phantoms(
             rows.append((case_id, f"patient_{p:0{pwidth}d}"))
         write_cases_csv(tmp / "cases.csv", rows)
         classes = {name: v for v, name in enumerate(CLASS_NAMES)}
-        (tmp / DATASET_JSON).write_text(dataset_json_text(classes, ["gray"], n_cases, ".png"))
+        (tmp / DATASET_JSON).write_text(dataset_json_text(classes, ["gray"], n_cases, ".png", "synthetic"))
     return out_dir

@@ -207,5 +207,7 @@ def generate_volumes(
         if n_patients is not None:
             write_cases_csv(tmp / "cases.csv", rows)
         names = ["MR"] if n_channels == 1 else [f"MR_{c}" for c in range(n_channels)]
-        (tmp / DATASET_JSON).write_text(dataset_json_text(CLASSES_3D, names, n_cases, ".nii.gz"))
+        (tmp / DATASET_JSON).write_text(
+            dataset_json_text(CLASSES_3D, names, n_cases, ".nii.gz", "synthetic-3d")
+        )
     return [case_id for case_id, _ in rows]

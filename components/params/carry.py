@@ -24,7 +24,8 @@ from components.params.user import PLANNABLE, UserParams
 
 RECORD = Path(".segflow") / "run_overrides.json"
 # keys that name the run or the data, not a choice for one dataset's training: never listed
-NOT_DATASET_SPECIFIC = ("data.dir", "data.synthetic.", "tracking.", "ensemble.registered_model", "plan.")
+# (ensemble.registered_model is the dataset's own: a --set name is dropped with the rest)
+NOT_DATASET_SPECIFIC = ("data.dir", "data.synthetic.", "tracking.", "plan.")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ PLANNABLE: tuple[str, ...] = (
     "train.patch_size",
     "train.iterations_per_epoch",
     "train.val_every",
+    "ensemble.registered_model",
     "evaluate.overlap",
     "ensemble.tta",
     "ensemble.tta_axes",

@@ -28,6 +28,8 @@ class DatasetFacts:
         intensity_max: Highest voxel per case.
         n_test: Cases held out for the test set (the official split's, else the planned fraction).
         fingerprint: The fingerprint as validate wrote it.
+        name: The dataset's name in its ``dataset.json``, or None.
+        folder: The data folder's name, or None.
     """
 
     ndim: int
@@ -41,6 +43,8 @@ class DatasetFacts:
     intensity_max: np.ndarray
     n_test: int
     fingerprint: Mapping[str, Any]
+    name: str | None = None
+    folder: str | None = None
 
     @property
     def n_cases(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 import yaml
 
 from components.core.layout import PLAN_JSON, PLAN_MD, RESOLVED_PARAMS, RESOLVED_PARAMS_2D
+from components.data.dataset_json import read_dataset_json
 from components.params.config import ConfigError, Params, load_yaml, parse_params
 from components.params.user import parse_user_params, user_values
 from components.planning.budget import resolve_budget
@@ -92,6 +94,9 @@ def plan_dataset(
     facts = dataset_facts(
         fingerprint, manifest, _classes(user, fingerprint), user.preprocess.splits.test_fraction
     )
+    data_dir = (Path(root) / user.data.dir).resolve()
+    described = read_dataset_json(data_dir) if data_dir.is_dir() else None
+    facts = replace(facts, name=described.name if described else None, folder=data_dir.name)
     from components.core.threads import apply_threads
 
     apply_threads()  # the threads training will use: the measurements are of those

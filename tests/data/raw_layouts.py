@@ -73,7 +73,7 @@ def msd_from_plain(plain: Path, dest: Path, test_cases: int = 1) -> Path:
         )
     (dest / "imagesTr" / "._hidden.nii.gz").write_bytes(b"\x00")  # macOS metadata files in MSD archives
     doc = {
-        "name": "Phantom",
+        "name": json.loads((plain / "dataset.json").read_text())["name"],  # the same dataset
         "tensorImageSize": "4D",
         "modality": {str(i): n for i, n in enumerate(CHANNELS)},
         "labels": {str(v): n for n, v in CLASSES_3D.items()},

@@ -58,3 +58,14 @@ def test_the_shipped_params_yaml_carries_nothing_to_another_dataset(tmp_path: Pa
 
     shipped = yaml.safe_load((Path(__file__).resolve().parents[3] / "params.yaml").read_text())
     assert reconcile(shipped, tmp_path, "/somewhere/else", {}) == ({}, [])
+
+
+def test_a_registered_model_name_set_for_one_dataset_is_not_the_next_ones(tmp_path: Path) -> None:
+    """Each dataset registers under its own name: a --set name goes back to auto on another dataset
+    (else the next dataset's ensemble would be compared with this one's champion)."""
+    raw = {**RAW, "ensemble": {"registered_model": "covid"}}
+    write_record(
+        tmp_path, "data/a", {"ensemble.registered_model": "covid"}, {"ensemble": {"registered_model": "auto"}}
+    )
+    changes, lines = reconcile(raw, tmp_path, "data/b", {})
+    assert changes == {"ensemble.registered_model": "auto"} and "registered_model" in lines[0]

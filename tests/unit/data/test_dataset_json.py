@@ -88,13 +88,14 @@ def test_read_returns_none_without_a_file_and_refuses_invalid_json(tmp_path: Pat
 
 
 def test_the_written_form_reads_back(tmp_path: Path) -> None:
-    text = dataset_json_text({"background": 0, "tube": 1}, ["MR_0", "MR_1"], 12, ".nii.gz")
+    text = dataset_json_text({"background": 0, "tube": 1}, ["MR_0", "MR_1"], 12, ".nii.gz", "tubes")
     (tmp_path / "dataset.json").write_text(text)
     d = read_dataset_json(tmp_path)
     assert d is not None and json.loads(text)["channel_names"] == {"0": "MR_0", "1": "MR_1"}
-    assert (d.labels, d.channel_names, d.num_training, d.file_ending) == (
+    assert (d.labels, d.channel_names, d.num_training, d.file_ending, d.name) == (
         {"background": 0, "tube": 1},
         ("MR_0", "MR_1"),
         12,
         ".nii.gz",
+        "tubes",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,16 @@ def test_the_folds_reason_says_which_limit_cut_them() -> None:
     k, why = folds_for_budget(840, 5, 5)  # all five fit, each too short
     assert k == 4 and "no time" not in why and "5 folds would train only 840" in why
     assert folds_for_budget(1500, 5, 5) == (5, "all 5: 1500 steps each in the budget")
+
+
+def test_each_dataset_registers_under_its_own_name() -> None:
+    from components.planning.naming import registered_name
+
+    assert registered_name("Hippocampus", "msd_hippocampus").value == "segflow-hippocampus"
+    assert registered_name(None, "ISBI 2012 (EM)").value == "segflow-isbi-2012-em"
+    assert registered_name("  ", "raw").value == "segflow-raw"
+    f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=20)
+    p = plan(replace(f, name="Task04_Hippocampus", folder="data"))
+    assert used(p, "ensemble.registered_model") == "segflow-task04_hippocampus"
+    mine = plan(replace(f, name="Hippocampus"), ensemble__registered_model="my-model")
+    assert used(mine, "ensemble.registered_model") == "my-model"  # yours wins
