@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from components.core import layout
 from flows.train import EXECUTOR_TAG
-from tests.integration.conftest import prepared_project, tiny_training, train_in_process
+from tests.integration.conftest import prepared_project, resolve_as_written, tiny_training, train_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 
@@ -40,6 +40,7 @@ def _train(
 
     shutil.copytree(template, dest, symlinks=True)
     apply_overrides(dest / "params.yaml", {"train.executor": executor})
+    resolve_as_written(dest)  # the train stage reads the resolved params
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{dest / 'mlflow.db'}", "PREFECT_API_URL": prefect_api}
     env["OMP_NUM_THREADS"] = "1"  # one thread in the Dask workers too: the same float reduction order
     with monkeypatch.context() as m:

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from components.core import layout
 from components.models import build_model
 from flows.runtime.ddp_fold import DDP_TAG
-from tests.integration.conftest import prepared_project, tiny_training, train_in_process
+from tests.integration.conftest import prepared_project, resolve_as_written, tiny_training, train_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 
@@ -45,6 +45,7 @@ def _copy(template: Path, dest: Path, epochs: int = EPOCHS) -> Path:
 
     shutil.copytree(template, dest, symlinks=True)
     apply_overrides(dest / "params.yaml", {"train.epochs": epochs})
+    resolve_as_written(dest)  # the train stage reads the resolved params
     return dest
 
 
