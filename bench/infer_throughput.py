@@ -5,7 +5,7 @@ files, and their weights are checked equal), on the same inputs, with the same t
 augmentation, averaging the softmax probabilities over folds x mirror variants and taking the
 argmax. The nets are random-init (speed does not depend on the weights).
 
-2D (Unet-ResNet34, the params.yaml defaults otherwise: 1 channel, 4 classes, ``resize`` /
+2D (Unet-ResNet34, the hand-set params (tests/data/handset_params.yaml) otherwise: 1 channel, 4 classes, ``resize`` /
 ``minmax``; 5 folds x horizontal flip, 512²; ``--quick``: 2 folds, 256²). Inputs: raw 8-bit
 gray images at the network size, as float32 ``(N, H, W, 1)`` (what ``segflow predict`` sends),
 ``--batch`` images per call.
@@ -86,6 +86,7 @@ from torch import nn  # noqa: E402
 from bench.inference_3d import ct_stats, synthetic_ct  # noqa: E402
 from bench.machine import device_info, machine_info, result_path, write_result  # noqa: E402
 from bench.paired import agreement, alternate, package, summary  # noqa: E402
+from bench.project import HANDSET_PARAMS  # noqa: E402
 
 CT_SPACING = (2.5, 0.8, 0.8)
 BASE_FILTERS_3D = 8
@@ -200,7 +201,7 @@ def run_2d(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from components.training.checkpoint import model_spec_from_params
 
     text, _ = merged_params(
-        REPO / "params.yaml",
+        HANDSET_PARAMS,  # every key explicit (the shipped file leaves most to the plan stage)
         {"preprocess.image_size": [args.size, args.size], "train.model.name": args.model},
     )
     (root / "params.yaml").write_text(text)
