@@ -5,9 +5,9 @@ files, and their weights are checked equal), on the same inputs, with the same t
 augmentation, averaging the softmax probabilities over folds x mirror variants and taking the
 argmax. The nets are random-init (speed does not depend on the weights).
 
-2D (Unet-ResNet34, the hand-set params (tests/data/handset_params.yaml) otherwise: 1 channel, 4 classes, ``resize`` /
-``minmax``; 5 folds x horizontal flip, 512²; ``--quick``: 2 folds, 256²). Inputs: raw 8-bit
-gray images at the network size, as float32 ``(N, H, W, 1)`` (what ``segflow predict`` sends),
+2D (Unet-ResNet34, the hand-set params of tests/data/handset_params.yaml otherwise: 1 channel,
+4 classes, ``resize`` / ``minmax``; 5 folds x horizontal flip, 512²; ``--quick``: 2 folds, 256²).
+Inputs: raw 8-bit gray images at the network size, as float32 ``(N, H, W, 1)`` (what ``segflow predict`` sends),
 ``--batch`` images per call.
 
 - segflow: ``mlflow.pyfunc.load_model(<local model folder>).predict(x, params={"input_dtype":
@@ -24,7 +24,7 @@ the synthetic CT volume of that benchmark at ``--volume`` (default 32 x 96 x 96;
 32 x 48 x 96), spacing 2.5 x 0.8 x 0.8, ``ct`` intensities from its own foreground statistics,
 no resampling, 3 classes, patch ``--patch`` (default 32 x 64 x 64; ``--quick`` 32 x 48 x 48);
 5 folds (``--quick``: 2) x mirroring over all 3 axes (8 variants); overlap 0.5, 4 windows per
-batch, Gaussian blending: the params.yaml defaults).
+batch, Gaussian blending: the hand-set params).
 
 - segflow: the pyfunc's ``predict`` on the ``(1, Z, Y, X)`` float32 volume with params
   ``spacing`` and ``input_dtype="int16"`` (what ``segflow predict`` sends): normalisation,
