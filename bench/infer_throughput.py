@@ -7,8 +7,8 @@ argmax. The nets are random-init (speed does not depend on the weights).
 
 2D (Unet-ResNet34, the hand-set params of tests/data/handset_params.yaml otherwise: 1 channel,
 4 classes, ``resize`` / ``minmax``; 5 folds x horizontal flip, 512²; ``--quick``: 2 folds, 256²).
-Inputs: raw 8-bit gray images at the network size, as float32 ``(N, H, W, 1)`` (what ``segflow predict`` sends),
-``--batch`` images per call.
+Inputs: raw 8-bit gray images at the network size, as float32 ``(N, H, W, 1)`` (what
+``segflow predict`` sends), ``--batch`` images per call.
 
 - segflow: ``mlflow.pyfunc.load_model(<local model folder>).predict(x, params={"input_dtype":
   "uint8"})`` as users call it: MLflow's schema/params enforcement, the request checks,
