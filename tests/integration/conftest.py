@@ -59,6 +59,15 @@ def copy_project(root: Path, params: Path = HANDSET_PARAMS) -> None:
             shutil.copy2(src, root / name)
 
 
+def shipped_project(root: Path, env: dict[str, str]) -> None:
+    """A git + DVC project at ``root`` with segflow's files and the shipped params.yaml (every
+    plannable key ``auto``): what a new user starts from, for tests of the plan's own choices."""
+    root.mkdir(parents=True)
+    copy_project(root, params=REPO / "params.yaml")
+    run(["git", "init", "-q", "-b", "main"], root, env)
+    run([str(BIN / "dvc"), "init", "-q"], root, env)
+
+
 def resolve_as_written(root: Path) -> None:
     """Write what the plan stage writes when every params key is explicit: the resolved params
     (``plans/params.yaml``, which the later stages read) are params.yaml itself, and its one

@@ -15,7 +15,7 @@ import yaml
 from components.params.edit import apply_overrides
 from components.params.reads import PARAMS_READS_ENV
 from components.training.checkpoint import load_checkpoint
-from tests.integration.conftest import BIN, REPO, copy_project, project_env, run
+from tests.integration.conftest import BIN, project_env, run, shipped_project
 from tests.unit.architecture.test_dvc_contract import unlisted_reads
 
 pytestmark = pytest.mark.slow
@@ -40,12 +40,9 @@ def test_3d_and_2d_are_trained_compared_on_cv_and_the_chosen_one_registered(
     tmp_path: Path, prefect_api: str
 ) -> None:
     root = tmp_path / "proj"
-    root.mkdir()
-    copy_project(root, params=REPO / "params.yaml")
     reads = tmp_path / "reads.jsonl"
     env = project_env(root, prefect_api, SEGFLOW_WARM_IDLE_S="0")
-    run(["git", "init", "-q", "-b", "main"], root, env)
-    run([str(BIN / "dvc"), "init", "-q"], root, env)
+    shipped_project(root, env)
     apply_overrides(root / "params.yaml", TINY)
     run([str(BIN / "segflow"), "generate", "--dims", "3"], root, env)
     run(["git", "add", "-A"], root, env)

@@ -12,7 +12,7 @@ import yaml
 
 from components.params.edit import apply_overrides
 from components.params.user import PLANNABLE, get_key
-from tests.integration.conftest import BIN, REPO, copy_project, project_env, run
+from tests.integration.conftest import BIN, project_env, run, shipped_project
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +21,8 @@ def test_segflow_plan_refuses_a_short_budget_then_plans_without_training(
     tmp_path: Path, prefect_api: str
 ) -> None:
     root = tmp_path / "proj"
-    root.mkdir()
-    copy_project(root, params=REPO / "params.yaml")
     env = project_env(root, prefect_api)
-    run(["git", "init", "-q", "-b", "main"], root, env)
-    run([str(BIN / "dvc"), "init", "-q"], root, env)
+    shipped_project(root, env)
     apply_overrides(root / "params.yaml", {"data.synthetic.n_cases": 16, "data.synthetic.n_patients": 16})
     run([str(BIN / "segflow"), "generate", "--dims", "3", "--out", "vols"], root, env)
     segflow = [str(BIN / "segflow"), "plan", "--data", "vols", "--set", "preprocess.splits.n_folds=2"]
