@@ -63,18 +63,23 @@ def _per_fold(ctx: Context, w: Workload, costs: Costs, tta: int) -> float:
     return per_fold
 
 
+def _mirroring(ctx: Context, w: Workload, costs: Costs, n: int) -> tuple[float, bool]:
+    """Seconds the test set's inference takes with ``n`` mirrored variants by every fold, and
+    whether that is within :data:`TTA_SHARE` of the budget."""
+    full = inference_seconds(w, costs, w.n_test, n, w.n_folds)
+    return full, full <= TTA_SHARE * ctx.budget.seconds
+
+
 def _plan_tta(ctx: Context, m: Measurement, w: Workload, batch: int, mirror: list[int], room: bool) -> int:
     """``ensemble.tta`` / ``tta_axes``: mirroring along the augmentation's axes unless it would take
     more than :data:`TTA_SHARE` of the budget, or leave no ``room`` for one epoch per fold; returns
     the variants per window."""
     v = ctx.values
-    full = inference_seconds(
-        w, Costs(m.step_s, m.aug_s, batch, m.window_s), w.n_test, 2 ** len(mirror), w.n_folds
-    )
     n = 2 ** len(mirror)
+    full, within = _mirroring(ctx, w, Costs(m.step_s, m.aug_s, batch, m.window_s), n)
     if not mirror:
         d = Decision(False, "the augmentation mirrors no axis")
-    elif full <= TTA_SHARE * ctx.budget.seconds and room:
+    elif within and room:
         d = Decision(True, f"{n} mirrored variants (the axes the augmentation mirrored): about {full:.0f} s")
     elif not room:
         d = Decision(False, f"{n} mirrored variants (about {full:.0f} s) would leave no time for training")
@@ -151,8 +156,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
         n = 2 ** len(mirror)
         if tta is None:  # choosing a network: the variants the TTA rule would give this candidate
-            w = workload(ctx, shape, patch, overlap, n)
-            share = inference_seconds(w, costs, w.n_test, n, w.n_folds) <= TTA_SHARE * ctx.budget.seconds
+            share = _mirroring(ctx, workload(ctx, shape, patch, overlap, n), costs, n)[1]
         for variants in [tta] if tta is not None else ([n, 1] if share and n > 1 else [1]):
             w = workload(ctx, shape, patch, overlap, variants)
             try:
