@@ -17,6 +17,7 @@ from components.planning import recipe
 from components.planning.context import Context, Trained
 from components.planning.decision import Decision, PlanError
 from components.planning.measure import Candidate, Measurement, measured, transform_entries
+from components.planning.mirroring import plan_mirror_axes
 from components.planning.network import WINDOW_BATCH, Space, choose_network, plan_batch
 from components.planning.schedule import (
     Costs,
@@ -26,6 +27,7 @@ from components.planning.schedule import (
     fixed_seconds,
     inference_seconds,
     minimum_seconds,
+    step_seconds,
     too_short,
 )
 
@@ -116,6 +118,13 @@ def _schedule_values(ctx: Context, sched: Schedule, m: Measurement) -> tuple[int
     return epochs, steps, val_every
 
 
+def _mirror_axes(ctx: Context, patch_ndim: int) -> Decision:
+    """The patch axes augmentation may mirror (2D slices of volumes leave the coarse axis out)."""
+    ndim = ctx.facts.ndim
+    axes = [a for a in range(ndim) if not (ndim == 3 and patch_ndim == 2 and a == ctx.coarse_axis)]
+    return plan_mirror_axes(ctx.facts.fingerprint.get("class_layout"), ndim, axes)
+
+
 def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     """The native-resolution configuration with ``patch_ndim``-D patches (2D on volumes: slices
     along the coarse axis)."""
@@ -126,14 +135,17 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         spacing = tuple(s for i, s in enumerate(spacing) if i != ctx.coarse_axis)
     v.set("train.loss", recipe.plan_loss())
     aniso = ctx.coarse_axis if ctx.anisotropic and patch_ndim == 3 else None
-    transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso)))
+    mirror = _mirror_axes(ctx, patch_ndim)
+    transforms = list(
+        v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso, mirror=mirror))
+    )
     overlap = float(
         v.set(
             "evaluate.overlap",
             Decision(recipe.OVERLAP, "nnU-Net's: windows overlap by half, Gaussian-weighted"),
         )
     )
-    mirror = recipe.mirrored_axes(transforms, patch_ndim)
+    mirror_axes = recipe.mirrored_axes(transforms, patch_ndim)
     given_patch = v.given("train.patch_size")
     space = Space(
         median_shape=shape,
@@ -154,7 +166,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         variants the TTA rule would give the candidate (mirroring within its share of the budget and
         leaving time for training, else none), so candidates compare fairly and the minimum is one."""
         costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
-        n = 2 ** len(mirror)
+        n = 2 ** len(mirror_axes)
         if tta is None:  # choosing a network: the variants the TTA rule would give this candidate
             share = _mirroring(ctx, workload(ctx, shape, patch, overlap, n), costs, n)[1]
         for variants in [tta] if tta is not None else ([n, 1] if share and n > 1 else [1]):
@@ -174,16 +186,17 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
     m = network.measurement
     room = True  # for one epoch per fold with mirrored inference
     try:
-        schedule_for(m, batch, patch, 2 ** len(mirror))
+        schedule_for(m, batch, patch, 2 ** len(mirror_axes))
     except PlanError:
         room = False
-    tta = _plan_tta(ctx, m, workload(ctx, shape, patch, overlap, 2 ** len(mirror)), batch, mirror, room)
+    full = workload(ctx, shape, patch, overlap, 2 ** len(mirror_axes))
+    tta = _plan_tta(ctx, m, full, batch, mirror_axes, room)
     sched = schedule_for(m, batch, patch, tta)
     epochs, steps, val_every = _schedule_values(ctx, sched, m)
     v.set("train.optimizer", recipe.plan_optimizer(epochs * steps))
     v.set("train.scheduler", recipe.plan_scheduler(epochs * steps))
     # measured with nnU-Net's full set (the costlier one); a short schedule trains with the light one
-    v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso, epochs * steps))
+    v.set("train.augment.transforms", recipe.plan_augmentation(patch_ndim, aniso, epochs * steps, mirror))
     w = workload(ctx, shape, patch, overlap, tta)
     costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
     return Trained(
@@ -200,7 +213,8 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
             "for volumes use auto (patch)"
         )
     v.set("train.loss", recipe.plan_loss())
-    transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(2, None)))
+    mirror = _mirror_axes(ctx, 2)
+    transforms = list(v.set("train.augment.transforms", recipe.plan_augmentation(2, None, mirror=mirror)))
     v.set("evaluate.overlap", Decision(recipe.OVERLAP, "unused: whole images"))
     v.set("train.patch_size", Decision(None, "whole images at preprocess.image_size"))
     v.set("train.iterations_per_epoch", Decision(None, "one pass over the fold's images per epoch"))
@@ -230,13 +244,15 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
         transform_entries(transforms),
     )
     m = measured(c, ctx.budget.device, ctx.cache, ctx.measure_fn)[0]
-    flips = 2 if v.set("ensemble.tta", Decision(True, "horizontal flip (resize modes)")) else 1
+    flip = 1 in mirror.value
+    tta = Decision(True, "horizontal flip (resize modes)") if flip else Decision(False, "no horizontal flip")
+    flips = 2 if v.set("ensemble.tta", tta) else 1
     v.set("ensemble.tta_axes", Decision(None, "unused: resize modes flip horizontally"))
     w = workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)
     costs = Costs(m.step_s, m.aug_s, batch, m.window_s)
     per_epoch = math.ceil(ctx.facts.n_train * (ctx.n_folds - 1) / ctx.n_folds / batch)
     val_s = inference_seconds(w, costs, ctx.facts.n_train / ctx.n_folds, 1, 1)
-    epoch_s = per_epoch * (m.step_s + m.aug_s * batch) + val_s
+    epoch_s = per_epoch * step_seconds(costs) + val_s
     fold = _per_fold(ctx, w, costs, flips)
     epochs = max(1, int(fold // epoch_s))
     reason = f"{epochs} passes over the fold's images fit the budget at {m.step_s:.3f} s per step (measured)"

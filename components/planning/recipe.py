@@ -5,13 +5,15 @@ last step, weight decay 3e-5 (for schedules shorter than :data:`SGD_MIN_STEPS` s
 small time budget on a CPU gives, AdamW with warm-up and cosine decay instead); Dice +
 cross-entropy over deep-supervision outputs; 1/3 of the patches centred on a foreground voxel;
 augmentation with rotation and scaling (p 0.2 each), Gaussian noise, blur, brightness, contrast,
-low-resolution simulation, gamma and mirroring along every axis; at inference, Gaussian-weighted
+low-resolution simulation, gamma and mirroring along every axis (but one along which two classes
+keep one order: :mod:`components.planning.mirroring`); at inference, Gaussian-weighted
 sliding windows with overlap 0.5 and test-time mirroring along the axes the augmentation mirrored.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from components.planning.decision import Decision
@@ -50,12 +52,18 @@ def plan_loss() -> Decision:
     return Decision(LOSS, "nnU-Net's: Dice + cross-entropy (on every deep-supervision output)")
 
 
-def _mirrors_3d() -> list[dict[str, Any]]:
-    return [{"name": "RandFlip", "kwargs": {"prob": 0.5, "spatial_axis": [a]}} for a in range(3)]
+def _mirrors(patch_ndim: int, axes: Sequence[int] | None) -> list[dict[str, Any]]:
+    """Mirroring along ``axes`` (None: every axis) of a ``patch_ndim``-D patch."""
+    axes = range(patch_ndim) if axes is None else axes
+    if patch_ndim == 2:
+        flips = {0: "VerticalFlip", 1: "HorizontalFlip"}
+        return [{"name": flips[a], "kwargs": {"p": 0.5}} for a in sorted(axes, reverse=True)]
+    return [{"name": "RandFlip", "kwargs": {"prob": 0.5, "spatial_axis": [a]}} for a in sorted(axes)]
 
 
-def augmentation_3d(coarse_axis: int | None) -> list[dict[str, Any]]:
-    """nnU-Net's augmentation for 3D patches (``coarse_axis``: anisotropic data rotate in-plane only)."""
+def augmentation_3d(coarse_axis: int | None, mirror: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """nnU-Net's augmentation for 3D patches (``coarse_axis``: anisotropic data rotate in-plane only;
+    ``mirror``: the axes it may mirror, None: every one)."""
     if coarse_axis is None:
         spatial = {
             "name": "RandAffine",
@@ -79,11 +87,11 @@ def augmentation_3d(coarse_axis: int | None) -> list[dict[str, Any]]:
         {"name": "RandScaleIntensity", "kwargs": {"prob": 0.15, "factors": 0.25}},
         {"name": "RandSimulateLowResolution", "kwargs": {"prob": 0.25, "zoom_range": [0.5, 1.0]}},
         {"name": "RandAdjustContrast", "kwargs": {"prob": 0.3, "gamma": [0.7, 1.5]}},
-        *_mirrors_3d(),
+        *_mirrors(3, mirror),
     ]
 
 
-def augmentation_2d() -> list[dict[str, Any]]:
+def augmentation_2d(mirror: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """nnU-Net's augmentation for 2D patches (albumentations; images in [0, 1] while augmented)."""
     return [
         {"name": "Affine", "kwargs": {"rotate": [-ROTATION_2D, ROTATION_2D], "scale": [0.7, 1.4], "p": 0.2}},
@@ -95,12 +103,13 @@ def augmentation_2d() -> list[dict[str, Any]]:
         },
         {"name": "Downscale", "kwargs": {"scale_range": [0.5, 1.0], "p": 0.25}},
         {"name": "RandomGamma", "kwargs": {"gamma_limit": [70, 150], "p": 0.3}},
-        {"name": "HorizontalFlip", "kwargs": {"p": 0.5}},
-        {"name": "VerticalFlip", "kwargs": {"p": 0.5}},
+        *_mirrors(2, mirror),
     ]
 
 
-def light_augmentation(patch_ndim: int, coarse_axis: int | None) -> list[dict[str, Any]]:
+def light_augmentation(
+    patch_ndim: int, coarse_axis: int | None, mirror: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """For short schedules: mirroring, mild rotation and scaling, gamma and noise (the part of
     nnU-Net's set a few thousand steps can learn from; the rest slows them down)."""
     mild = math.radians(15)
@@ -109,8 +118,7 @@ def light_augmentation(patch_ndim: int, coarse_axis: int | None) -> list[dict[st
             {"name": "Affine", "kwargs": {"rotate": [-15.0, 15.0], "scale": [0.85, 1.15], "p": 0.2}},
             {"name": "RandomGamma", "kwargs": {"gamma_limit": [70, 150], "p": 0.3}},
             {"name": "GaussNoise", "kwargs": {"std_range": [0.0, 0.05], "p": 0.1}},
-            {"name": "HorizontalFlip", "kwargs": {"p": 0.5}},
-            {"name": "VerticalFlip", "kwargs": {"p": 0.5}},
+            *_mirrors(2, mirror),
         ]
     if coarse_axis is None:
         spatial = [
@@ -129,15 +137,21 @@ def light_augmentation(patch_ndim: int, coarse_axis: int | None) -> list[dict[st
         *spatial,
         {"name": "RandAdjustContrast", "kwargs": {"prob": 0.3, "gamma": [0.7, 1.5]}},
         {"name": "RandGaussianNoise", "kwargs": {"prob": 0.1, "std": 0.1}},
-        *_mirrors_3d(),
+        *_mirrors(3, mirror),
     ]
 
 
 def plan_augmentation(
-    patch_ndim: int, coarse_axis: int | None, steps_per_fold: int | None = None
+    patch_ndim: int,
+    coarse_axis: int | None,
+    steps_per_fold: int | None = None,
+    mirror: Decision | None = None,
 ) -> Decision:
     """``train.augment.transforms`` for the network's patch dimension and schedule (``None``: not
-    known yet, nnU-Net's full set, the costlier one to measure)."""
+    known yet, nnU-Net's full set, the costlier one to measure); ``mirror``: the patch axes it may
+    mirror (:func:`components.planning.mirroring.plan_mirror_axes`; None: every axis)."""
+    axes = None if mirror is None else list(mirror.value)
+    mirroring = "" if mirror is None else f"; mirroring: {mirror.reason}"
     where = (
         ""
         if patch_ndim == 2
@@ -149,17 +163,17 @@ def plan_augmentation(
     )
     if steps_per_fold is not None and steps_per_fold < SGD_MIN_STEPS:
         return Decision(
-            light_augmentation(patch_ndim, coarse_axis),
+            light_augmentation(patch_ndim, coarse_axis, axes),
             f"a short schedule ({steps_per_fold} steps per fold): the light part of nnU-Net's "
             f"{patch_ndim}D set (mirroring, mild rotation and scaling, gamma, noise{where}); the rest "
-            "pays over longer training",
+            f"pays over longer training{mirroring}",
         )
     if patch_ndim == 3:
-        return Decision(augmentation_3d(coarse_axis), f"nnU-Net's 3D set{where}, mirroring along every axis")
+        return Decision(augmentation_3d(coarse_axis, axes), f"nnU-Net's 3D set{where}, mirroring{mirroring}")
     return Decision(
-        augmentation_2d(),
+        augmentation_2d(axes),
         "nnU-Net's 2D set: rotation, scale, noise, blur, brightness, contrast, "
-        "low resolution, gamma, mirroring along both axes",
+        f"low resolution, gamma, mirroring{mirroring}",
     )
 
 

@@ -12,7 +12,7 @@ fingerprint.json`` with exactly these keys::
      "class_fractions": {"background": f, "<class>": f, ...},
      "nonzero_fraction": {"median": f, "min": f},
      "classes": {"background": 0, "<class>": 1, ...}, "class_source": "dataset.json labels",
-     "channel_names": ["CT"]}
+     "channel_names": ["CT"], "class_layout": {...}}
 
 ``classes`` are the run's classes (name -> mask value) and ``class_source`` says where they came
 from (``data.classes`` in params.yaml, ``dataset.json``'s labels, or the mask values found);
@@ -21,7 +21,9 @@ from (``data.classes`` in params.yaml, ``dataset.json``'s labels, or the mask va
 
 ``nonzero_fraction`` is the share of a case's voxels inside the bounding box of its non-zero voxels
 (any channel): the plan crops to that box when it keeps less than 3/4 of a median case (skull-stripped
-MRI, say), as nnU-Net does.
+MRI, say), as nnU-Net does. ``class_layout`` counts, per pair of foreground classes and per axis, the
+cases in which one class's centre lies before the other's (:mod:`components.validation.class_layout`;
+the plan mirrors no axis along which the classes keep one order).
 
 Spacing and shape are per array axis (``(Z, Y, X)``; 2D images ``(H, W)`` with spacing 1.0).
 Intensities are those of foreground voxels (mask > 0), at most ``max_voxels_per_case`` drawn per
@@ -41,6 +43,7 @@ import pandas as pd
 
 from components.data.regions import IGNORE_INDEX, reference_labels
 from components.io import read_case_channels, read_case_roi, read_mask, split_image_paths
+from components.validation.class_layout import ClassLayout
 from components.validation.manifest import write_json_atomic
 
 INTENSITY_PERCENTILES: dict[str, float] = {"p0_5": 0.5, "p50": 50.0, "p99_5": 99.5}
@@ -136,6 +139,7 @@ def compute_fingerprint(
     samples: list[np.ndarray] = []
     counts = np.zeros(n_classes, np.int64)
     nonzero: list[float] = []
+    layout: ClassLayout | None = None
     for i, row in enumerate(rows.itertuples(index=False)):
         image, geometry = read_case_channels(
             [data_dir / p for p in split_image_paths(cast(str, row.image_path))]
@@ -150,6 +154,9 @@ def compute_fingerprint(
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise ValueError(f"case {row.case_id}: mask values outside 0..{n_classes - 1}")
         counts += np.bincount(labels, minlength=n_classes)
+        layout = layout or ClassLayout(class_names, mask.ndim)
+        if mask.ndim == layout.ndim:
+            layout.add(mask.astype(np.int64, copy=False))
         spacings.append(geometry.spacing)
         nonzero.append(_nonzero_box_fraction(image))
         shapes.append(tuple(mask.shape))
@@ -190,6 +197,7 @@ def compute_fingerprint(
         "classes": {name: v for v, name in enumerate(class_names)},
         "class_source": class_source,
         "channel_names": names,
+        "class_layout": cast(ClassLayout, layout).summary(),
     }
 
 

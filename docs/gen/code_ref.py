@@ -23,6 +23,7 @@ RULE_ORDER = (
     "network",
     "measure",
     "recipe",
+    "mirroring",
     "schedule",
 )
 

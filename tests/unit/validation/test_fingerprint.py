@@ -28,6 +28,7 @@ KEYS = {
     "classes",
     "class_source",
     "channel_names",
+    "class_layout",
 }
 
 
