@@ -12,7 +12,7 @@ from components.planning.decision import Decision
 from components.planning.facts import DatasetFacts
 from components.planning.measure import MeasureFn, Measurement, MeasurementCache
 from components.planning.plan import PlannedValue
-from components.planning.schedule import Costs, Workload
+from components.planning.schedule import Costs, Workload, step_seconds
 
 
 class Values:
@@ -70,5 +70,7 @@ class Trained:
     @property
     def fold_s(self) -> float:
         """Expected seconds of one fold's training and validation."""
-        per_step = self.costs.step_s + self.costs.aug_s * self.costs.batch
-        return self.epochs * self.steps_per_epoch * per_step + -(-self.epochs // self.val_every) * self.val_s
+        return (
+            self.epochs * self.steps_per_epoch * step_seconds(self.costs)
+            + -(-self.epochs // self.val_every) * self.val_s
+        )

@@ -35,7 +35,7 @@ from components.planning.measure import (
     measured,
     transform_entries,
 )
-from components.planning.schedule import Schedule, TooShort
+from components.planning.schedule import MIN_FOLD_STEPS, Schedule, TooShort
 from components.planning.topology import MemoryModel, fit_patch, time_patch
 
 WIDTHS = (32, 16, 8)
@@ -268,8 +268,9 @@ def _pick(
     options: list[Any], yours: bool, no_time: Sequence[int] = (), shrunk: Sequence[int] = ()
 ) -> tuple[Any, str]:
     """The widest option reaching TARGET_STEPS, else the widest keeping KEEP_STEPS of the narrowest's
-    and, with its patch ``shrunk`` for time, only when no narrower width trains a whole case
-    (``yours``: the user's train.model, the one option; ``no_time``: wider widths left out)."""
+    (never under MIN_FOLD_STEPS where the narrowest reaches them) and, with its patch ``shrunk`` for
+    time, only when no narrower width trains a whole case (``yours``: the user's train.model, the
+    one option; ``no_time``: wider widths left out)."""
     if len(options) == 1 and yours:
         width = options[0][0]
         return options[0], "yours" if width == 0 else f"yours ({width} base filters)"
@@ -289,7 +290,7 @@ def _pick(
     for i, option in enumerate(options[:-1]):
         if option[0] in shrunk and any(o[0] not in shrunk for o in options[i + 1 :]):
             continue  # context first: half a case only where no narrower width trains a whole one
-        if option[5].steps >= KEEP_STEPS * narrowest:
+        if option[5].steps >= max(KEEP_STEPS * narrowest, min(MIN_FOLD_STEPS, narrowest)):
             return option, (
                 f"nnU-Net's dynamic U-Net, {option[0]} base filters: no width reaches {TARGET_STEPS} "
                 f"steps per fold in the budget; the widest keeping {KEEP_STEPS:.0%} of the narrowest's steps "

@@ -64,7 +64,7 @@ def test_a_long_budget_trains_both_each_with_its_own_params_in_half_the_budget()
         assert first[key] == second[key]  # one prepared dataset
     assert second["ensemble.tta_axes"].used != first["ensemble.tta_axes"].used  # each mirrors its axes
     alone = plan(HIPPOCAMPUS, b, plan__configurations=["3d"])
-    assert steps(first) < steps(alone.values)  # 3d gave half its training time to 2d
+    assert p.estimate["fold_s"] < 0.55 * alone.estimate["fold_s"]  # 3d gave half its training time to 2d
     stages = p.estimate["stages_s"]
     assert stages["train"] > alone.estimate["stages_s"]["train"] * 0.9  # both trainings, in the budget
     assert p.estimate["total_s"] <= b.seconds and p.estimate["total_s"] >= 0.8 * b.seconds
