@@ -23,9 +23,10 @@ from typing import Any
 from components.params.user import PLANNABLE, UserParams
 
 RECORD = Path(".segflow") / "run_overrides.json"
-# keys that name the run or the data, not a choice for one dataset's training: never listed
-# (ensemble.registered_model is the dataset's own: a --set name is dropped with the rest)
-NOT_DATASET_SPECIFIC = ("data.dir", "data.synthetic.", "tracking.", "plan.")
+# keys that name the data or the machine's budget, not a choice for one dataset: never listed
+# (ensemble.registered_model and tracking.experiment are the dataset's own: a --set name is
+# dropped with the rest, a name written into params.yaml is listed as carried over)
+NOT_DATASET_SPECIFIC = ("data.dir", "data.synthetic.", "plan.")
 
 
 @dataclass(frozen=True)

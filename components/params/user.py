@@ -53,6 +53,7 @@ PLANNABLE: tuple[str, ...] = (
     "evaluate.overlap",
     "ensemble.tta",
     "ensemble.tta_axes",
+    "tracking.experiment",
 )
 
 

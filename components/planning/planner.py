@@ -22,7 +22,7 @@ from components.planning.context import Context, Trained, Values
 from components.planning.decision import Decision, PlanError
 from components.planning.facts import DatasetFacts, resampled_shapes
 from components.planning.measure import MeasureFn, MeasurementCache
-from components.planning.naming import registered_name
+from components.planning.naming import experiment_name, registered_name
 from components.planning.plan import Plan
 from components.planning.schedule import MIN_FOLD_STEPS
 from components.preprocessing.native import median_target_spacing
@@ -86,6 +86,7 @@ def make_plan(
     v.set("preprocess.crop_nonzero", intensity.plan_crop_nonzero(facts))
     v.set("preprocess.slice_axis", Decision("coarsest", "2D on volumes: slices along the coarsest axis"))
     v.set("ensemble.registered_model", registered_name(facts.name, facts.folder))
+    v.set("tracking.experiment", experiment_name(facts.name, facts.folder))
     shapes = resampled_shapes(facts, spacing if facts.ndim == 3 else None)
     n_all = user.preprocess.splits.n_folds
     folds_yours = "train.folds" in v.yours

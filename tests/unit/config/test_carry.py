@@ -69,3 +69,11 @@ def test_a_registered_model_name_set_for_one_dataset_is_not_the_next_ones(tmp_pa
     )
     changes, lines = reconcile(raw, tmp_path, "data/b", {})
     assert changes == {"ensemble.registered_model": "auto"} and "registered_model" in lines[0]
+
+
+def test_an_experiment_name_written_for_one_dataset_is_listed_on_the_next(tmp_path: Path) -> None:
+    """tracking.experiment is the dataset's own (auto: segflow-<name>): one written into params.yaml
+    by hand is kept on another dataset, and said."""
+    raw = {**RAW, "tracking": {"experiment": "covid"}}
+    changes, lines = reconcile(raw, tmp_path, "data/b", {})
+    assert changes == {} and any('tracking.experiment="covid"' in line for line in lines)

@@ -283,7 +283,7 @@ def test_the_folds_reason_says_which_limit_cut_them() -> None:
     assert folds_for_budget(1500, 5, 5) == (5, "all 5: 1500 steps each in the budget")
 
 
-def test_each_dataset_registers_under_its_own_name() -> None:
+def test_each_dataset_registers_and_logs_under_its_own_name() -> None:
     from components.planning.naming import registered_name
 
     assert registered_name("Hippocampus", "msd_hippocampus").value == "segflow-hippocampus"
@@ -292,5 +292,8 @@ def test_each_dataset_registers_under_its_own_name() -> None:
     f = facts([36, 50, 35], [1.0, 1.0, 1.0], n=20)
     p = plan(replace(f, name="Task04_Hippocampus", folder="data"))
     assert used(p, "ensemble.registered_model") == "segflow-task04_hippocampus"
-    mine = plan(replace(f, name="Hippocampus"), ensemble__registered_model="my-model")
+    assert used(p, "tracking.experiment") == "segflow-task04_hippocampus"
+    assert "one MLflow experiment per dataset" in p.values["tracking.experiment"].reason
+    mine = plan(replace(f, name="H"), ensemble__registered_model="my-model", tracking__experiment="e")
     assert used(mine, "ensemble.registered_model") == "my-model"  # yours wins
+    assert used(mine, "tracking.experiment") == "e"
