@@ -245,7 +245,7 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
     )
     m = measured(c, ctx.budget.device, ctx.cache, ctx.measure_fn)[0]
     flip = 1 in mirror.value
-    tta = Decision(True, "horizontal flip (resize modes)") if flip else Decision(False, "no horizontal flip")
+    tta = Decision(True, "horizontal flip (resize modes)") if flip else Decision(False, mirror.reason)
     flips = 2 if v.set("ensemble.tta", tta) else 1
     v.set("ensemble.tta_axes", Decision(None, "unused: resize modes flip horizontally"))
     w = workload(ctx, tuple(float(s) for s in image_size), [], 0.5, flips)

@@ -27,6 +27,8 @@ LOSS = [{"name": "dice", "weight": 1.0, "kwargs": {}}, {"name": "ce", "weight": 
 OVERLAP = 0.5
 ROTATION_3D = math.radians(30)  # nnU-Net rotates 3D patches by up to 30 degrees about each axis
 ROTATION_2D = 180.0  # ... and 2D patches by any angle
+ROTATION_2D_ORDERED = 30.0  # ... but not past this where an axis keeps the classes' order (a half
+# turn is both mirrors at once)
 
 
 def plan_optimizer(steps_per_fold: int) -> Decision:
@@ -92,9 +94,12 @@ def augmentation_3d(coarse_axis: int | None, mirror: Sequence[int] | None = None
 
 
 def augmentation_2d(mirror: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """nnU-Net's augmentation for 2D patches (albumentations; images in [0, 1] while augmented)."""
+    """nnU-Net's augmentation for 2D patches (albumentations; images in [0, 1] while augmented;
+    ``mirror``: the axes it may mirror, None: both; with one left out, rotation stays under
+    :data:`ROTATION_2D_ORDERED`)."""
+    turn = ROTATION_2D if mirror is None or len(set(mirror)) == 2 else ROTATION_2D_ORDERED
     return [
-        {"name": "Affine", "kwargs": {"rotate": [-ROTATION_2D, ROTATION_2D], "scale": [0.7, 1.4], "p": 0.2}},
+        {"name": "Affine", "kwargs": {"rotate": [-turn, turn], "scale": [0.7, 1.4], "p": 0.2}},
         {"name": "GaussNoise", "kwargs": {"std_range": [0.0, 0.05], "p": 0.1}},
         {"name": "GaussianBlur", "kwargs": {"sigma_limit": [0.5, 1.0], "p": 0.2}},
         {

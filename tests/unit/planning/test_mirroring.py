@@ -58,6 +58,14 @@ def test_2d_images_with_an_order_top_to_bottom_keep_the_horizontal_flip_only() -
     f = facts([600, 600], [1.0, 1.0], channels=3, dtype="uint8", n=80)
     f = replace(f, fingerprint={**f.fingerprint, "class_layout": layout([80, 30], [0, 40], 80)})
     p = make_plan(user(), f, budget(hours=24, device="cuda"), None, cost_model)
-    names = [t["name"] for t in p.values["train.augment.transforms"].used]
+    transforms = p.values["train.augment.transforms"].used
+    names = [t["name"] for t in transforms]
     assert "HorizontalFlip" in names and "VerticalFlip" not in names
     assert p.values["ensemble.tta_axes"].used == [1]
+    free_f = facts([600, 600], [1.0, 1.0], channels=3, dtype="uint8", n=80)
+    long = budget(hours=2000, device="cuda")  # nnU-Net's full set: rotation by any angle
+    for data, turn in ((f, 30.0), (free_f, 180.0)):
+        transforms = make_plan(user(), data, long, None, cost_model).values["train.augment.transforms"].used
+        assert "GaussianBlur" in [t["name"] for t in transforms]  # the full set, not the light one
+        affine = next(t for t in transforms if t["name"] == "Affine")
+        assert max(affine["kwargs"]["rotate"]) == turn  # a half turn would be both mirrors at once
