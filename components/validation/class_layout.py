@@ -46,13 +46,14 @@ class ClassLayout:
         labels = [v for v in range(1, k) if present[v]]
         if len(labels) < 2:
             return
-        centres = {v: np.asarray(c, np.float64) for v, c in zip(labels, _centres(mask, labels), strict=True)}
-        for i, (a, b) in enumerate(self.pairs):
-            if a in centres and b in centres:
-                d = centres[a] - centres[b]
-                self.cases[i] += 1
-                self.before[i] += d < -LEVEL_VOXELS
-                self.after[i] += d > LEVEL_VOXELS
+        centres = np.full((k, self.ndim), np.nan)
+        centres[labels] = _centres(mask, labels)
+        a, b = (np.array(side) for side in zip(*self.pairs, strict=True))
+        both = present[a] & present[b]
+        d = centres[a] - centres[b]
+        self.cases += both
+        self.before += both[:, None] & (d < -LEVEL_VOXELS)
+        self.after += both[:, None] & (d > LEVEL_VOXELS)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready ``class_layout`` entry of the fingerprint."""
@@ -64,7 +65,6 @@ class ClassLayout:
         }
 
 
-def _centres(mask: np.ndarray, labels: list[int]) -> list[tuple[float, ...]]:
-    """Centre of mass (array index coordinates) of each label in ``mask``."""
-    centres = ndimage.center_of_mass(np.ones(mask.shape, np.uint8), mask, labels)
-    return [tuple(float(x) for x in c) for c in centres]
+def _centres(mask: np.ndarray, labels: list[int]) -> np.ndarray:
+    """Centre of mass (array index coordinates) of each label in ``mask``, ``(len(labels), ndim)``."""
+    return np.asarray(ndimage.center_of_mass(mask != 0, mask, labels), np.float64)
