@@ -297,3 +297,16 @@ def test_each_dataset_registers_and_logs_under_its_own_name() -> None:
     mine = plan(replace(f, name="H"), ensemble__registered_model="my-model", tracking__experiment="e")
     assert used(mine, "ensemble.registered_model") == "my-model"  # yours wins
     assert used(mine, "tracking.experiment") == "e"
+
+
+def test_the_plan_counts_the_loops_work_around_each_measured_step() -> None:
+    """A fold's expected time is its steps at the measured step x LOOP_OVERHEAD, plus validation."""
+    from components.planning.schedule import LOOP_OVERHEAD
+
+    p = plan(facts([36, 50, 35], [1.0, 1.0, 1.0], n=260), budget(hours=1))
+    measured = p.network["measured"]
+    steps = used(p, "train.epochs") * used(p, "train.iterations_per_epoch")
+    bare = steps * (measured["step_s"] + measured["aug_s_per_sample"] * used(p, "train.batch_size"))
+    assert LOOP_OVERHEAD > 1.0
+    assert p.estimate["fold_s"] >= bare * LOOP_OVERHEAD  # validation passes come on top
+    assert p.estimate["fold_s"] < bare * LOOP_OVERHEAD * 1.15  # ... within its 10 % share
