@@ -2,11 +2,14 @@
 
 For each width nnU-Net would consider (32 filters in the first level, then 16 and 8 for small
 budgets), the patch is fitted to the memory budget (:func:`components.planning.topology.fit_patch`),
-the batch follows (:func:`plan_batch`), and the candidate is measured; the schedule each could train
-in the time budget decides:
+the batch follows (:func:`plan_batch`), and the candidate is measured; 2D images also measure a
+U-Net with a ResNet-18 encoder (:mod:`components.planning.encoder`), ranked between 32 and 16
+filters. The schedule each could train in the time budget decides:
 
 - the widest candidate that reaches :data:`TARGET_STEPS` optimiser steps per fold (50 of nnU-Net's
   epochs: most of the way on its learning curves), else
+- (2D) the ResNet-18-encoder U-Net when it trains :data:`MIN_FOLD_STEPS` per fold on at least
+  :data:`ENCODER_COVERAGE` of the median image (a residual encoder learns more per step), else
 - the widest candidate that keeps at least :data:`KEEP_STEPS` of the narrowest's steps: a wider
   network pays only where its step is barely slower, as on small patches.
 
@@ -26,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.planning import encoder
 from components.planning.decision import Decision, PlanError
 from components.planning.measure import (
     Candidate,
@@ -39,12 +43,16 @@ from components.planning.schedule import MIN_FOLD_STEPS, Schedule, TooShort
 from components.planning.topology import MemoryModel, fit_patch, time_patch
 
 WIDTHS = (32, 16, 8)
+ENCODER_RANK = 16  # 2D: the residual-encoder U-Net is measured before this width (by parameters)
 TARGET_STEPS = 12_500
 # A whole case is worth more than more steps, down to this many per fold: below it the patch shrinks
 # (towards it, at most to half a case per axis). MSD hippocampus reached 0.884 / 0.869 CV Dice with
 # 750 steps per fold on about a whole case (README, hand-set run): context first, then steps.
 TIME_TARGET_STEPS = 1000
 KEEP_STEPS = 0.7
+# 2D, short schedules: the residual-encoder U-Net is planned when it trains MIN_FOLD_STEPS per fold on
+# a patch holding at least this share of the median image's pixels (about the whole image).
+ENCODER_COVERAGE = 0.75
 MIN_BATCH = 2
 BATCH_SHARE = 0.05  # nnU-Net: one batch holds at most 5 % of the dataset's voxels
 CPU_2D_PIXELS = 2 * 256 * 256  # CPU: small 2D patches are batched up to this many pixels
@@ -186,13 +194,149 @@ def _measure(
     return measured(c, space.device, cache, measure_fn)[0]
 
 
+@dataclass(frozen=True)
+class Option:
+    """One measured candidate and the schedule it would train in the budget."""
+
+    width: int  # base filters of a dynamic U-Net; 0: another network (the encoder's, or yours)
+    model: dict[str, Any]
+    patch: Decision
+    batch: Decision
+    measurement: Measurement
+    schedule: Schedule
+    shrunk: bool = False  # its patch was shrunk for time (less than the whole median case)
+    coverage: float = 1.0  # the share of the whole median case's pixels its patch holds
+
+    @property
+    def label(self) -> str:
+        """How the plan's table names it."""
+        return f"dynunet {self.width}" if self.width else str(self.model["name"])
+
+    @property
+    def described(self) -> str:
+        """How the plan's reasons name it."""
+        if self.model == encoder.ENCODER_MODEL:
+            return (
+                f"a U-Net with a ResNet-18 encoder ({encoder.ENCODER_PARAMETERS} parameters, residual, "
+                "random weights)"
+            )
+        return f"nnU-Net's dynamic U-Net, {self.width} base filters"
+
+    @property
+    def supervision(self) -> str:
+        return ", deep supervision" if self.model["name"] == "dynunet" else ""
+
+
+def _width_option(
+    space: Space,
+    width: int,
+    is_narrowest: bool,
+    schedule_for: Callable[[Measurement, int, list[int]], Schedule],
+    cache: MeasurementCache | None,
+    measure_fn: MeasureFn | None,
+) -> Option | None:
+    """The dynamic U-Net of ``width`` (or the user's network) fitted to memory and time; None when
+    its schedule does not fit the budget at all and a narrower width may."""
+    calibration = 1.0
+    for _ in range(MEASURE_ROUNDS):
+        model, patch, patch_d, batch_d = _candidate(space, width, calibration)
+        m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
+        if m.memory_bytes <= space.memory_bytes or space.patch is not None:
+            break
+        calibration *= m.memory_bytes / space.memory_bytes * 1.05
+    if m.memory_bytes > space.memory_bytes:
+        raise PlanError(
+            f"plan.memory_gb {space.memory_bytes / 2**30:.2f}: the smallest patch {list(patch)} needs "
+            f"{m.memory_bytes / 2**30:.2f} GB to train; give at least "
+            f"{math.ceil(m.memory_bytes / 2**30 * 1.2)}"
+        )
+    whole: PlanError | None = None
+    option = None
+    try:
+        option = Option(width, model, patch_d, batch_d, m, schedule_for(m, int(batch_d.value), list(patch)))
+    except PlanError as exc:
+        if not is_narrowest:
+            return None  # this width does not fit the budget at all: a narrower one may
+        if space.patch is not None or time_patch(patch, space.spacing, 0, TIME_TARGET_STEPS) == patch:
+            raise
+        whole = exc  # the narrowest has no time on a whole case: its smallest patch may
+    steps = option.schedule.steps if option is not None else 0
+    smaller = time_patch(patch, space.spacing, steps, TIME_TARGET_STEPS) if space.patch is None else patch
+    if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
+        model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
+        m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
+        try:
+            sched = schedule_for(m, int(batch_d.value), list(patch))
+            if sched.steps > steps:  # kept only when it trains more (its windows cost time too)
+                option = Option(width, model, patch_d, batch_d, m, sched, shrunk=True)
+        except TooShort as exc:
+            if option is None:  # neither fits: the error of the one that needs less
+                less = exc if not isinstance(whole, TooShort) or exc.minimum_s < whole.minimum_s else whole
+                raise less from None
+    assert option is not None
+    return option
+
+
+def _encoder_option(
+    space: Space,
+    schedule_for: Callable[[Measurement, int, list[int]], Schedule],
+    cache: MeasurementCache | None,
+    measure_fn: MeasureFn | None,
+) -> Option | None:
+    """The ResNet-18-encoder U-Net (:mod:`components.planning.encoder`) on the whole median image,
+    shrunk to fit memory, then for time; None when it fits neither."""
+    model = encoder.ENCODER_MODEL
+    whole = encoder.whole_patch(space.median_shape)
+
+    def option_at(patch: tuple[int, ...], extent: str, shrunk: bool) -> tuple[Option | None, Measurement]:
+        batch = Decision(space.batch, "yours") if space.batch else plan_batch(space, patch, lambda _: True)
+        m = _measure(space, model, patch, int(batch.value), cache, measure_fn)
+        reason = (
+            f"{extent}, each axis a multiple of {encoder.DIVISOR} (the encoder halves five times); "
+            f"{m.memory_bytes / 2**30:.2f} GB of the {space.memory_bytes / 2**30:.1f} GB budget (measured)"
+        )
+        try:
+            sched = schedule_for(m, int(batch.value), list(patch))
+        except PlanError:
+            return None, m
+        coverage = math.prod(patch) / math.prod(whole)
+        return Option(0, model, Decision(list(patch), reason), batch, m, sched, shrunk, coverage), m
+
+    patch = whole
+    extent = "the median image"
+    for _ in range(MEASURE_ROUNDS):
+        option, m = option_at(patch, extent, False)
+        if m.memory_bytes <= space.memory_bytes:
+            break
+        fitted = encoder.memory_patch(patch, m.memory_bytes * 1.05, space.memory_bytes)
+        if fitted is None:
+            return None
+        patch, extent = fitted, "the median image shrunk to fit memory"
+    if m.memory_bytes > space.memory_bytes:
+        return None
+    # too few steps on the whole image: smaller patches, each measured (a step's time does not shrink
+    # quite with its pixels, so the first guess may fall short of the target)
+    extent = "the median image shrunk for time (at most to half per axis; sliding windows cover the rest)"
+    current, steps = patch, option.schedule.steps if option is not None else 0
+    for _ in range(MEASURE_ROUNDS):
+        smaller = encoder.time_patch(current, steps, TIME_TARGET_STEPS, whole=patch)
+        found = option_at(smaller, extent, True)[0] if smaller != current else None
+        if found is None:
+            break
+        if option is None or found.schedule.steps > option.schedule.steps:
+            option = found
+        current, steps = smaller, found.schedule.steps
+    return option
+
+
 def choose_network(
     space: Space,
     schedule_for: Callable[[Measurement, int, list[int]], Schedule],
     cache: MeasurementCache | None,
     measure_fn: MeasureFn | None = None,
 ) -> Network:
-    """Measure every width's candidate and pick one (see the module docstring).
+    """Measure every width's candidate (2D: and the residual-encoder U-Net) and pick one (see the
+    module docstring).
 
     Args:
         space: The configuration's choices and fixed values.
@@ -202,106 +346,95 @@ def choose_network(
     Raises:
         PlanError: Even the smallest patch does not fit the memory budget.
     """
-    options = []
-    no_time: list[int] = []  # widths whose schedule does not fit the budget at all
-    shrunk: list[int] = []  # widths that train a patch shrunk for time
-    for width in _widths(space):
-        calibration = 1.0
-        for _ in range(MEASURE_ROUNDS):
-            model, patch, patch_d, batch_d = _candidate(space, width, calibration)
-            m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
-            if m.memory_bytes <= space.memory_bytes or space.patch is not None:
-                break
-            calibration *= m.memory_bytes / space.memory_bytes * 1.05
-        if m.memory_bytes > space.memory_bytes:
-            raise PlanError(
-                f"plan.memory_gb {space.memory_bytes / 2**30:.2f}: the smallest patch {list(patch)} needs "
-                f"{m.memory_bytes / 2**30:.2f} GB to train; give at least "
-                f"{math.ceil(m.memory_bytes / 2**30 * 1.2)}"
-            )
-        whole: PlanError | None = None
-        option = None
-        try:
-            sched = schedule_for(m, int(batch_d.value), list(patch))
-            option = (width, model, patch_d, batch_d, m, sched)
-        except PlanError as exc:
-            if width != _widths(space)[-1]:
-                no_time.append(width)
-                continue  # this width does not fit the budget at all: a narrower one may
-            if space.patch is not None or time_patch(patch, space.spacing, 0, TIME_TARGET_STEPS) == patch:
-                raise
-            whole = exc  # the narrowest has no time on a whole case: its smallest patch may
-        steps = option[5].steps if option is not None else 0
-        smaller = time_patch(patch, space.spacing, steps, TIME_TARGET_STEPS) if space.patch is None else patch
-        if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
-            model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
-            m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
-            try:
-                sched = schedule_for(m, int(batch_d.value), list(patch))
-                if sched.steps > steps:  # kept only when it trains more (its windows cost time too)
-                    option = (width, model, patch_d, batch_d, m, sched)
-                    shrunk.append(width)
-            except TooShort as exc:
-                if option is None:  # neither fits: the error of the one that needs less
-                    less = (
-                        exc if not isinstance(whole, TooShort) or exc.minimum_s < whole.minimum_s else whole
-                    )
-                    raise less from None
-        assert option is not None
-        options.append(option)
-    chosen, reason = _pick(options, space.model is not None, no_time, shrunk)
-    width, model, patch_d, batch_d, m, sched = chosen
+    widths = _widths(space)
+    options: list[Option] = []
+    no_time: list[str] = []  # candidates whose schedule does not fit the budget at all
+    for width in widths:
+        if width == ENCODER_RANK and space.model is None and encoder.applies(space.median_shape):
+            found = _encoder_option(space, schedule_for, cache, measure_fn)
+            if found is None:
+                no_time.append("the ResNet-18-encoder U-Net")
+            else:
+                options.append(found)
+        option = _width_option(space, width, width == widths[-1], schedule_for, cache, measure_fn)
+        if option is None:
+            no_time.append(f"{width} base filters")
+        else:
+            options.append(option)
+    chosen, reason = _pick(options, space.model is not None, no_time)
     table = [
         {
-            "base_filters": w,
-            "patch": p.value,
-            "batch": b.value,
-            "step_s": round(mm.step_s, 4),
-            "steps_per_fold": s.steps,
+            "network": o.label,
+            "base_filters": o.width or None,
+            "patch": o.patch.value,
+            "batch": o.batch.value,
+            "step_s": round(o.measurement.step_s, 4),
+            "steps_per_fold": o.schedule.steps,
         }
-        for w, _, p, b, mm, s in options
+        for o in options
     ]
-    return Network(Decision(model, reason), patch_d, batch_d, m, sched, table)
+    return Network(
+        Decision(chosen.model, reason), chosen.patch, chosen.batch, chosen.measurement, chosen.schedule, table
+    )
 
 
-def _pick(
-    options: list[Any], yours: bool, no_time: Sequence[int] = (), shrunk: Sequence[int] = ()
-) -> tuple[Any, str]:
+def _preferred_encoder(options: Sequence[Option]) -> tuple[Option, str] | None:
+    """On a short schedule, the residual-encoder U-Net when it trains MIN_FOLD_STEPS per fold on at
+    least ENCODER_COVERAGE of the median image: it learns more per step than the plain U-Net."""
+    for option in options:
+        if (
+            option.model == encoder.ENCODER_MODEL
+            and option.schedule.steps >= MIN_FOLD_STEPS
+            and option.coverage >= ENCODER_COVERAGE
+        ):
+            return option, (
+                f"{option.described}: no candidate reaches {TARGET_STEPS} steps per fold in the budget; "
+                f"on a short schedule a residual encoder learns more per step than the plain U-Net, and "
+                f"it trains {option.schedule.steps} steps per fold (>= {MIN_FOLD_STEPS}) on "
+                f"{option.coverage:.0%} of the median image"
+            )
+    return None
+
+
+def _pick(options: list[Option], yours: bool, no_time: Sequence[str] = ()) -> tuple[Option, str]:
     """The widest option reaching TARGET_STEPS, else the widest keeping KEEP_STEPS of the narrowest's
-    (never under MIN_FOLD_STEPS where the narrowest reaches them) and, with its patch ``shrunk`` for
-    time, only when no narrower width trains a whole case (``yours``: the user's train.model, the
-    one option; ``no_time``: wider widths left out)."""
+    (never under MIN_FOLD_STEPS where the narrowest reaches them) and, with its patch shrunk for
+    time, only when no narrower option trains a whole case (``yours``: the user's train.model, the
+    one option; ``no_time``: wider candidates left out)."""
     if len(options) == 1 and yours:
-        width = options[0][0]
+        width = options[0].width
         return options[0], "yours" if width == 0 else f"yours ({width} base filters)"
     if len(options) == 1:
-        wider = ", ".join(str(w) for w in no_time)
-        return options[0], (
-            f"nnU-Net's dynamic U-Net, {options[0][0]} base filters: the only width whose schedule fits "
-            f"the budget (wider: {wider} base filters, too slow for one epoch per fold), deep supervision"
+        only = options[0]
+        return only, (
+            f"{only.described}: the only candidate whose schedule fits the budget (wider: "
+            f"{', '.join(no_time)}, too slow for one epoch per fold){only.supervision}"
         )
     for option in options:  # widest first
-        if option[5].steps >= TARGET_STEPS:
+        if option.schedule.steps >= TARGET_STEPS:
             return option, (
-                f"nnU-Net's dynamic U-Net, {option[0]} base filters: the widest that trains "
-                f"{option[5].steps} steps per fold in the budget (>= {TARGET_STEPS}), deep supervision"
+                f"{option.described}: the widest that trains {option.schedule.steps} steps per fold in "
+                f"the budget (>= {TARGET_STEPS}){option.supervision}"
             )
-    narrowest = options[-1][5].steps
+    preferred = _preferred_encoder(options)
+    if preferred is not None:
+        return preferred
+    narrowest = options[-1].schedule.steps
     for i, option in enumerate(options[:-1]):
-        if option[0] in shrunk and any(o[0] not in shrunk for o in options[i + 1 :]):
-            continue  # context first: half a case only where no narrower width trains a whole one
-        if option[5].steps >= max(KEEP_STEPS * narrowest, min(MIN_FOLD_STEPS, narrowest)):
+        if option.shrunk and any(not o.shrunk for o in options[i + 1 :]):
+            continue  # context first: half a case only where no narrower option trains a whole one
+        if option.schedule.steps >= max(KEEP_STEPS * narrowest, min(MIN_FOLD_STEPS, narrowest)):
             return option, (
-                f"nnU-Net's dynamic U-Net, {option[0]} base filters: no width reaches {TARGET_STEPS} "
-                f"steps per fold in the budget; the widest keeping {KEEP_STEPS:.0%} of the narrowest's steps "
-                f"({option[5].steps} vs {narrowest}), deep supervision"
+                f"{option.described}: no candidate reaches {TARGET_STEPS} steps per fold in the budget; "
+                f"the widest keeping {KEEP_STEPS:.0%} of the narrowest's steps ({option.schedule.steps} "
+                f"vs {narrowest}){option.supervision}"
             )
     wider = ", ".join(
-        f"{o[0]}: {o[5].steps}" + (f" on a patch shrunk for time, {o[2].value}" if o[0] in shrunk else "")
+        f"{o.label}: {o.schedule.steps}" + (f" on a patch shrunk for time, {o.patch.value}" * o.shrunk)
         for o in options[:-1]
     )
-    return options[-1], (
-        f"nnU-Net's dynamic U-Net, {options[-1][0]} base filters (the narrowest): {narrowest} steps per fold "
-        f"in the budget; wider networks would train under {KEEP_STEPS:.0%} of that or on less of a case "
-        f"({wider}), deep supervision"
+    last = options[-1]
+    return last, (
+        f"{last.described} (the narrowest): {narrowest} steps per fold in the budget; wider networks "
+        f"would train under {KEEP_STEPS:.0%} of that or on less of a case ({wider}){last.supervision}"
     )

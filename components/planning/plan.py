@@ -163,14 +163,14 @@ class Plan:
                 "",
                 "## Networks measured on this device",
                 "",
-                "Steps per fold as the widths were compared, with every fold of the split trained; "
+                "Steps per fold as the candidates were compared, with every fold of the split trained; "
                 "`train.folds` and `train.epochs` above say what the run trains.",
                 "",
-                "| base filters | patch | batch | s/step | steps per fold |",
+                "| network | patch | batch | s/step | steps per fold |",
                 "|---|---|---|---|---|",
             ]
             lines += [
-                f"| {c['base_filters'] or 'yours'} | {c['patch']} | {c['batch']} | {c['step_s']:.3f} "
+                f"| {c['network']} | {c['patch']} | {c['batch']} | {c['step_s']:.3f} "
                 f"| {c['steps_per_fold']} |"
                 for c in self.network["candidates"]
             ]

@@ -51,7 +51,9 @@ def plan_scheduler(steps_per_fold: int) -> Decision:
 
 def plan_loss() -> Decision:
     """``train.loss``."""
-    return Decision(LOSS, "nnU-Net's: Dice + cross-entropy (on every deep-supervision output)")
+    return Decision(
+        LOSS, "nnU-Net's: Dice + cross-entropy (on every deep-supervision output, where the network has them)"
+    )
 
 
 def _mirrors(patch_ndim: int, axes: Sequence[int] | None) -> list[dict[str, Any]]:

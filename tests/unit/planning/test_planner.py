@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components.planning import encoder
 from components.planning.decision import PlanError
 from components.planning.network import TARGET_STEPS
 from components.planning.planner import folds_for_budget, make_plan
@@ -269,7 +270,7 @@ def test_the_one_width_left_by_the_budget_is_not_called_the_users() -> None:
     p = plan(facts([64, 256, 256], [1.0, 1.0, 1.0], n=20, channels=2), budget(hours=12 / 60))
     model = p.values["train.model"]
     assert model.used["kwargs"]["base_filters"] == 8 and not model.user_set
-    assert "yours" not in model.reason and "wider: 32, 16 base filters" in model.reason
+    assert "yours" not in model.reason and "wider: 32 base filters, 16 base filters" in model.reason
     mine = {"name": "dynunet", "kwargs": {"base_filters": 16}}
     yours = plan(facts([32, 64, 64], [1.0, 1.0, 1.0]), train__model=mine).values["train.model"]
     assert yours.reason == "yours (16 base filters)"
@@ -310,3 +311,51 @@ def test_the_plan_counts_the_loops_work_around_each_measured_step() -> None:
     assert LOOP_OVERHEAD > 1.0
     assert p.estimate["fold_s"] >= bare * LOOP_OVERHEAD  # validation passes come on top
     assert p.estimate["fold_s"] < bare * LOOP_OVERHEAD * 1.15  # ... within its 10 % share
+
+
+def test_2d_images_measure_a_residual_encoder_unet_and_keep_it_when_it_trains_as_much() -> None:
+    """Half an hour on 30 EM-like 512^2 images: no width trains a whole image; the ResNet-18-encoder
+    U-Net (ranked between 32 and 16 filters) keeps 70 % of the narrowest's steps and is planned, on a
+    patch of multiples of 32, without deep supervision in its reason."""
+    p = plan(facts([512, 512], [1.0, 1.0], n=30, classes=2, n_test=6), budget(hours=0.5))
+    names = [c["network"] for c in p.network["candidates"]]
+    assert names == ["dynunet 32", "unet_resnet18", "dynunet 16", "dynunet 8"]
+    model = p.values["train.model"]
+    assert model.used == {"name": "unet_resnet18", "kwargs": {"encoder_weights": None}}
+    assert "ResNet-18 encoder" in model.reason and "deep supervision" not in model.reason
+    assert all(s % 32 == 0 for s in used(p, "train.patch_size"))
+    steps = used(p, "train.epochs") * used(p, "train.iterations_per_epoch")
+    narrowest = p.network["candidates"][-1]["steps_per_fold"]
+    assert steps >= 0.7 * narrowest and steps >= 1000
+
+
+def test_small_images_volumes_and_the_users_network_get_no_encoder_candidate() -> None:
+    """Slices under 64 px (the encoder would end under 2 px), volumes (it is 2D) and a user's
+    train.model (measured alone) leave the ResNet-18-encoder U-Net out."""
+    small = plan(facts([40, 56], [1.0, 1.0], n=200))
+    volume = plan(facts([64, 128, 128], [1.0, 1.0, 1.0], n=40), budget(hours=2))
+    mine = plan(
+        facts([512, 512], [1.0, 1.0], n=30, classes=2),
+        budget(hours=0.5),
+        train__model={"name": "dynunet", "kwargs": {"base_filters": 16}},
+    )
+    for p in (small, volume, mine):
+        assert all(c["network"] != "unet_resnet18" for c in p.network["candidates"])
+    assert [c["network"] for c in mine.network["candidates"]] == ["dynunet 16"]
+
+
+def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_plain_steps() -> None:
+    """45 minutes on 30 images of 384 x 352: the 8-filter U-Net trains twice the steps, but the
+    ResNet-18-encoder U-Net trains over 1,000 per fold on (nearly) the whole image and is planned;
+    the reason gives its share of the image. With half the time it would see only part of each image
+    and the plain U-Net's rules decide."""
+    f = facts([384, 352], [1.0, 1.0], n=30, classes=3, n_test=6)
+    p = plan(f, budget(hours=0.75))
+    model, steps = p.values["train.model"], {c["network"]: c for c in p.network["candidates"]}
+    assert model.used["name"] == "unet_resnet18"
+    assert steps["dynunet 8"]["steps_per_fold"] > 1.5 * steps["unet_resnet18"]["steps_per_fold"] >= 1500
+    whole = encoder.whole_patch(f.fingerprint["shape"]["median"])
+    share = math.prod(used(p, "train.patch_size")) / math.prod(whole)
+    assert share >= 0.75 and f"{share:.0%} of the median image" in model.reason
+    half = plan(f, budget(hours=0.5))
+    assert half.values["train.model"].used["name"] == "dynunet"
