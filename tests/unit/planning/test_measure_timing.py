@@ -1,4 +1,4 @@
-"""Timing a candidate: fastest of a few calls, a slow one once (measuring is part of the budget)."""
+"""Timing a candidate: the median of a few calls, a slow one once (measuring is part of the budget)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,21 @@ def test_a_slow_call_is_timed_once_a_fast_one_repeatedly(monkeypatch: pytest.Mon
     assert len(calls) == 3
 
 
+def test_a_step_is_timed_as_the_loop_pays_it_the_median_not_the_fastest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(measure, "SLOW_S", 1.0)
+    pauses = iter([0.0, 0.02, 0.02, 0.02, 0.2])
+
+    def step() -> None:
+        time.sleep(next(pauses))
+
+    assert 0.02 <= measure._timed(step, 5, lambda: None) < 0.1
+
+
 def test_measuring_seconds_follow_the_passes_measure_makes() -> None:
     fast = measure.Measurement(0.5, 0.2, 0.0, 0.0, 0.01, 1)
     slow = measure.Measurement(8.0, 4.0, 0.0, 0.0, 0.01, 1)
     aug = (1 + measure.AUG_SAMPLES) * 0.01
-    assert measure.measuring_seconds(fast) == pytest.approx(5 * 0.5 + 4 * 0.2 + aug)
+    assert measure.measuring_seconds(fast) == pytest.approx(7 * 0.5 + 4 * 0.2 + aug)
     assert measure.measuring_seconds(slow) == pytest.approx(3 * 8.0 + 2 * 4.0 + aug)
