@@ -21,6 +21,7 @@ RULE_ORDER = (
     "configure",
     "topology",
     "network",
+    "encoder",
     "measure",
     "recipe",
     "mirroring",
