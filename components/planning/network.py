@@ -205,7 +205,7 @@ class Option:
     measurement: Measurement
     schedule: Schedule
     shrunk: bool = False  # its patch was shrunk for time (less than the whole median case)
-    coverage: float = 1.0  # the share of the whole median case's pixels its patch holds
+    coverage: float = 1.0  # the encoder: its patch's share of the whole median image (widths: `shrunk`)
 
     @property
     def label(self) -> str:
