@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from components.planning import recipe
+from components.planning import encoder, recipe
 from components.planning.context import Context, Trained
 from components.planning.decision import Decision, PlanError
 from components.planning.measure import Candidate, Measurement, measured, transform_entries
@@ -32,7 +32,6 @@ from components.planning.schedule import (
 )
 
 TTA_SHARE = 0.15  # test-time mirroring may take at most this share of the budget
-RESIZED_MODEL = {"name": "unet_resnet18", "kwargs": {"encoder_weights": None}}
 
 
 def workload(ctx: Context, shape: tuple[float, ...], patch: list[int], overlap: float, tta: int) -> Workload:
@@ -218,9 +217,8 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
     v.set("evaluate.overlap", Decision(recipe.OVERLAP, "unused: whole images"))
     v.set("train.patch_size", Decision(None, "whole images at preprocess.image_size"))
     v.set("train.iterations_per_epoch", Decision(None, "one pass over the fold's images per epoch"))
-    model = dict(
-        v.set("train.model", Decision(RESIZED_MODEL, "a 2D U-Net with a ResNet-18 encoder, random weights"))
-    )
+    resnet = Decision(encoder.ENCODER_MODEL, "a 2D U-Net with a ResNet-18 encoder, random weights")
+    model = dict(v.set("train.model", resnet))
     space = Space(
         tuple(float(s) for s in image_size),
         (1.0, 1.0),

@@ -359,3 +359,15 @@ def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_pla
     assert share >= 0.75 and f"{share:.0%} of the median image" in model.reason
     half = plan(f, budget(hours=0.5))
     assert half.values["train.model"].used["name"] == "dynunet"
+
+
+def test_a_resize_mode_trains_the_encoder_unet_on_whole_images_at_the_users_size() -> None:
+    p = plan(
+        facts([300, 300], [1.0, 1.0], n=40),
+        budget(hours=0.5),
+        preprocess__spatial_mode="resize",
+        preprocess__image_size=[128, 128],
+    )
+    assert used(p, "train.model") == encoder.ENCODER_MODEL
+    assert used(p, "train.patch_size") is None and used(p, "train.iterations_per_epoch") is None
+    assert used(p, "train.epochs") >= 1
