@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import statistics
 import time
@@ -30,10 +31,13 @@ WARMUP_STEPS = 1
 TIMED_STEPS = 5
 TIMED_WINDOWS = 3
 AUG_SAMPLES = 6
-SLOW_S = 1.0  # a call this slow is timed once (see _timed)
-# How steps are timed (part of the cache key): 2 = the median of TIMED_STEPS with AdamW; 1 was the
-# fastest of three with SGD, 15-35 % under the training loop's steps on 2D data.
-METHOD = 2
+MIN_CALLS = 3  # a median needs three calls: one disturbed call is then outvoted
+TIMING_S = 3.0  # after MIN_CALLS, calls stop once they have taken this long together (see _timed)
+SLOW_S = 5.0  # a first call this slow is the answer (see _timed)
+# How steps are timed (part of the cache key): 3 = the median of at least MIN_CALLS AdamW steps (2
+# took a first call over 1 s as the answer: a 0.6 s step disturbed once was planned at 1.48 s);
+# 1 was the fastest of three with SGD, 15-35 % under the training loop's steps on 2D data.
+METHOD = 3
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,29 @@ def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any) -> float:
 
 
 def _timed(fn: Any, n: int, sync: Any) -> float:
-    """Median of ``n`` calls of ``fn`` in seconds (after ``sync``, so device work is counted): the
-    training loop pays every step, not the fastest one (on a 2-core CPU the fastest of three
-    encoder-U-Net steps was 15 % under the typical one), and a median ignores a call another
-    program disturbed. A first call over :data:`SLOW_S` is the answer: a few percent of noise on
-    a step of seconds changes no choice, while repeating it would cost the plan minutes of the
-    budget (a wide network on a whole megapixel image on a CPU)."""
+    """Median of up to ``n`` calls of ``fn`` in seconds (after ``sync``, so device work is counted):
+    the training loop pays every step, not the fastest one (on a 2-core CPU the fastest of three
+    encoder-U-Net steps was 15 % under the typical one), and a median of :data:`MIN_CALLS` or more
+    ignores a call another program disturbed. Calls stop after MIN_CALLS once they have taken
+    :data:`TIMING_S` together, and a first call over :data:`SLOW_S` is the answer: a few percent of
+    noise on a step of seconds changes no choice, while repeating it would cost the plan minutes of
+    the budget (a wide network on a whole megapixel image on a CPU)."""
     times: list[float] = []
     for _ in range(n):
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
-        if times[0] > SLOW_S:
+        if times[0] > SLOW_S or (len(times) >= MIN_CALLS and sum(times) > TIMING_S):
             break
     return float(statistics.median(times))
+
+
+def timed_calls(seconds: float, n: int) -> int:
+    """How many calls :func:`_timed` makes of a call taking ``seconds`` (at most ``n``)."""
+    if seconds > SLOW_S:
+        return 1
+    return min(n, max(MIN_CALLS, math.floor(TIMING_S / seconds) + 1 if seconds > 0 else n))
 
 
 def _augmentation_seconds(c: Candidate) -> float:
@@ -182,11 +194,9 @@ def measuring_seconds(m: Measurement) -> float:
     steps, the pass that counts saved bytes, the windows, the augmentation samples): a plan read
     from the cache is estimated exactly as the one that measured."""
 
-    def passes(seconds: float, n: int) -> float:
-        return (1 if seconds > SLOW_S else n) * seconds
-
-    steps = (WARMUP_STEPS + 1) * m.step_s + passes(m.step_s, TIMED_STEPS)
-    return steps + m.window_s + passes(m.window_s, TIMED_WINDOWS) + (1 + AUG_SAMPLES) * m.aug_s
+    steps = (WARMUP_STEPS + 1 + timed_calls(m.step_s, TIMED_STEPS)) * m.step_s
+    windows = (1 + timed_calls(m.window_s, TIMED_WINDOWS)) * m.window_s
+    return steps + windows + (1 + AUG_SAMPLES) * m.aug_s
 
 
 def device_key(device: str) -> dict[str, Any]:
