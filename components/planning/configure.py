@@ -158,6 +158,8 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         model=v.given("train.model"),
         patch=tuple(given_patch) if given_patch else None,
         batch=v.given("train.batch_size"),
+        folds=ctx.n_folds,
+        folds_yours="train.folds" in v.yours,
     )
 
     def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int | None = None) -> Schedule:

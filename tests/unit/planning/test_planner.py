@@ -347,8 +347,9 @@ def test_small_images_volumes_and_the_users_network_get_no_encoder_candidate() -
 def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_plain_steps() -> None:
     """45 minutes on 30 images of 384 x 352: the 8-filter U-Net trains twice the steps, but the
     ResNet-18-encoder U-Net trains over 1,000 per fold on (nearly) the whole image and is planned;
-    the reason gives its share of the image. With half the time it would see only part of each image
-    and the plain U-Net's rules decide."""
+    the reason gives its share of the image. With two thirds of the time 5 folds would train under
+    1,000 steps each: 3 folds train the whole image further (not all 5 on part of it). With a fifth
+    of the time not even 3 folds would: the plain U-Net's rules decide."""
     f = facts([384, 352], [1.0, 1.0], n=30, classes=3, n_test=6)
     p = plan(f, budget(hours=0.75))
     model, steps = p.values["train.model"], {c["network"]: c for c in p.network["candidates"]}
@@ -357,8 +358,24 @@ def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_pla
     whole = encoder.whole_patch(f.fingerprint["shape"]["median"])
     share = math.prod(used(p, "train.patch_size")) / math.prod(whole)
     assert share >= 0.75 and f"{share:.0%} of the median image" in model.reason
-    half = plan(f, budget(hours=0.5))
-    assert half.values["train.model"].used["name"] == "dynunet"
+    shorter = plan(f, budget(hours=0.5))
+    assert used(shorter, "train.model") == encoder.ENCODER_MODEL
+    assert used(shorter, "train.patch_size") == used(p, "train.patch_size")  # the whole image still
+    assert used(shorter, "train.folds") == [0, 1, 2]
+    assert "5 folds would train only" in shorter.values["train.folds"].reason
+    assert "steps per fold (>= 1000)" in shorter.values["train.model"].reason
+    assert used(shorter, "train.epochs") * used(shorter, "train.iterations_per_epoch") >= 1000
+    short = plan(f, budget(hours=0.2))
+    assert used(short, "train.model")["name"] == "dynunet"
+
+
+def test_the_users_folds_are_never_reduced_for_the_encoder() -> None:
+    """With train.folds set, fewer folds are not an option: the encoder that would need them is not
+    preferred, and all the user's folds train."""
+    f = facts([384, 352], [1.0, 1.0], n=30, classes=3, n_test=6)
+    mine = plan(f, budget(hours=0.5), train__folds=[0, 1, 2, 3, 4])
+    assert used(mine, "train.folds") == [0, 1, 2, 3, 4]
+    assert used(mine, "train.model")["name"] == "dynunet"
 
 
 def test_a_resize_mode_trains_the_encoder_unet_on_whole_images_at_the_users_size() -> None:
