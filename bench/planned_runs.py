@@ -13,7 +13,9 @@ CV and test summaries, and the hand-set run's numbers from docs/benchmarks.md be
 
 ``covid`` keeps its source's train/test split (Inf-Net's; ``bench/datasets/stage_covid.py`` writes it as
 the ``split`` column of ``cases.csv``, a change of layout, not of params); its headline is the test
-set's threshold-averaged Dice (``dice_thrmean``), the protocol of Inf-Net's paper.
+set's threshold-averaged Dice as Inf-Net's paper scores its multi-class models (``dice_thrmean_label``:
+the label mask through its MATLAB tool), with the stricter ``dice_thrmean`` of the class
+probabilities beside it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,12 @@ HANDSET: dict[str, dict[str, Any]] = {
 }
 GOALS: dict[str, dict[str, float]] = {  # issue 23's done-when
     "hippocampus": {"cv_dice.class_1": 0.88, "cv_dice.class_2": 0.865},
-    "covid": {"test_dice_thrmean.class_1": 0.47, "test_dice_thrmean.class_2": 0.30},
+    "covid": {  # Inf-Net's multi-class protocol; the probabilities' threshold mean is stricter
+        "test_dice_thrmean_label.class_1": 0.47,
+        "test_dice_thrmean_label.class_2": 0.30,
+        "test_dice_thrmean.class_1": 0.47,
+        "test_dice_thrmean.class_2": 0.30,
+    },
     "isbi": {"cv_dice.class_1": 0.82},
 }
 
@@ -163,6 +170,8 @@ def main() -> None:
         "test_dice": _means(test),
         "cv_dice_thrmean": _protocol(cv, "dice_thrmean"),
         "test_dice_thrmean": _protocol(test, "dice_thrmean"),
+        "cv_dice_thrmean_label": _protocol(cv, "dice_thrmean_label"),
+        "test_dice_thrmean_label": _protocol(test, "dice_thrmean_label"),
         "handset": HANDSET.get(args.dataset),
         "goals": GOALS.get(args.dataset),
     }
@@ -184,6 +193,7 @@ def main() -> None:
                     "cv_dice",
                     "test_dice",
                     "test_dice_thrmean",
+                    "test_dice_thrmean_label",
                     "goals_met",
                 )
             },

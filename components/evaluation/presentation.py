@@ -39,13 +39,16 @@ PROTOCOL_COLUMNS = (
     "pooled_specificity",
     "pooled_accuracy",
     "dice_thrmean",
+    "dice_thrmean_label",
     "pixel_roc_auc",
 )
 PROTOCOL_THRESHOLD = (
     "Protocol metrics over all pixels of the set: `pooled_*` at the threshold of the predicted "
     "labels (each pixel's most probable class, i.e. class probability >= 0.5 with one foreground "
     "class; after the postprocessing, if any); `dice_thrmean` is Dice averaged over 256 thresholds "
-    "0..1 of the class probability (per case, then the mean); `pixel_roc_auc` needs no threshold."
+    "0..1 of the class probability (per case, then the mean); `dice_thrmean_label` the same over "
+    "the predicted label mask, scored as Inf-Net's multi-class evaluation does (min-max, Dice 0 "
+    "where nothing overlaps); `pixel_roc_auc` needs no threshold."
 )
 
 

@@ -14,6 +14,7 @@ from components.evaluation import plots
 from components.evaluation.presentation import PROTOCOL_KEY
 from components.evaluation.scoring import ScoredCases
 from components.evaluation.statistics import area_agreement, json_safe, metric_statistics
+from components.metrics.protocol import THRESHOLD_METRIC_NAMES
 from components.metrics.reductions import mean_foreground_dice, mean_sd_by_class
 
 REPORT_METRICS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "assd")
@@ -40,7 +41,8 @@ def headline_metrics(
 def protocol_metrics(scored: ScoredCases, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per foreground class, the numbers of published protocols beside the per-case panel: pooled
     pixel counts over the whole set (``pooled_*``), the pixel-level ROC AUC (``pixel_roc_auc``) and
-    the per-case mean of the Dice averaged over binarisation thresholds (``dice_thrmean``).
+    the per-case means of the Dice averaged over binarisation thresholds of the probability
+    (``dice_thrmean``) and of the label mask (``dice_thrmean_label``, Inf-Net's multi-class tool).
     Pixels outside the ROI or on the ignore label count in none of them."""
     pooled = scored.pooled.metrics() if scored.pooled is not None else {}
     aucs = scored.roc.auc()
@@ -51,9 +53,10 @@ def protocol_metrics(scored: ScoredCases, class_names: Sequence[str]) -> dict[st
             continue
         row: dict[str, Any] = dict(pooled.get(c, {}))
         row["pixel_roc_auc"] = aucs.get(c)
-        if "dice_thrmean" in df.columns and len(df):
-            values = df.loc[df["class_name"] == name, "dice_thrmean"].dropna()
-            row["dice_thrmean"] = float(values.mean()) if len(values) else None
+        for metric in THRESHOLD_METRIC_NAMES:
+            if metric in df.columns and len(df):
+                values = df.loc[df["class_name"] == name, metric].dropna()
+                row[metric] = float(values.mean()) if len(values) else None
         out[name] = row
     return out
 

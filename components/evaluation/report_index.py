@@ -19,7 +19,7 @@ from components.evaluation.presentation import PROTOCOL_KEY
 from components.validation.docs_style import stylesheet
 
 METRICS = ("dice", "iou", "sensitivity", "precision", "hd95", "assd")
-PROTOCOL_METRICS = ("pooled_dice", "dice_thrmean", "pixel_roc_auc")
+PROTOCOL_METRICS = ("pooled_dice", "dice_thrmean", "dice_thrmean_label", "pixel_roc_auc")
 PAGE_CSS = """
 main{max-width:1180px;margin:0 auto;padding:1.5rem}
 header.sf{background:#fff;border-bottom:1px solid var(--sf-border);padding:1rem 1.5rem}

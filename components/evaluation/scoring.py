@@ -18,7 +18,7 @@ from components.io import read_case_roi, read_image, read_mask
 from components.io.volumes import Geometry, is_volume, read_case_image, read_volume
 from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
-from components.metrics.protocol import PooledCounts, mean_dice_over_thresholds
+from components.metrics.protocol import PooledCounts, label_mask_threshold_dice, mean_dice_over_thresholds
 from components.postprocessing import Postprocessing, candidate_rules
 from components.postprocessing.selection import TABLE_COLUMNS, candidate_dice, candidate_rows
 from components.preprocessing.native_io import image_files
@@ -192,7 +192,9 @@ def score_cases(
             surface_tolerance=opts.surface_tolerance,
         )
         for m in metrics:
-            m["dice_thrmean"] = thr_dice[int(m["class"])]
+            c = int(m["class"])
+            m["dice_thrmean"] = thr_dice[c]
+            m["dice_thrmean_label"] = label_mask_threshold_dice(pred == c, ref == c, valid)
         rows += per_case_rows(str(row.case_id), metrics, lambda c: opts.class_names[c])
         mean_dice = float(np.nanmean([float(m["dice"]) for m in metrics]))
         view_image, view_ref, view_pred = gallery_slice(image, ref, pred)

@@ -3,11 +3,20 @@
 The metric panel (:mod:`components.metrics.panel`) scores each case on its own. Several published
 benchmarks report other numbers, and comparing with them needs their protocol, named explicitly:
 
-- ``dice_thrmean`` (Inf-Net / PraNet-style evaluation): the probability map is binarised at each
-  of 256 thresholds ``t`` in ``np.linspace(0, 1, 256)``, a pixel being foreground when
-  ``prob >= t`` (compared in float64, so a probability exactly on a threshold is foreground there);
-  the case's score is the mean of the Dice values over the thresholds. The per-threshold Dice
-  follows the panel's empty-mask policy (both empty = 1, one empty = 0).
+- ``dice_thrmean`` (after Inf-Net / PraNet's binary-task evaluation): the probability map is
+  binarised at each of 256 thresholds ``t`` in ``np.linspace(0, 1, 256)``, a pixel being foreground
+  when ``prob >= t`` (compared in float64, so a probability exactly on a threshold is foreground
+  there); the case's score is the mean of the Dice values over the thresholds. Two differences from
+  their MATLAB tool: the probabilities are used as they are (the tool first stretches each map to
+  [0, 1] with min-max), and the per-threshold Dice follows the panel's empty-mask policy (both
+  empty = 1, one empty = 0; the tool scores 0 wherever the masks share no pixel).
+- ``dice_thrmean_label`` (Inf-Net's multi-class protocol, its Table of ground-glass opacity and
+  consolidation): Inf-Net scores its multi-class models on the argmax label map, split into one
+  binary map per class, through the same MATLAB tool. Here exactly that: the class's label mask as
+  the map, min-max stretched (a constant map becomes 0), binarised at the 256 thresholds from 1 down
+  to 0 (``map >= t``), Dice 0 wherever the binarised map and the reference share no pixel (both
+  empty included), the mean over the thresholds; on a mask holding both values that is
+  ``(255 x Dice of the mask + Dice of the whole image) / 256``.
 - ``pooled_*``: TP/FP/FN/TN of ``pred == c`` vs ``ref == c`` summed over every valid pixel of a
   whole set (e.g. the test set) before any ratio is taken, so large cases weigh more; this is
   the "global" / "micro" Dice of many challenge leaderboards. A ratio whose denominator is 0 over
@@ -30,7 +39,7 @@ import numpy as np
 from components.metrics.panel import EMPTY_POLICY, MetricInfo
 
 THRESHOLDS: np.ndarray = np.linspace(0.0, 1.0, 256)
-THRESHOLD_METRIC_NAMES: tuple[str, ...] = ("dice_thrmean",)
+THRESHOLD_METRIC_NAMES: tuple[str, ...] = ("dice_thrmean", "dice_thrmean_label")
 POOLED_METRIC_NAMES: tuple[str, ...] = (
     "pooled_dice",
     "pooled_iou",
@@ -42,6 +51,9 @@ POOLED_METRIC_NAMES: tuple[str, ...] = (
 PROTOCOL_METRIC_NAMES: tuple[str, ...] = THRESHOLD_METRIC_NAMES + POOLED_METRIC_NAMES
 PROTOCOL_METRIC_INFO: dict[str, MetricInfo] = {
     "dice_thrmean": MetricInfo("per-case mean Dice over 256 thresholds (prob >= t)", True, ""),
+    "dice_thrmean_label": MetricInfo(
+        "per-case mean Dice over 256 thresholds of the label mask (Inf-Net's multi-class tool)", True, ""
+    ),
     "pooled_dice": MetricInfo("Dice (F1) of TP/FP/FN pooled over the set", True, ""),
     "pooled_iou": MetricInfo("IoU of counts pooled over the set", True, ""),
     "pooled_sensitivity": MetricInfo("TP/(TP+FN) pooled over the set", True, ""),
@@ -168,6 +180,41 @@ def mean_dice_over_thresholds(
     Shape: prob (*S), ref (*S), valid (*S) -> scalar.
     """
     return float(np.mean(threshold_dice_curve(prob, ref, valid, thresholds)))
+
+
+def label_mask_threshold_dice(
+    pred: np.ndarray, ref: np.ndarray, valid: np.ndarray | None = None, n_thresholds: int = THRESHOLDS.size
+) -> float:
+    """``dice_thrmean_label``: Inf-Net's multi-class protocol for one class of one case (see the
+    module docstring): the predicted label mask through its threshold-averaged evaluation.
+
+    Args:
+        pred: The predicted mask of the class (bool or 0/1).
+        ref: The reference mask of the class (bool or 0/1).
+        valid: Pixels that count; ``None`` = all.
+        n_thresholds: Thresholds from 1 down to 0 (the tool's 256).
+
+    Returns:
+        The mean over the thresholds of Dice, 0 wherever prediction and reference share no pixel.
+
+    Shape: pred (*S), ref (*S), valid (*S) -> scalar.
+    """
+    pred, ref = np.asarray(pred), np.asarray(ref)
+    if pred.shape != ref.shape:
+        raise ValueError(f"pred shape {pred.shape} != ref shape {ref.shape}; they must be the same size")
+    v = _valid_mask(valid, pred.shape)
+    p, r = (pred, ref) if v is None else (pred[v], ref[v])
+    p, r = p.astype(bool).reshape(-1), r.astype(bool).reshape(-1)
+    n_ref = int(np.count_nonzero(r))
+
+    def dice(tp: int, n_pred: int) -> float:
+        return 0.0 if tp == 0 else 2.0 * tp / (n_pred + n_ref)
+
+    n_pred = int(np.count_nonzero(p))
+    constant = n_pred in (0, p.size)  # min-max makes a constant map 0: empty above threshold 0
+    above_zero = 0.0 if constant else dice(int(np.count_nonzero(p & r)), n_pred)
+    at_zero = dice(n_ref, p.size)  # t = 0: every pixel
+    return ((n_thresholds - 1) * above_zero + at_zero) / n_thresholds
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -85,14 +85,15 @@ def model_card_markdown(f: CardFacts) -> str:
     if protocol:
         lines += [
             "",
-            "| class | test pooled Dice (all pixels) | test mean Dice over thresholds | test pixel ROC AUC |",
-            "|---|---|---|---|",
+            "| class | test pooled Dice (all pixels) | test mean Dice over thresholds (probability) "
+            "| the same of the label mask (Inf-Net's multi-class tool) | test pixel ROC AUC |",
+            "|---|---|---|---|---|",
         ]
         for name in f.class_names[1:]:
             p = protocol.get(name, {})
             lines.append(
                 f"| {name} | {_num(p.get('pooled_dice'))} | {_num(p.get('dice_thrmean'))} "
-                f"| {_num(p.get('pixel_roc_auc'))} |"
+                f"| {_num(p.get('dice_thrmean_label'))} | {_num(p.get('pixel_roc_auc'))} |"
             )
     lines += ["", f"Test mean foreground Dice **{reg.test_dice:.4f}** on {f.n_test} held-out cases."]
     if f.comparison:

@@ -110,6 +110,19 @@ def test_pooled_and_threshold_metrics_equal_a_direct_numpy_computation(tmp_path:
             curve = [2 * ((p >= t) & g).sum() / ((p >= t).sum() + g.sum()) for t in np.linspace(0, 1, 256)]
             per_case.append(np.mean(curve))
         assert protocol[name]["dice_thrmean"] == pytest.approx(np.mean(per_case))
+        # Inf-Net's multi-class tool on the label mask: min-max, `map >= t` from 1 down to 0, Dice 0
+        # where nothing overlaps
+        label_case = []
+        for i, r in enumerate(refs):
+            m, g = (probs[i].argmax(0)[inside] == c).astype(float), r[inside] == c
+            m = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+            curve = []
+            for t in np.arange(255, -1, -1) / 255:
+                b = m >= t
+                tp = (b & g).sum()
+                curve.append(0.0 if tp == 0 else 2 * tp / (b.sum() + g.sum()))
+            label_case.append(np.mean(curve))
+        assert protocol[name]["dice_thrmean_label"] == pytest.approx(np.mean(label_case))
 
 
 def _blobs(root: Path, spurious: bool) -> tuple[pd.DataFrame, TablePredictor]:

@@ -16,6 +16,7 @@ from components.metrics.protocol import (
     THRESHOLDS,
     PooledCounts,
     dice_from_counts,
+    label_mask_threshold_dice,
     mean_dice_over_thresholds,
     threshold_dice_curve,
 )
@@ -74,8 +75,8 @@ def _random_cases(rng: np.random.Generator, n: int = 5):
 
 
 def test_names() -> None:
-    assert PROTOCOL_METRIC_NAMES[0] == "dice_thrmean"
-    assert PROTOCOL_METRIC_NAMES[1:] == POOLED_METRIC_NAMES
+    assert PROTOCOL_METRIC_NAMES[:2] == ("dice_thrmean", "dice_thrmean_label")
+    assert PROTOCOL_METRIC_NAMES[2:] == POOLED_METRIC_NAMES
     assert all(n.startswith("pooled_") for n in POOLED_METRIC_NAMES)
     assert set(PROTOCOL_METRIC_INFO) == set(PROTOCOL_METRIC_NAMES)
     assert THRESHOLDS.shape == (256,) and THRESHOLDS[0] == 0.0 and THRESHOLDS[-1] == 1.0
@@ -239,3 +240,29 @@ def test_threshold_curve_rejects_bad_input() -> None:
 
 def test_dice_from_counts_policy() -> None:
     np.testing.assert_array_equal(dice_from_counts([0, 0, 2], [0, 3, 2], [0, 0, 2]), [1.0, 0.0, 1.0])
+
+
+def test_label_mask_threshold_dice_follows_the_infnet_tool() -> None:
+    """Inf-Net's multi-class protocol: the class's label mask min-max stretched, thresholds from 1
+    down to 0 (`map >= t`), Dice 0 where nothing overlaps (both empty too), the mean over 256."""
+    ref = np.zeros((10, 10), bool)
+    ref[:4, :5] = True  # 20 pixels
+    pred = np.zeros((10, 10), bool)
+    pred[:4, :3] = True  # 12 overlap, no false positives
+    dice_mask = 2 * 12 / (12 + 20)
+    dice_all = 2 * 20 / (100 + 20)  # t = 0: every pixel is foreground
+    assert label_mask_threshold_dice(pred, ref) == pytest.approx((255 * dice_mask + dice_all) / 256)
+    empty = np.zeros_like(ref)
+    # nothing predicted: a constant map, empty above 0; only t = 0 scores
+    assert label_mask_threshold_dice(empty, ref) == pytest.approx(dice_all / 256)
+    # nothing to find: 0 at every threshold (the panel's Dice would give 1)
+    assert label_mask_threshold_dice(empty, empty) == 0.0
+    assert label_mask_threshold_dice(pred, empty) == 0.0
+    # pixels outside `valid` count nowhere
+    valid = np.ones_like(ref)
+    valid[:, 3:] = False
+    inside = 2 * 12 / (12 + 12)
+    at_zero = 2 * 12 / (30 + 12)
+    assert label_mask_threshold_dice(pred, ref, valid) == pytest.approx((255 * inside + at_zero) / 256)
+    with pytest.raises(ValueError, match="same size"):
+        label_mask_threshold_dice(pred[:5], ref)
