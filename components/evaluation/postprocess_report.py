@@ -17,7 +17,8 @@ from components.postprocessing.selection import choose_postprocessing
 def decide(
     candidates: pd.DataFrame | None, class_names: Sequence[str], connectivity: int
 ) -> tuple[Postprocessing, list[dict[str, Any]]]:
-    """The rules that do not lower any class's out-of-fold Dice, and the table behind the choice
+    """The rules that lower no class's out-of-fold Dice (nor that of its cases holding the class),
+    and the table behind the choice
     (``evaluate.postprocess: none`` or no candidates: no rule)."""
     if candidates is None or candidates.empty:
         return Postprocessing(connectivity=connectivity), []
@@ -33,7 +34,7 @@ def write_postprocessing(
     doc = {
         "decision": decision.to_json(),
         "chosen_on": f"{n_cases} out-of-fold case(s): a rule is kept for a class only if its mean Dice "
-        "is higher than without it",
+        "is higher than without it and it does not lower the mean Dice of the cases holding the class",
         "candidates": summary,
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)

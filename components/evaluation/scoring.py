@@ -20,7 +20,13 @@ from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
 from components.metrics.protocol import PooledCounts, label_mask_threshold_dice, mean_dice_over_thresholds
 from components.postprocessing import Postprocessing, candidate_rules
-from components.postprocessing.selection import TABLE_COLUMNS, candidate_dice, candidate_rows
+from components.postprocessing.selection import (
+    HOLDS_COLUMN,
+    TABLE_COLUMNS,
+    candidate_dice,
+    candidate_rows,
+    reference_holds,
+)
 from components.preprocessing.native_io import image_files
 
 if TYPE_CHECKING:
@@ -176,7 +182,8 @@ def score_cases(
         valid = valid_pixels(ref)
         if rules:  # components as the model sees them; Dice over the scored pixels
             scores = candidate_dice(pred, ref, classes, rules, opts.connectivity, valid)
-            candidates += candidate_rows(str(row.case_id), scores)
+            holds = reference_holds(ref, classes, valid)
+            candidates += candidate_rows(str(row.case_id), scores, holds)
         if opts.postprocessing is not None:
             pred = opts.postprocessing.apply(pred)
         pred = clear_outside(pred, ref)  # outside the ROI: background (as segflow predict --rois)
@@ -210,5 +217,5 @@ def score_cases(
             if len(heap) > opts.worst_cases:
                 heapq.heappop(heap)
     worst = [h[2] for h in sorted(heap, key=lambda h: (-h[0], h[1]))]
-    table = pd.DataFrame(candidates, columns=list(TABLE_COLUMNS)) if rules else None
+    table = pd.DataFrame(candidates, columns=[*TABLE_COLUMNS, HOLDS_COLUMN]) if rules else None
     return ScoredCases(pd.DataFrame(rows), roc, worst, pooled, table)

@@ -3,8 +3,14 @@
 For every out-of-fold case and foreground class, :func:`candidate_dice` scores the prediction
 after each candidate rule; :func:`choose_postprocessing` then keeps, per class, the rule whose
 mean Dice over all out-of-fold cases is highest, and only when it does not lower that class's
-CV Dice compared with no postprocessing. Dice follows the metric panel's empty-mask policy
-(both empty = 1, one empty = 0; :func:`components.metrics.protocol.dice_from_counts`).
+CV Dice compared with no postprocessing, nor the mean Dice of the cases whose reference holds the
+class. Dice follows the metric panel's empty-mask policy (both empty = 1, one empty = 0;
+:func:`components.metrics.protocol.dice_from_counts`), and that policy is why the second condition
+exists: a case with nothing to find scores 1 once its false positives are gone, so deleting every
+component under 1,000 pixels won on COVID CT's cross-validation by clearing slices without
+consolidation, and on the test set it deleted seven small true consolidations (Inf-Net's protocol,
+which gives empty references no credit: 0.285 with it, 0.361 without). A rule may clear empty cases
+only where it costs the cases with findings nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from components.postprocessing.rules import (
 )
 
 TABLE_COLUMNS: tuple[str, ...] = ("case_id", "class", "rule", "dice")
+HOLDS_COLUMN = "holds_class"  # optional: the case's reference holds the class (see choose_postprocessing)
 SUMMARY_COLUMNS: tuple[str, ...] = ("class", "rule", "mean_dice", "delta_vs_none", "n_cases", "chosen")
 # Mean Dice differences below this are summation noise, i.e. a tie (and ties keep 'none').
 TIE_TOLERANCE = 1e-12
@@ -71,6 +78,7 @@ def candidate_dice(
             )
     wanted = {r.name: r for r in (Rule("none"), *rules)}
     out: dict[tuple[int, str], float] = {}
+    holds: dict[int, bool] = {}
     for c in classes:
         if isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1:
             raise ValueError(f"class {c!r} must be a foreground class index >= 1")
@@ -82,6 +90,7 @@ def candidate_dice(
         pred_counts = np.bincount(comp.reshape(-1), minlength=n_bins)
         tp_counts = np.bincount(comp[ref_v].reshape(-1), minlength=n_bins)
         n_ref = int(np.count_nonzero(ref_v))
+        holds[int(c)] = n_ref > 0
         for name, rule in wanted.items():
             keep = kept_components(sizes, rule)
             tp, n_pred = int(tp_counts[keep].sum()), int(pred_counts[keep].sum())
@@ -89,9 +98,26 @@ def candidate_dice(
     return out
 
 
-def candidate_rows(case_id: str, scores: Mapping[tuple[int, str], float]) -> list[dict[str, object]]:
-    """Rows ``(case_id, class, rule, dice)`` of one case's :func:`candidate_dice`, for the table."""
-    return [{"case_id": case_id, "class": c, "rule": r, "dice": d} for (c, r), d in scores.items()]
+def reference_holds(
+    ref: np.ndarray, classes: Sequence[int], valid: np.ndarray | None = None
+) -> dict[int, bool]:
+    """Whether the reference holds each class at a counted voxel (the table's :data:`HOLDS_COLUMN`)."""
+    ref = np.asarray(ref)
+    counted = ref if valid is None else ref[np.asarray(valid)]
+    return {int(c): bool(np.any(counted == c)) for c in classes}
+
+
+def candidate_rows(
+    case_id: str, scores: Mapping[tuple[int, str], float], holds: Mapping[int, bool] | None = None
+) -> list[dict[str, object]]:
+    """Rows ``(case_id, class, rule, dice[, holds_class])`` of one case's :func:`candidate_dice`."""
+    rows: list[dict[str, object]] = [
+        {"case_id": case_id, "class": c, "rule": r, "dice": d} for (c, r), d in scores.items()
+    ]
+    if holds is not None:
+        for row in rows:
+            row[HOLDS_COLUMN] = bool(holds[int(row["class"])])  # type: ignore[call-overload]
+    return rows
 
 
 def _check_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +126,8 @@ def _check_table(table: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"candidate table lacks columns {missing}; expected {list(TABLE_COLUMNS)}")
     if table.empty:
         raise ValueError("candidate table is empty: no out-of-fold case was scored")
-    t = table[list(TABLE_COLUMNS)].copy()
+    columns = list(TABLE_COLUMNS) + ([HOLDS_COLUMN] if HOLDS_COLUMN in table.columns else [])
+    t = table[columns].copy()
     t["rule"] = [Rule.parse(r).name for r in t["rule"]]
     t["class"] = t["class"].astype(int)
     t["dice"] = t["dice"].astype(float)
@@ -117,7 +144,8 @@ def _check_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def choose_postprocessing(table: pd.DataFrame, connectivity: int = 1) -> tuple[Postprocessing, pd.DataFrame]:
-    """Per class, the rule with the highest mean out-of-fold Dice if it does not lower that Dice.
+    """Per class, the rule with the highest mean out-of-fold Dice if it does not lower that Dice
+    nor (where the table has :data:`HOLDS_COLUMN`) the mean Dice of the cases holding the class.
 
     Ties (within :data:`TIE_TOLERANCE`) prefer ``none``, then the simpler rule (``min_size`` with a
     smaller N, then ``largest_component``): a rule is chosen only when it strictly helps.
@@ -150,14 +178,17 @@ def choose_postprocessing(table: pd.DataFrame, connectivity: int = 1) -> tuple[P
                 "every rule must be scored on every out-of-fold case"
             )
         names = sorted(wide.columns, key=lambda n: Rule.parse(n).rank)
+        holding = _holding_cases(t, c, wide.index)
+        none = wide["none"].to_numpy(dtype=np.float64)
         stats = []
         for name in names:
             values = wide[name].to_numpy(dtype=np.float64)
-            delta = float(np.mean(values - wide["none"].to_numpy(dtype=np.float64)))
-            stats.append((name, float(np.mean(values)), delta))
-        best_name, _, best_delta = stats[0]  # 'none' (rank 0), delta 0
-        for name, _, delta in stats[1:]:  # simplest first: only a strictly larger gain replaces
-            if delta > best_delta + TIE_TOLERANCE:
+            delta = float(np.mean(values - none))
+            costs = bool(holding.any()) and float(np.mean(values[holding] - none[holding])) < -TIE_TOLERANCE
+            stats.append((name, float(np.mean(values)), delta, costs))
+        best_name, _, best_delta, _ = stats[0]  # 'none' (rank 0), delta 0
+        for name, _, delta, costs in stats[1:]:  # simplest first: only a strictly larger gain replaces
+            if delta > best_delta + TIE_TOLERANCE and not costs:
                 best_name, best_delta = name, delta
         rules[c] = Rule.parse(best_name)
         summary += [
@@ -169,6 +200,15 @@ def choose_postprocessing(table: pd.DataFrame, connectivity: int = 1) -> tuple[P
                 "n_cases": len(wide),
                 "chosen": name == best_name,
             }
-            for name, mean, delta in stats
+            for name, mean, delta, _ in stats
         ]
     return Postprocessing(rules, connectivity), pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS))
+
+
+def _holding_cases(t: pd.DataFrame, c: int, cases: pd.Index) -> np.ndarray:
+    """Which of ``cases`` (in order) hold class ``c`` in their reference; none where the table does
+    not say (the second condition of :func:`choose_postprocessing` then never applies)."""
+    if HOLDS_COLUMN not in t.columns:
+        return np.zeros(len(cases), dtype=bool)
+    rows = t[(t["class"] == c) & (t["rule"] == "none")].set_index("case_id")[HOLDS_COLUMN]
+    return rows.reindex(cases).fillna(False).to_numpy(dtype=bool)

@@ -12,10 +12,12 @@ from scipy import ndimage
 from components.metrics.panel import binary_metrics
 from components.postprocessing import DEFAULT_MIN_SIZES, Postprocessing, Rule, apply_rule, candidate_rules
 from components.postprocessing.selection import (
+    HOLDS_COLUMN,
     SUMMARY_COLUMNS,
     candidate_dice,
     candidate_rows,
     choose_postprocessing,
+    reference_holds,
 )
 
 NONE, LARGEST = Rule("none"), Rule("largest_component")
@@ -288,3 +290,43 @@ def test_choose_rejects_bad_tables(mutate, match: str) -> None:
     table = _table(2).sort_values(["class", "rule", "case_id"]).reset_index(drop=True)
     with pytest.raises(ValueError, match=match):
         choose_postprocessing(mutate(table))
+
+
+def test_a_rule_that_clears_empty_cases_by_deleting_true_findings_is_not_chosen() -> None:
+    """Both empty scores 1: min_size:1000 deletes the false positives of both cases with nothing to
+    find (0 -> 1 each) and the small true findings of two others (0.4 -> 0 each), and wins on the
+    mean over all cases (+0.24) over min_size:10, which clears one empty case only (+0.20). With the
+    table saying which cases hold the class, min_size:1000 is not chosen (it costs the cases with
+    findings 0.27 of Dice on average); min_size:10, which costs them nothing, is."""
+    dice = {  # case: (holds the class, none, min_size:10, min_size:1000)
+        "e1": (False, 0.0, 1.0, 1.0),
+        "e2": (False, 0.0, 0.0, 1.0),
+        "s1": (True, 0.4, 0.4, 0.0),
+        "s2": (True, 0.4, 0.4, 0.0),
+        "big": (True, 0.9, 0.9, 0.9),
+    }
+    rows = [
+        {"case_id": case, "class": 1, "rule": rule, "dice": d, HOLDS_COLUMN: holds}
+        for case, (holds, *values) in dice.items()
+        for rule, d in zip(("none", "min_size:10", "min_size:1000"), values, strict=True)
+    ]
+    table = pd.DataFrame(rows)
+    bare, summary = choose_postprocessing(table.drop(columns=HOLDS_COLUMN))
+    assert bare.rules == {1: Rule("min_size", 1000)}
+    s = summary.set_index("rule")["delta_vs_none"]
+    assert s["min_size:1000"] == pytest.approx(0.24) and s["min_size:10"] == pytest.approx(0.2)
+    decision, _ = choose_postprocessing(table)
+    assert decision.rules == {1: Rule("min_size", 10)}
+    no_cost = table.assign(dice=table["dice"].where(table["rule"] != "min_size:1000", 1.0))
+    assert choose_postprocessing(no_cost)[0].rules == {1: Rule("min_size", 1000)}  # costs nothing now
+
+
+def test_reference_holds_counts_only_scored_voxels() -> None:
+    ref = np.zeros((4, 4), int)
+    ref[0, 0] = 2
+    valid = np.ones((4, 4), bool)
+    valid[0, 0] = False
+    assert reference_holds(ref, [1, 2]) == {1: False, 2: True}
+    assert reference_holds(ref, [1, 2], valid) == {1: False, 2: False}
+    rows = candidate_rows("a", {(2, "none"): 1.0}, {2: True})
+    assert rows == [{"case_id": "a", "class": 2, "rule": "none", "dice": 1.0, HOLDS_COLUMN: True}]
