@@ -157,7 +157,7 @@ def plan_both(
         steps["3d"] = t3.epochs * t3.steps_per_epoch
         if not forced and steps["3d"] < BOTH_MIN_STEPS:  # 2d need not be measured
             return None, worth_both(steps)[1]
-        c2 = replace(_fresh(half, shared), n_folds=c3.n_folds)  # the same folds, to compare
+        c2 = replace(_fresh(half, shared), n_folds=c3.n_folds, folds_fixed=True)  # the same folds, to compare
         t2 = plan_patch(c2, 2)
         c2.values.out["train.folds"] = c3.values.out["train.folds"]
         steps["2d"] = t2.epochs * t2.steps_per_epoch

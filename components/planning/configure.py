@@ -159,7 +159,7 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         patch=tuple(given_patch) if given_patch else None,
         batch=v.given("train.batch_size"),
         folds=ctx.n_folds,
-        folds_yours="train.folds" in v.yours,
+        folds_yours="train.folds" in v.yours or ctx.folds_fixed,
     )
 
     def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int | None = None) -> Schedule:

@@ -50,6 +50,7 @@ class Context:
     total_voxels: float  # the training cases on that grid
     coarse_axis: int
     anisotropic: bool
+    folds_fixed: bool = False  # n_folds may not shrink (a second configuration trains the first's folds)
 
 
 @dataclass(frozen=True)

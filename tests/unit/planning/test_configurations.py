@@ -125,3 +125,19 @@ def test_a_budget_too_short_to_split_says_so_in_its_own_words() -> None:
     p = plan(HIPPOCAMPUS, budget(hours=3 / 60))
     reason = {c["name"]: c for c in p.to_json()["configurations"]}["2d"]["reason"]
     assert reason.startswith("3d only: with the budget split in two (") and "too short" not in reason
+
+
+def test_the_second_configuration_trains_the_first_ones_folds_so_no_network_counts_on_fewer() -> None:
+    """3d and 2d train the same folds (to compare them out of fold), so the 2d plan may not prefer
+    the ResNet-18-encoder U-Net for what fewer folds would give it: on thin volumes of 320 x 320
+    slices it had been planned with 760 steps per fold (under MIN_FOLD_STEPS) beside a plain
+    U-Net's 1,900."""
+    f = facts([4, 320, 320], [5.0, 1.0, 1.0], n=100)
+    for hours in (0.8, 0.9):
+        p = plan(f, budget(hours=hours), plan__configurations=["3d", "2d"])
+        assert p.second is not None
+        second = p.second.values
+        assert second["train.folds"].used == p.values["train.folds"].used
+        assert steps(second) >= MIN_FOLD_STEPS
+        if second["train.model"].used["name"] == "unet_resnet18":
+            assert "with 3 folds instead of" not in second["train.model"].reason
