@@ -32,7 +32,15 @@ from components.postprocessing.rules import (
 
 TABLE_COLUMNS: tuple[str, ...] = ("case_id", "class", "rule", "dice")
 HOLDS_COLUMN = "holds_class"  # optional: the case's reference holds the class (see choose_postprocessing)
-SUMMARY_COLUMNS: tuple[str, ...] = ("class", "rule", "mean_dice", "delta_vs_none", "n_cases", "chosen")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "class",
+    "rule",
+    "mean_dice",
+    "delta_vs_none",
+    "delta_with_findings",  # the mean change over the cases holding the class (None: not known)
+    "n_cases",
+    "chosen",
+)
 # Mean Dice differences below this are summation noise, i.e. a tie (and ties keep 'none').
 TIE_TOLERANCE = 1e-12
 
@@ -78,7 +86,6 @@ def candidate_dice(
             )
     wanted = {r.name: r for r in (Rule("none"), *rules)}
     out: dict[tuple[int, str], float] = {}
-    holds: dict[int, bool] = {}
     for c in classes:
         if isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1:
             raise ValueError(f"class {c!r} must be a foreground class index >= 1")
@@ -90,7 +97,6 @@ def candidate_dice(
         pred_counts = np.bincount(comp.reshape(-1), minlength=n_bins)
         tp_counts = np.bincount(comp[ref_v].reshape(-1), minlength=n_bins)
         n_ref = int(np.count_nonzero(ref_v))
-        holds[int(c)] = n_ref > 0
         for name, rule in wanted.items():
             keep = kept_components(sizes, rule)
             tp, n_pred = int(tp_counts[keep].sum()), int(pred_counts[keep].sum())
@@ -184,10 +190,11 @@ def choose_postprocessing(table: pd.DataFrame, connectivity: int = 1) -> tuple[P
         for name in names:
             values = wide[name].to_numpy(dtype=np.float64)
             delta = float(np.mean(values - none))
-            costs = bool(holding.any()) and float(np.mean(values[holding] - none[holding])) < -TIE_TOLERANCE
-            stats.append((name, float(np.mean(values)), delta, costs))
+            found = float(np.mean(values[holding] - none[holding])) if holding.any() else None
+            stats.append((name, float(np.mean(values)), delta, found))
         best_name, _, best_delta, _ = stats[0]  # 'none' (rank 0), delta 0
-        for name, _, delta, costs in stats[1:]:  # simplest first: only a strictly larger gain replaces
+        for name, _, delta, found in stats[1:]:  # simplest first: only a strictly larger gain replaces
+            costs = found is not None and found < -TIE_TOLERANCE
             if delta > best_delta + TIE_TOLERANCE and not costs:
                 best_name, best_delta = name, delta
         rules[c] = Rule.parse(best_name)
@@ -197,10 +204,11 @@ def choose_postprocessing(table: pd.DataFrame, connectivity: int = 1) -> tuple[P
                 "rule": name,
                 "mean_dice": mean,
                 "delta_vs_none": delta,
+                "delta_with_findings": found,
                 "n_cases": len(wide),
                 "chosen": name == best_name,
             }
-            for name, mean, delta, _ in stats
+            for name, mean, delta, found in stats
         ]
     return Postprocessing(rules, connectivity), pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS))
 
