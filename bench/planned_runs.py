@@ -7,7 +7,8 @@
 
 Each run is what a new user types in a fresh workspace (the shipped params.yaml, every plannable key
 ``auto``): ``segflow run --data DIR --time-budget B``, with real DVC, Prefect and MLflow. The JSON
-(``bench/results/planned-<dataset>-<host>-cpu.json``) holds the machine and its load, the wall time
+(``bench/results/planned-<dataset>[-<budget>]-<host>-cpu.json``, the budget named when it is not the
+dataset's headline one) holds the machine and its load, the wall time
 against the budget, the plan's choices and expected time, each stage's planned and actual time, the
 CV and test summaries, and the hand-set run's numbers from docs/benchmarks.md beside them.
 
@@ -57,6 +58,9 @@ HANDSET: dict[str, dict[str, Any]] = {
         "train_wall_min": 40,
     },
 }
+# The budget each dataset's headline JSON is for; a run with another budget adds it to the file name
+# (``planned-isbi-45m-<host>-cpu.json``) and leaves the headline file as it was.
+HEADLINE_BUDGET = {"hippocampus": "70m", "covid": "45m", "isbi": "30m", "phantoms3d": "20m"}
 GOALS: dict[str, dict[str, float]] = {  # issue 23's done-when
     "hippocampus": {"cv_dice.class_1": 0.88, "cv_dice.class_2": 0.865},
     "covid": {  # Inf-Net's multi-class protocol; the probabilities' threshold mean is stricter
@@ -120,6 +124,11 @@ def _protocol(summary: dict[str, Any] | None, key: str) -> dict[str, float]:
     return {c: v[key] for c, v in ((summary or {}).get("protocol") or {}).items() if key in v}
 
 
+def _benchmark_name(dataset: str, budget: str) -> str:
+    """``planned-<dataset>`` for its headline budget, ``planned-<dataset>-<budget>`` for another."""
+    return f"planned-{dataset}" + ("" if budget == HEADLINE_BUDGET[dataset] else f"-{budget}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=["hippocampus", "covid", "isbi", "phantoms3d"])
@@ -180,7 +189,7 @@ def main() -> None:
         for goal, value in (GOALS.get(args.dataset) or {}).items()
         for group, cls in [goal.split(".")]
     }
-    out = result_path(f"planned-{args.dataset}", False, "cpu")
+    out = result_path(_benchmark_name(args.dataset, args.budget), False, "cpu")
     write_result(out, result)
     print(
         json.dumps(
