@@ -348,8 +348,9 @@ def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_pla
     """45 minutes on 30 images of 384 x 352: the 8-filter U-Net trains twice the steps, but the
     ResNet-18-encoder U-Net trains over 1,000 per fold on (nearly) the whole image and is planned;
     the reason gives its share of the image. With two thirds of the time 5 folds would train under
-    1,000 steps each: 3 folds train the whole image further (not all 5 on part of it). With a fifth
-    of the time not even 3 folds would: the plain U-Net's rules decide."""
+    1,000 steps each: 3 folds train the whole image further (not all 5 on part of it); with under
+    half of it, 2 folds. With a fifth of the time not even 2 folds would: the plain U-Net's rules
+    decide."""
     f = facts([384, 352], [1.0, 1.0], n=30, classes=3, n_test=6)
     p = plan(f, budget(hours=0.75))
     model, steps = p.values["train.model"], {c["network"]: c for c in p.network["candidates"]}
@@ -365,6 +366,10 @@ def test_on_a_short_schedule_the_encoder_on_about_the_whole_image_beats_more_pla
     assert "5 folds would train only" in shorter.values["train.folds"].reason
     assert "steps per fold (>= 1000)" in shorter.values["train.model"].reason
     assert used(shorter, "train.epochs") * used(shorter, "train.iterations_per_epoch") >= 1000
+    two = plan(f, budget(hours=0.35))
+    assert used(two, "train.model") == encoder.ENCODER_MODEL and used(two, "train.folds") == [0, 1]
+    assert used(two, "train.patch_size") == used(p, "train.patch_size")
+    assert used(two, "train.epochs") * used(two, "train.iterations_per_epoch") >= 1000
     short = plan(f, budget(hours=0.2))
     assert used(short, "train.model")["name"] == "dynunet"
 
