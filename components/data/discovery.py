@@ -85,6 +85,8 @@ class Discovery:
         ignored: Hidden files, sub-folders and files whose suffix is not an image/mask suffix.
         notes: What discovery read differently from the files as written, for the user to see
             (e.g. ``validation`` rows joining the training pool).
+        skipped_masks: The note on files of the masks folder not read as masks ("" if none): why an
+            image whose mask is such a file (a JPEG) has none.
     """
 
     pairs: list[CasePair]
@@ -92,6 +94,7 @@ class Discovery:
     unpaired_masks: list[Path]
     ignored: list[Path]
     notes: list[str] = field(default_factory=list)
+    skipped_masks: str = ""
 
 
 def _group_channels(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, tuple[Path, ...]]:
@@ -214,6 +217,30 @@ def _ghost_rows(cases_csv: Path, table: CaseTable, known: set[str]) -> None:
     )
 
 
+def _skipped_notes(
+    data_dir: Path, folder: str, ignored: list[Path], accepted: tuple[str, ...], kind: str
+) -> list[str]:
+    """One note naming the files of ``folder`` that are not ``kind`` of an accepted suffix (hidden
+    files aside); JPEG masks are told why: lossy compression adds values along every edge, so their
+    pixels are not class indices."""
+    skipped = [p for p in ignored if not p.name.startswith(".")]
+    if not skipped:
+        return []
+    shown = ", ".join(p.relative_to(data_dir).as_posix() for p in skipped[:8])
+    more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+    jpeg = kind == "masks" and any(p.suffix.lower() in (".jpg", ".jpeg") for p in skipped)
+    why = (
+        "; JPEG is not read as a mask: its lossy compression adds values along every edge, so the "
+        "pixels are not class indices; save masks losslessly (PNG, TIFF), each pixel its class index"
+        if jpeg
+        else ""
+    )
+    return [
+        f"{len(skipped)} entr(ies) in {folder}/ are not {kind} of an accepted kind and are skipped: "
+        f"{shown}{more} (accepted: {', '.join(accepted)}){why}"
+    ]
+
+
 def discover(data_dir: Path) -> Discovery:
     """Pair ``data_dir/images`` with ``data_dir/masks`` by file stem.
 
@@ -271,15 +298,10 @@ def discover(data_dir: Path) -> Discovery:
                 "(the k folds validate on every train case in turn; the test cases stay apart)"
             )
 
-    skipped = [p for p in ignored_images + ignored_masks if not p.name.startswith(".")]
-    if skipped:  # not silent: a file of another kind among the images is named, never just dropped
-        shown = ", ".join(p.relative_to(data_dir).as_posix() for p in skipped[:8])
-        more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
-        notes.append(
-            f"{len(skipped)} entr(ies) in {folders.images}/ and {folders.masks}/ are neither images nor "
-            f"masks of an accepted kind and are skipped: {shown}{more} "
-            f"(accepted: {', '.join(IMAGE_SUFFIXES)})"
-        )
+    # not silent: a file of another kind among the images or masks is named, never just dropped
+    notes += _skipped_notes(data_dir, folders.images, ignored_images, IMAGE_SUFFIXES, "images")
+    skipped_masks = _skipped_notes(data_dir, folders.masks, ignored_masks, MASK_SUFFIXES, "masks")
+    notes += skipped_masks
     rois = _rois(data_dir / ROIS_DIR, paired, known)
     splits = table.splits or {}
     pairs = [
@@ -292,4 +314,5 @@ def discover(data_dir: Path) -> Discovery:
         unpaired_masks=[masks[s] for s in sorted(masks.keys() - cases.keys())],
         ignored=sorted(ignored_images + ignored_masks),
         notes=notes,
+        skipped_masks="".join(skipped_masks),
     )

@@ -84,6 +84,7 @@ def _pairing_problems(path: Path, params: Params) -> list[str]:
             f"data.dir: {len(found.unpaired_images)} image(s) without a mask: "
             f"{_listing(found.unpaired_images, path)}; expected {masks}/<stem>{mask} with the image's file "
             f"stem{channel} for every image (or remove the image)"
+            + (f"; {found.skipped_masks}" if found.skipped_masks else "")
         )
     if found.unpaired_masks:
         problems.append(

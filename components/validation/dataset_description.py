@@ -209,6 +209,17 @@ def suite_values(declared: Mapping[str, int] | None, meta: pd.DataFrame) -> list
     return frac_values(meta) or [0]  # no mask could be read: the suite says why
 
 
+def _binary_hint(values: list[int]) -> str:
+    """Where the values are a binary mask written as 0 / v (a photograph dataset's habit), say so."""
+    if len(values) == 2 and values[0] == 0 and values[1] > 1:
+        return (
+            f"; this looks like a binary mask written as 0 / {values[1]}: mask values are class indices "
+            f"here, so write the foreground as 1 (e.g. the mask > 0 saved as PNG), or declare "
+            f"data.ignore_label {values[1]} if {values[1]} marks unannotated pixels"
+        )
+    return ""
+
+
 def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, int]:
     """Classes named after the mask values found (``background``, ``class_1``, ...).
 
@@ -234,6 +245,7 @@ def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, in
         )
     else:
         why = f"more than {MAX_CLASSES} classes (a class-index mask holds a few values)"
+    why += _binary_hint(values)
     ignore = f" (data.ignore_label {ignore_label} aside)" if ignore_label is not None else ""
     raise DatasetDescriptionError(
         f"data.classes is auto and no dataset.json names the labels, so the classes are the mask values "

@@ -285,6 +285,19 @@ def test_files_of_another_kind_are_named_not_dropped_silently(tmp_path: Path) ->
     (tmp_path / "images" / ".DS_Store").write_bytes(b"")  # hidden files: the OS's, not the dataset's
     found = discover(tmp_path)
     assert [pair.case_id for pair in found.pairs] == ["a"]
+    images, masks = [n for n in found.notes if "skipped" in n]
+    assert images.startswith("1 entr(ies) in images/ are not images") and "images/notes.txt" in images
+    assert masks.startswith("1 entr(ies) in masks/ are not masks") and "masks/scan.dcm" in masks
+    assert ".DS_Store" not in images and "JPEG" not in masks
+    assert "(accepted: .png, .jpg" in images and "(accepted: .png, .tif" in masks  # no JPEG masks
+
+
+def test_jpeg_masks_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    """A photograph dataset may ship its masks as JPEG: lossy, so not read as class indices; the note
+    says why and how to store them (the images without a mask are then unpaired, and named)."""
+    _touch(tmp_path, "images/a.jpg", "masks/a.jpg", "images/b.png", "masks/b.png")
+    found = discover(tmp_path)
+    assert [pair.case_id for pair in found.pairs] == ["b"]
     [note] = [n for n in found.notes if "skipped" in n]
-    assert note.startswith("2 entr(ies) in images/ and masks/") and "images/notes.txt" in note
-    assert "masks/scan.dcm" in note and ".DS_Store" not in note
+    assert "masks/a.jpg" in note and "lossy compression adds values along every edge" in note
+    assert "save masks losslessly (PNG, TIFF)" in note

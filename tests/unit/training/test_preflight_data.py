@@ -52,6 +52,15 @@ def test_unpaired_files_are_named(data: Path) -> None:
     assert "1 mask(s) without an image: masks/case_002.png" in masks
 
 
+def test_an_image_whose_mask_is_a_jpeg_is_told_why_it_has_none(data: Path) -> None:
+    """A JPEG mask is skipped (lossy: not class indices); the refusal of its unpaired image says so."""
+    mask = data / "masks" / "case_001.png"
+    mask.rename(mask.with_suffix(".jpg"))
+    [images] = check_data_dir(_params(data))
+    assert "1 image(s) without a mask: images/case_001.png" in images
+    assert "masks/case_001.jpg" in images and "JPEG is not read as a mask" in images
+
+
 def test_an_unpaired_volume_is_told_of_a_volume_mask(tmp_path: Path) -> None:
     """The fix names the mask a NIfTI image needs, not a PNG."""
     from tests.data.broken3d import good_volumes

@@ -107,6 +107,11 @@ def test_classes_found_in_the_masks_are_named_and_noted(tmp_path: Path) -> None:
             r"found: 0, 1, 4, not 0..2 without gaps \(missing 2, 3; 4 in c0, c1, c2\)\. Declare data.classes",
         ),
         ((0,), r"found: 0, only 0; a segmentation needs background \(0\) and a foreground class"),
+        (
+            (0, 255),
+            r"found: 0, 255, not 0..1 without gaps .*; this looks like a binary mask written as 0 / 255: "
+            r"mask values are class indices here, so write the foreground as 1",
+        ),
     ],
 )
 def test_classes_found_with_a_gap_or_without_foreground_are_refused(
