@@ -2,8 +2,9 @@
 
 Which layout was read (segflow's plain folders or an MSD / nnU-Net raw folder), whether a
 ``dataset.json`` described it, the classes with where they came from, the channels with their
-names, and every note validate printed (unlabelled ``imagesTs/`` files, classes named after the
-mask values found, ``validation`` rows that joined the training pool, ...).
+names, how many cases have a region of interest, and every note validate printed (unlabelled
+``imagesTs/`` files, classes named after the mask values found, ``validation`` rows that joined the
+training pool, ...).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def dataset_report(
     labels: DatasetLabels,
     channels: int,
     notes: Sequence[str],
+    rois: tuple[int, int] = (0, 0),
 ) -> str:
     """The report's Markdown text.
 
@@ -50,6 +52,7 @@ def dataset_report(
         labels: The classes and channel names validate resolved.
         channels: The images' channel count.
         notes: Every note printed during validation.
+        rois: Cases with a region-of-interest file, and cases.
     """
     names = labels.channel_names or ("",) * channels
     lines = [
@@ -65,6 +68,10 @@ def dataset_report(
         "",
         f"- channels: {channels}"
         + (f" ({', '.join(f'{i}: {n}' for i, n in enumerate(names))})" if any(names) else " (unnamed)"),
+        f"- regions of interest: {rois[0]} of {rois[1]} cases (`rois/`): pixels outside count in no loss "
+        "and no metric, and predictions there are background"
+        if rois[0]
+        else "- regions of interest: none (every pixel is trained and scored)",
     ]
     if notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]

@@ -106,7 +106,13 @@ def validate_dataset(
         channel_names=labels.channel_names,
     )
     report = dataset_report(
-        root, dataset_folders(root), description, labels, fingerprint["channels"], [*notes, *labels.notes]
+        root,
+        dataset_folders(root),
+        description,
+        labels,
+        fingerprint["channels"],
+        [*notes, *labels.notes],
+        rois=(sum(p.roi is not None for p in found.pairs), len(found.pairs)),
     )
     write_fingerprint(fingerprint, layout.FINGERPRINT)
     write_dataset_report(report, layout.DATASET_REPORT)

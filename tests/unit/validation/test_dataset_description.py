@@ -200,8 +200,26 @@ def test_validate_takes_the_classes_from_the_masks_and_says_so(
     report = layout.DATASET_REPORT.read_text()
     assert "- classes, from the label values found (class_1, ...):" in report and "| 2 | class_2 |" in report
     assert "## Notes\n\n- classes from the mask values found" in report
+    assert "- regions of interest: none (every pixel is trained and scored)" in report
     assert "classes from the mask values found" in capsys.readouterr().out
     assert layout.MANIFEST.is_file()
+
+
+def test_the_dataset_report_counts_the_cases_with_a_region_of_interest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.validation.stage import validate_dataset
+
+    monkeypatch.chdir(tmp_path)
+    data = _dataset(tmp_path / "data", values=(0, 1))
+    (data / "rois").mkdir()
+    for i in range(3):
+        roi = np.zeros((12, 12), np.uint8)
+        roi[1:11, 1:11] = 1
+        Image.fromarray(roi).save(data / "rois" / f"c{i}.png")
+    validate_dataset(data, "auto", "auto")
+    report = layout.DATASET_REPORT.read_text()
+    assert "- regions of interest: 3 of 3 cases (`rois/`): pixels outside count in no loss" in report
 
 
 def test_validate_stops_on_a_disagreeing_dataset_json_before_writing(
