@@ -214,8 +214,8 @@ def _binary_hint(values: list[int]) -> str:
     if len(values) == 2 and values[0] == 0 and values[1] > 1:
         return (
             f"; this looks like a binary mask written as 0 / {values[1]}: mask values are class indices "
-            f"here, so write the foreground as 1 (e.g. the mask > 0 saved as PNG), or declare "
-            f"data.ignore_label {values[1]} if {values[1]} marks unannotated pixels"
+            "here (data.classes cannot name another value, and as data.ignore_label it would leave no "
+            "foreground), so write the foreground as 1, e.g. the mask > 0 saved as PNG"
         )
     return ""
 
@@ -245,13 +245,16 @@ def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, in
         )
     else:
         why = f"more than {MAX_CLASSES} classes (a class-index mask holds a few values)"
-    why += _binary_hint(values)
+    binary = _binary_hint(values)
+    fix = (
+        "Declare data.classes in params.yaml (name: value for every value 0..K-1; a class no mask holds "
+        "only warns), set data.ignore_label to the value that marks unannotated pixels (e.g. 255), or fix "
+        "the masks"
+    )
     ignore = f" (data.ignore_label {ignore_label} aside)" if ignore_label is not None else ""
     raise DatasetDescriptionError(
         f"data.classes is auto and no dataset.json names the labels, so the classes are the mask values "
-        f"found{ignore}: {shown}, {why}. Declare data.classes in params.yaml (name: value for every value "
-        "0..K-1; a class no mask holds only warns), set data.ignore_label to the value that marks "
-        "unannotated pixels (e.g. 255), or fix the masks"
+        f"found{ignore}: {shown}, {why}{binary}. {'Fix the masks' if binary else fix}"
     )
 
 
