@@ -41,7 +41,7 @@ def dataset_report(
     labels: DatasetLabels,
     channels: int,
     notes: Sequence[str],
-    rois: tuple[int, int] = (0, 0),
+    rois: tuple[int, int],
 ) -> str:
     """The report's Markdown text.
 
