@@ -17,6 +17,7 @@ from components.core.errors import UserError
 from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.evaluation.statistics import regional_breakdown
 from components.io import MASK_SUFFIXES, file_stem, is_volume, read_roi, read_with_spacing
+from components.io.case_masks import binary_foreground, class_indices
 from components.metrics import METRIC_NAMES, case_metrics
 from components.metrics.per_case import per_case_rows
 from components.metrics.protocol import PooledCounts
@@ -124,7 +125,9 @@ def evaluate_folders(
     Args:
         pred_dir: Folder of predicted class-index masks (PNG, TIFF or NIfTI).
         ref_dir: Folder of reference masks; paired with predictions by file stem.
-        classes: Classes to evaluate; ``None`` = every non-zero label in any reference.
+        classes: Classes to evaluate; ``None`` = every non-zero label in any reference, and where
+            that is one value ``v > 1`` (binary references written as ``0 / 255``), ``v`` is read
+            as class 1 in references and predictions alike, with a printed note.
         spacing: Voxel size per array axis overriding the files' (NIfTI headers give (Z, Y, X)
             spacing; 2D formats have none, so 1).
         connectivity: Border neighbourhood for surface metrics, 1..ndim.
@@ -149,14 +152,21 @@ def evaluate_folders(
     from tqdm.auto import tqdm
 
     pairs = pair_files(pred_dir, ref_dir)
+    foreground = None
     if classes is None:
         found: set[int] = set()
         for _, _, ref_path in pairs:
             found.update(int(v) for v in np.unique(_read_labels(ref_path)[0]) if v != 0)
-        classes = sorted(found)
+        foreground = binary_foreground([0, *sorted(found)])
+        classes = [1] if foreground is not None else sorted(found)
         if not classes:
             raise FolderEvaluationError(
                 f"references in {ref_dir} contain no non-zero label; pass classes explicitly"
+            )
+        if foreground is not None:
+            print(
+                f"references in {ref_dir} are binary masks written as 0 / {foreground}: {foreground} is read "
+                "as class 1 in references and predictions (segflow writes predictions as 0 / 1)"
             )
     classes = [int(c) for c in classes]
     rois = _mask_files(Path(roi_dir), "ROI") if roi_dir is not None else None
@@ -165,6 +175,7 @@ def evaluate_folders(
     for case_id, pred_path, ref_path in bar:
         ref, ref_spacing = _read_labels(ref_path)
         pred, pred_spacing = _read_labels(pred_path)
+        ref, pred = class_indices(ref, foreground), class_indices(pred, foreground)
         ref = _with_regions(ref, case_id, rois, ignore_label)
         if pred.shape != ref.shape:
             raise FolderEvaluationError(

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 
 from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.evaluation.roc import StreamingROC
-from components.io import read_case_roi, read_image, read_mask
-from components.io.volumes import Geometry, is_volume, read_case_image, read_volume
+from components.io import read_case_roi, read_image
+from components.io.case_masks import read_case_mask
+from components.io.volumes import Geometry, is_volume, read_case_image
 from components.metrics import case_metrics
 from components.metrics.per_case import per_case_rows
 from components.metrics.protocol import PooledCounts, label_mask_threshold_dice, mean_dice_over_thresholds
@@ -41,16 +42,16 @@ class ProbabilityModel(Protocol):
         ...
 
 
-def read_scoring_case(
-    data_dir: Path, image_field: str, mask_field: str
-) -> tuple[np.ndarray, np.ndarray, Geometry | None]:
-    """Raw image (2D as stored; volumes ``(C, Z, Y, X)``), reference labels, and a volume's geometry."""
-    files = image_files(data_dir, image_field)
-    mask_path = data_dir / mask_field
+def read_scoring_case(data_dir: Path, row: Any) -> tuple[np.ndarray, np.ndarray, Geometry | None]:
+    """A manifest row's raw image (2D as stored; volumes ``(C, Z, Y, X)``), its class-index labels
+    (:func:`components.io.case_masks.read_case_mask`) and a volume's geometry."""
+    # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
+    files = image_files(data_dir, cast(str, row.image_path))
+    mask = read_case_mask(data_dir, row).astype(np.int64)
     if is_volume(files[0]):
         image, geometry = read_case_image(files)
-        return image, read_volume(mask_path)[0].astype(np.int64), geometry
-    return read_image(files[0]), read_mask(mask_path).astype(np.int64), None
+        return image, mask, geometry
+    return read_image(files[0]), mask, None
 
 
 def gallery_slice(
@@ -171,10 +172,7 @@ def score_cases(
     rows: list[dict[str, object]] = []
     heap: list[tuple[float, int, WorstCase]] = []
     for i, row in enumerate(tqdm(list(cases.itertuples(index=False)), desc=desc, unit="case")):
-        # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
-        image, mask, geometry = read_scoring_case(
-            data_dir, cast(str, row.image_path), cast(str, row.mask_path)
-        )
+        image, mask, geometry = read_scoring_case(data_dir, row)
         ref = _reference(data_dir, row, mask, opts.ignore_label)
         spacing = geometry.spacing if geometry is not None else None
         probs = predictor.predict_proba(image, spacing)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.io import read_image, read_mask
-from components.io.volumes import Geometry, is_volume, read_case_image, read_volume, split_image_paths
+from components.io import read_image
+from components.io.volumes import Geometry, read_case_image, split_image_paths
 from components.preprocessing.native import NativeSpec, channels_first
 
 
@@ -28,10 +28,3 @@ def read_native_image(files: Sequence[Path], spec: NativeSpec) -> tuple[np.ndarr
         return channels_first(image, 3, spec.channels), geometry
     image = read_image(files[0])
     return channels_first(image, 2, spec.channels), Geometry.identity(2)
-
-
-def read_native_mask(path: Path) -> np.ndarray:
-    """Label map ``(*S)`` of a 2D file or a volume, as integers (validate has checked that float
-    label files hold whole numbers)."""
-    mask = read_volume(path)[0] if is_volume(Path(path)) else read_mask(path)
-    return mask if np.issubdtype(mask.dtype, np.integer) else np.rint(mask).astype(np.int64)

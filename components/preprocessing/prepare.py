@@ -26,10 +26,11 @@ from components.data.splits import (
     split_sha,
     write_splits,
 )
-from components.io import read_case_roi, read_image, read_mask
+from components.io import read_case_roi, read_image
+from components.io.case_masks import read_case_mask
 from components.params.config import Params
 from components.preprocessing.native import NativeSpec, preprocess_case
-from components.preprocessing.native_io import image_files, read_native_image, read_native_mask
+from components.preprocessing.native_io import image_files, read_native_image
 from components.preprocessing.pipeline import PreprocessSpec, to_unit_image
 from components.preprocessing.specs import AnySpec
 
@@ -46,7 +47,7 @@ def _cache_resized(
     for row in tqdm(rows, desc="preprocess", unit="case"):
         # the manifest's path columns hold relative paths as str (the stubs type a row's fields as any scalar)
         image = read_image(data_dir / cast(str, row.image_path))
-        mask = read_mask(data_dir / cast(str, row.mask_path))
+        mask = read_case_mask(data_dir, row)
         mask = reference_labels(
             mask, read_case_roi(data_dir, getattr(row, "roi_path", None)), ignore_label
         ).astype(np.uint8)
@@ -64,7 +65,7 @@ def _cache_native(
     records = {}
     for row in tqdm(rows, desc="preprocess", unit="case"):
         image, geometry = read_native_image(image_files(data_dir, cast(str, row.image_path)), spec)
-        mask = read_native_mask(data_dir / cast(str, row.mask_path))
+        mask = read_case_mask(data_dir, row)
         mask = reference_labels(mask, read_case_roi(data_dir, getattr(row, "roi_path", None)), ignore_label)
         img, m, record = preprocess_case(image, geometry.spacing, spec, mask, num_classes)
         assert m is not None  # a mask was given

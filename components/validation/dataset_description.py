@@ -6,6 +6,9 @@ Where the run's classes come from, first that applies:
 2. ``dataset.json``'s ``labels`` (MSD or nnU-Net v2, :mod:`components.data.dataset_json`);
 3. the mask values found: ``background`` for 0, then ``class_1``, ``class_2``, ...; they must be
    ``0..K-1`` without gaps (``data.ignore_label`` aside), else the user is asked to declare them.
+   One exception: masks that hold exactly two values ``0 / v`` with ``v > 1`` are binary masks
+   written as photograph datasets write them (``0 / 255``): ``v`` is read as ``class_1`` by every
+   reader (:mod:`components.io.case_masks`), with a note, and the files stay as they are.
 
 Channel names come from ``dataset.json`` (``channel_names`` or ``modality``), else none; the channel
 count is the images' own (``data.channels: auto``) and the suite checks that every case agrees.
@@ -27,6 +30,7 @@ import pandas as pd
 from components.core.errors import UserError
 from components.data.dataset_json import IGNORE_NAME, DatasetJson
 from components.data.discovery import Discovery
+from components.io.case_masks import binary_foreground
 from components.params.config import MAX_CLASSES
 from components.validation.metadata import frac_column, frac_values
 
@@ -49,12 +53,15 @@ class DatasetLabels:
         class_source: One of ``SOURCE_PARAMS``, ``SOURCE_JSON``, ``SOURCE_FOUND``.
         channel_names: One name per channel from ``dataset.json``, or None.
         notes: What the user should know (printed, and kept in the validation report).
+        mask_foreground: The stored value read as class 1 in binary ``0 / v`` masks, or None (the
+            masks hold the class values themselves).
     """
 
     classes: dict[str, int]
     class_source: str
     channel_names: tuple[str, ...] | None = None
     notes: tuple[str, ...] = field(default=())
+    mask_foreground: int | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -209,17 +216,6 @@ def suite_values(declared: Mapping[str, int] | None, meta: pd.DataFrame) -> list
     return frac_values(meta) or [0]  # no mask could be read: the suite says why
 
 
-def _binary_hint(values: list[int]) -> str:
-    """Where the values are a binary mask written as 0 / v (a photograph dataset's habit), say so."""
-    if len(values) == 2 and values[0] == 0 and values[1] > 1:
-        return (
-            f"; this looks like a binary mask written as 0 / {values[1]}: mask values are class indices "
-            "here (data.classes cannot name another value, and as data.ignore_label it would leave no "
-            "foreground), so write the foreground as 1, e.g. the mask > 0 saved as PNG"
-        )
-    return ""
-
-
 def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, int]:
     """Classes named after the mask values found (``background``, ``class_1``, ...).
 
@@ -245,7 +241,6 @@ def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, in
         )
     else:
         why = f"more than {MAX_CLASSES} classes (a class-index mask holds a few values)"
-    binary = _binary_hint(values)
     fix = (
         "Declare data.classes in params.yaml (name: value for every value 0..K-1; a class no mask holds "
         "only warns), set data.ignore_label to the value that marks unannotated pixels (e.g. 255), or fix "
@@ -254,7 +249,7 @@ def _found_classes(meta: pd.DataFrame, ignore_label: int | None) -> dict[str, in
     ignore = f" (data.ignore_label {ignore_label} aside)" if ignore_label is not None else ""
     raise DatasetDescriptionError(
         f"data.classes is auto and no dataset.json names the labels, so the classes are the mask values "
-        f"found{ignore}: {shown}, {why}{binary}. {'Fix the masks' if binary else fix}"
+        f"found{ignore}: {shown}, {why}. {fix}"
     )
 
 
@@ -278,7 +273,15 @@ def resolve_labels(
         DatasetDescriptionError: Classes found in the masks that are not ``0..K-1``.
     """
     notes: list[str] = []
-    if declared is None:
+    foreground = binary_foreground(frac_values(meta)) if declared is None else None
+    if foreground is not None:
+        classes = {"background": 0, "class_1": 1}
+        notes.append(
+            f"binary masks written as 0 / {foreground}: {foreground} is read as class_1 and 0 as background "
+            f"(data.classes is auto and no dataset.json names labels; every mask holds only these values); "
+            "the mask files are read as they are, and predictions are written as 0 / 1"
+        )
+    elif declared is None:
         classes = _found_classes(meta, ignore_label)
         notes.append(
             f"classes from the mask values found (data.classes is auto and no dataset.json names labels): "
@@ -293,4 +296,4 @@ def resolve_labels(
                 f"{_shown(labels)}"
             )
     names = description.channel_names if description is not None else None
-    return DatasetLabels(classes, source, names, tuple(notes))
+    return DatasetLabels(classes, source, names, tuple(notes), foreground)

@@ -34,6 +34,13 @@ def _described(description: DatasetJson | None) -> str:
     return f"{description.path.name} ({', '.join(keys) or 'no key segflow reads'}; checked against the files)"
 
 
+def _stored(value: int, labels: DatasetLabels) -> str:
+    """A class's value as the mask files store it (binary ``0 / v`` masks: ``v``, read as 1)."""
+    if value == 1 and labels.mask_foreground is not None:
+        return f"{labels.mask_foreground} (read as 1)"
+    return str(value)
+
+
 def dataset_report(
     data_dir: Path,
     folders: Folders,
@@ -64,7 +71,7 @@ def dataset_report(
         "",
         "| mask value | class |",
         "|---:|---|",
-        *(f"| {v} | {n} |" for n, v in sorted(labels.classes.items(), key=lambda kv: kv[1])),
+        *(f"| {_stored(v, labels)} | {n} |" for n, v in sorted(labels.classes.items(), key=lambda kv: kv[1])),
         "",
         f"- channels: {channels}"
         + (f" ({', '.join(f'{i}: {n}' for i, n in enumerate(names))})" if any(names) else " (unnamed)"),

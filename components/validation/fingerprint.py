@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from components.data.regions import IGNORE_INDEX, reference_labels
-from components.io import read_case_channels, read_case_roi, read_mask, split_image_paths
+from components.io import read_case_channels, read_case_roi, split_image_paths
+from components.io.case_masks import read_case_mask
 from components.validation.class_layout import ClassLayout
 from components.validation.manifest import write_json_atomic
 
@@ -144,7 +145,7 @@ def compute_fingerprint(
         image, geometry = read_case_channels(
             [data_dir / p for p in split_image_paths(cast(str, row.image_path))]
         )
-        mask = read_mask(data_dir / cast(str, row.mask_path))
+        mask = read_case_mask(data_dir, row)
         if mask.shape != image.shape[1:]:
             raise ValueError(f"case {row.case_id}: mask shape {mask.shape} != image shape {image.shape[1:]}")
         roi = read_case_roi(data_dir, getattr(row, "roi_path", None))

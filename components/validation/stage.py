@@ -31,6 +31,7 @@ from components.validation.duplicate_report import (
 )
 from components.validation.fingerprint import compute_fingerprint, write_fingerprint
 from components.validation.manifest import write_manifest
+from components.validation.mask_recoding import read_foreground_as_one
 from components.validation.metadata import build_metadata
 from components.validation.report import DatasetValidationError
 from components.validation.suite import validate_metadata
@@ -97,6 +98,8 @@ def validate_dataset(
     labels = resolve_labels(declared, source, description, meta, ignore_label)
     for note in labels.notes:
         print(note)
+    if labels.mask_foreground is not None:  # binary 0 / v masks: the later stages read v as class 1
+        meta = read_foreground_as_one(meta, labels.mask_foreground)
     fingerprint = compute_fingerprint(
         meta,
         root,

@@ -39,7 +39,10 @@ def metrics_command(
     ],
     classes: Annotated[
         str | None,
-        typer.Option(help="Classes to evaluate, e.g. 1,2 (default: every non-zero label in the references)."),
+        typer.Option(
+            help="Classes to evaluate, e.g. 1,2 (default: every non-zero label in the references; "
+            "references written as 0 / 255 are binary: 255 is read as 1 in both folders)."
+        ),
     ] = None,
     spacing: Annotated[
         str | None,

@@ -185,3 +185,21 @@ def test_roi_and_ignore_label_exclude_pixels_and_pooled_counts_match_numpy(tmp_p
         assert got["pooled_dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
         assert got["pooled_specificity"] == pytest.approx(tn / (tn + fp))
         assert got["pooled_accuracy"] == pytest.approx((tp + tn) / p.size)
+
+
+def test_binary_references_written_as_0_255_score_0_1_predictions_as_class_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """segflow writes predictions as 0 / 1; a photograph dataset's references are 0 / 255: the 255 is
+    class 1 in both folders (with a note), not a class the predictions never hold (Dice 0)."""
+    ref = (_labels() == 1).astype(np.uint8)
+    pred = (_labels(shift=2) == 1).astype(np.uint8)
+    _png(tmp_path / "ref" / "a.png", ref * 255)
+    _png(tmp_path / "pred" / "a.png", pred)
+    _png(tmp_path / "pred255" / "a.png", pred * 255)
+    df = evaluate_folders(tmp_path / "pred", tmp_path / "ref", progress=False)
+    expected = mb.dc(pred.astype(bool), ref.astype(bool))
+    assert df["class"].tolist() == [1] and df["dice"].iloc[0] == pytest.approx(expected)
+    assert "binary masks written as 0 / 255: 255 is read as class 1" in capsys.readouterr().out
+    same = evaluate_folders(tmp_path / "pred255", tmp_path / "ref", progress=False)
+    assert same["dice"].iloc[0] == pytest.approx(expected)

@@ -107,11 +107,9 @@ def test_classes_found_in_the_masks_are_named_and_noted(tmp_path: Path) -> None:
             r"found: 0, 1, 4, not 0..2 without gaps \(missing 2, 3; 4 in c0, c1, c2\)\. Declare data.classes",
         ),
         ((0,), r"found: 0, only 0; a segmentation needs background \(0\) and a foreground class"),
-        (
-            (0, 255),
-            r"found: 0, 255, not 0..1 without gaps .*; this looks like a binary mask written as 0 / 255: "
-            r"mask values are class indices here \(.*\), so write the foreground as 1, e.g. the mask > 0 "
-            r"saved as PNG\. Fix the masks$",
+        (  # three values: not a binary mask, so not read as one
+            (0, 128, 255),
+            r"found: 0, 128, 255, not 0..2 without gaps .*set data.ignore_label to the value",
         ),
     ],
 )
@@ -119,10 +117,30 @@ def test_classes_found_with_a_gap_or_without_foreground_are_refused(
     tmp_path: Path, values: tuple[int, ...], message: str
 ) -> None:
     data = _dataset(tmp_path, values=values)
-    with pytest.raises(DatasetDescriptionError, match=message) as err:
+    with pytest.raises(DatasetDescriptionError, match=message):
         resolve_labels(None, SOURCE_FOUND, None, _meta(data, None), None)
-    generic = "set data.ignore_label to the value that marks unannotated pixels"  # not for 0 / 255
-    assert (generic in str(err.value)) == (values != (0, 255))
+
+
+@pytest.mark.parametrize("foreground", [255, 2])
+def test_binary_masks_written_as_0_v_read_v_as_class_1_with_a_note(tmp_path: Path, foreground: int) -> None:
+    data = _dataset(tmp_path, values=(0, foreground))
+    labels = resolve_labels(None, SOURCE_FOUND, None, _meta(data, None), None)
+    assert labels.classes == {"background": 0, "class_1": 1}
+    assert labels.mask_foreground == foreground
+    assert len(labels.notes) == 1
+    assert labels.notes[0].startswith(
+        f"binary masks written as 0 / {foreground}: {foreground} is read as class_1"
+    )
+
+
+def test_binary_reading_is_only_for_classes_found(tmp_path: Path) -> None:
+    """Declared classes win: masks 0 / 255 against data.classes {background: 0, lesion: 1} are not
+    reread (the suite refuses the value 255 there), and 0 / 1 masks need no reading."""
+    data = _dataset(tmp_path, values=(0, 255))
+    declared = resolve_labels({"background": 0, "lesion": 1}, SOURCE_PARAMS, None, _meta(data, [0, 1]), None)
+    assert declared.mask_foreground is None and declared.classes == {"background": 0, "lesion": 1}
+    plain = _dataset(tmp_path / "plain", values=(0, 1))
+    assert resolve_labels(None, SOURCE_FOUND, None, _meta(plain, None), None).mask_foreground is None
 
 
 def test_a_dataset_json_that_agrees_with_its_files_passes_and_names_the_channels(tmp_path: Path) -> None:
@@ -222,6 +240,33 @@ def test_the_dataset_report_counts_the_cases_with_a_region_of_interest(
     validate_dataset(data, "auto", "auto")
     report = layout.DATASET_REPORT.read_text()
     assert "- regions of interest: 3 of 3 cases (`rois/`): pixels outside count in no loss" in report
+
+
+def test_validate_reads_binary_0_255_masks_as_class_1_for_every_later_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Masks as photograph datasets ship them (0 / 255) validate with classes background / class_1;
+    the manifest carries 255 as the foreground every mask reader maps, and the fingerprint's class
+    statistics count the 255 pixels as class_1."""
+    from components.io.case_masks import FOREGROUND_COLUMN, read_case_mask
+    from components.validation.manifest import read_manifest
+    from components.validation.stage import validate_dataset
+
+    monkeypatch.chdir(tmp_path)
+    data = _dataset(tmp_path / "data", values=(0, 255))
+    validate_dataset(data, "auto", "auto")
+    fp = json.loads(layout.FINGERPRINT.read_text())
+    assert fp["classes"] == {"background": 0, "class_1": 1}
+    assert fp["class_fractions"]["class_1"] == pytest.approx(0.25)  # a 3-row stripe of 12
+    manifest = read_manifest(layout.MANIFEST)
+    assert manifest[FOREGROUND_COLUMN].tolist() == [255, 255, 255]
+    assert "frac_1" in manifest.columns and "frac_255" not in manifest.columns
+    assert set(manifest["labels_present"]) == {"0,1"}
+    row = next(manifest.itertuples(index=False))
+    assert sorted(np.unique(read_case_mask(data, row)).tolist()) == [0, 1]
+    assert np.asarray(Image.open(data / "masks" / "c0.png")).max() == 255  # the file is left as it was
+    report = layout.DATASET_REPORT.read_text()
+    assert "| 255 (read as 1) | class_1 |" in report and "binary masks written as 0 / 255" in report
 
 
 def test_validate_stops_on_a_disagreeing_dataset_json_before_writing(
