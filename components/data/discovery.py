@@ -40,6 +40,7 @@ from components.data.case_table import CASES_CSV, CaseTable, DiscoveryError, rea
 from components.data.raw_layout import dataset_folders, unlabelled_note
 from components.data.regions import ROIS_DIR
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
+from components.io.images import LOSSY_FOREGROUND, is_lossy_mask
 
 CHANNEL_STEM = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
@@ -86,7 +87,7 @@ class Discovery:
         notes: What discovery read differently from the files as written, for the user to see
             (e.g. ``validation`` rows joining the training pool).
         skipped_masks: The note on files of the masks folder not read as masks ("" if none): why an
-            image whose mask is such a file (a JPEG) has none.
+            image whose mask is such a file (a BMP, say) has none.
     """
 
     pairs: list[CasePair]
@@ -221,23 +222,31 @@ def _skipped_notes(
     data_dir: Path, folder: str, ignored: list[Path], accepted: tuple[str, ...], kind: str
 ) -> list[str]:
     """One note naming the files of ``folder`` that are not ``kind`` of an accepted suffix (hidden
-    files aside); JPEG masks are told why: lossy compression adds values along every edge, so their
-    pixels are not class indices."""
+    files aside)."""
     skipped = [p for p in ignored if not p.name.startswith(".")]
     if not skipped:
         return []
-    shown = ", ".join(p.relative_to(data_dir).as_posix() for p in skipped[:8])
-    more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
-    jpeg = kind == "masks" and any(p.suffix.lower() in (".jpg", ".jpeg") for p in skipped)
-    why = (
-        "; JPEG is not read as a mask: its lossy compression adds values along every edge, so the "
-        "pixels are not class indices; save masks losslessly (PNG, TIFF), each pixel its class index"
-        if jpeg
-        else ""
-    )
     return [
         f"{len(skipped)} entr(ies) in {folder}/ are not {kind} of an accepted kind and are skipped: "
-        f"{shown}{more} (accepted: {', '.join(accepted)}){why}"
+        f"{_files(data_dir, skipped)} (accepted: {', '.join(accepted)})"
+    ]
+
+
+def _files(data_dir: Path, paths: list[Path]) -> str:
+    shown = ", ".join(p.relative_to(data_dir).as_posix() for p in paths[:8])
+    return shown + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+
+
+def _lossy_masks_note(data_dir: Path, folder: str, masks: list[Path]) -> list[str]:
+    """A note for JPEG masks, read as binary (:data:`components.io.images.LOSSY_FOREGROUND`)."""
+    lossy = [p for p in masks if is_lossy_mask(p)]
+    if not lossy:
+        return []
+    return [
+        f"{len(lossy)} mask(s) in {folder}/ are JPEG ({_files(data_dir, lossy)}) and are read as binary "
+        f"masks: lossy compression adds values along every edge, so a pixel is foreground (1) where its "
+        f"gray value is >= {LOSSY_FOREGROUND} and background (0) below; save masks losslessly (PNG, TIFF) "
+        "to keep more than two classes"
     ]
 
 
@@ -302,6 +311,7 @@ def discover(data_dir: Path) -> Discovery:
     notes += _skipped_notes(data_dir, folders.images, ignored_images, IMAGE_SUFFIXES, "images")
     skipped_masks = _skipped_notes(data_dir, folders.masks, ignored_masks, MASK_SUFFIXES, "masks")
     notes += skipped_masks
+    notes += _lossy_masks_note(data_dir, folders.masks, sorted(masks.values()))
     rois = _rois(data_dir / ROIS_DIR, paired, known)
     splits = table.splits or {}
     pairs = [

@@ -16,7 +16,7 @@ import pandas as pd
 from components.core.errors import UserError
 from components.data.regions import clear_outside, reference_labels, valid_pixels
 from components.evaluation.statistics import regional_breakdown
-from components.io import MASK_SUFFIXES, file_stem, is_volume, read_roi, read_with_spacing
+from components.io import MASK_SUFFIXES, file_stem, read_mask_channels_first, read_roi
 from components.io.case_masks import binary_foreground, class_indices
 from components.metrics import METRIC_NAMES, case_metrics
 from components.metrics.per_case import per_case_rows
@@ -73,13 +73,12 @@ def pair_files(pred_dir: str | Path, ref_dir: str | Path) -> list[tuple[str, Pat
 
 
 def _read_labels(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    arr, spacing = read_with_spacing(path)
-    if not is_volume(path) and arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
-        if arr.shape[-1] != 1:
-            raise FolderEvaluationError(
-                f"{path}: mask has {arr.shape[-1]} channels; expected a single-channel class-index mask"
-            )
-        arr = arr[..., 0]
+    channels, geometry = read_mask_channels_first(path)  # JPEG: binary; gray stored as RGB: gray
+    if channels.shape[0] != 1:
+        raise FolderEvaluationError(
+            f"{path}: mask has {channels.shape[0]} channels; expected a single-channel class-index mask"
+        )
+    arr, spacing = channels[0], geometry.spacing
     if arr.ndim not in (2, 3):
         raise FolderEvaluationError(f"{path}: mask has shape {arr.shape}; expected 2D (H, W) or 3D (Z, Y, X)")
     if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):

@@ -26,7 +26,11 @@ from components.io.volumes import (
 )
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", *VOLUME_SUFFIXES)
-MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", *VOLUME_SUFFIXES)
+# JPEG masks are lossy (compression adds values along every edge): read as binary, the foreground
+# from LOSSY_FOREGROUND up (half the 8-bit range), as photograph datasets ship them (0 / 255)
+LOSSY_MASK_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
+LOSSY_FOREGROUND = 128
+MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", *LOSSY_MASK_SUFFIXES, *VOLUME_SUFFIXES)
 
 
 class ImageReadError(UserError, ValueError):
@@ -174,17 +178,52 @@ def read_image(path: str | Path) -> np.ndarray:
     return read_with_geometry(path)[0]
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a class-index mask: 2D ``(H, W)`` or 3D ``(Z, Y, X)``; a single channel axis is dropped.
+def is_lossy_mask(path: str | Path) -> bool:
+    """Whether a mask file is JPEG (read as binary: :data:`LOSSY_FOREGROUND`)."""
+    return Path(path).suffix.lower() in LOSSY_MASK_SUFFIXES
 
-    Multi-channel masks are returned unchanged so that callers (validation) can reject them.
+
+def _gray_in_color(arr: np.ndarray) -> bool:
+    """Whether a ``(3|4, H, W)`` array is a gray picture stored as RGB(A): equal colour channels, and
+    an alpha channel (if any) fully opaque."""
+    rgb_equal = bool(np.array_equal(arr[1], arr[0]) and np.array_equal(arr[2], arr[0]))
+    opaque = arr.shape[0] == 3 or bool(
+        (arr[3] == (np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1)).all()
+    )
+    return rgb_equal and opaque
+
+
+def read_mask_channels_first(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a mask with an explicit channel axis, as the class-index map it stands for.
+
+    A JPEG mask becomes binary (gray value >= :data:`LOSSY_FOREGROUND`: 1, else 0; colour channels
+    averaged first); a 2D RGB(A) file whose colour channels are equal (and alpha opaque) is the gray
+    mask it holds. Other multi-channel masks come back as stored, for validation to refuse.
+
+    Shape: ``(C, H, W)`` for 2D files, ``(C, Z, Y, X)`` for volumes.
+
+    Raises:
+        ImageReadError: As :func:`read_channels_first`.
     """
     p = Path(path)
-    arr, geometry = read_with_geometry(p)
-    axis = _channel_axis(p)
-    if arr.ndim == geometry.ndim + 1 and arr.shape[axis] == 1:
-        arr = np.take(arr, 0, axis=axis)
-    return arr
+    arr, geometry = read_channels_first(p)
+    if is_lossy_mask(p):
+        gray = arr[:3].mean(axis=0) if arr.shape[0] >= 3 else arr[0]
+        return (gray >= LOSSY_FOREGROUND).astype(np.uint8)[np.newaxis], geometry
+    if geometry.ndim == 2 and arr.shape[0] in (3, 4) and _gray_in_color(arr):
+        return arr[:1], geometry
+    return arr, geometry
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a class-index mask (:func:`read_mask_channels_first`): 2D ``(H, W)`` or 3D ``(Z, Y, X)``.
+
+    Multi-channel masks are returned as stored (channels last in 2D, first in volumes) so that
+    callers (validation) can reject them.
+    """
+    p = Path(path)
+    arr, _ = read_mask_channels_first(p)
+    return arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, _channel_axis(p))
 
 
 def read_roi(path: str | Path) -> np.ndarray:

@@ -37,7 +37,7 @@ from components.io import (
     is_volume,
     join_image_paths,
     read_case_channels,
-    read_channels_first,
+    read_mask_channels_first,
     read_roi,
 )
 from components.validation.content import ImageThumbnail, image_thumbnail, mask_thumbnails
@@ -187,7 +187,7 @@ def _roi_facts(path: Path, mask_shape: str | None) -> dict[str, Any]:
 
 
 def _mask_facts(path: Path, image: ImageThumbnail | None) -> tuple[dict[str, Any], Grid]:
-    arr, geometry = read_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
+    arr, geometry = read_mask_channels_first(path)  # (C, *spatial); C > 1 is refused by the suite
     spatial = tuple(int(d) for d in arr.shape[1:])
     depth, height, width = _layout(spatial)
     values, counts = np.unique(arr, return_counts=True)

@@ -76,7 +76,9 @@ def write_broken_dataset(root: Path, seed: int = 1) -> dict[str, list[str]]:
     (msk / "truncated_mask.png").write_bytes(data[: len(data) // 2])
 
     _save(img / "rgb_mask.png", _gray(rng))
-    _save(msk / "rgb_mask.png", np.repeat(_mask(rng)[..., None], 3, axis=2))
+    colour = np.repeat(_mask(rng)[..., None], 3, axis=2)
+    colour[..., 1] = 1 - colour[..., 1]  # colour-coded (a gray mask saved as RGB is read as gray)
+    _save(msk / "rgb_mask.png", colour)
 
     dup = _gray(rng)
     for case in ("dup_a", "dup_b"):

@@ -36,20 +36,20 @@ def test_unpaired_and_ignored_files_are_reported_sorted(tmp_path: Path) -> None:
     _touch(
         tmp_path,
         "images/z.png", "images/y.png", "masks/y.png", "masks/x.png", "masks/w.png",
-        "images/.hidden.png", "masks/.DS_Store", "images/notes.txt", "masks/v.jpg",
+        "images/.hidden.png", "masks/.DS_Store", "images/notes.txt", "masks/v.bmp",
     )  # fmt: skip
     (tmp_path / "images" / "sub").mkdir()
     disc = discover(tmp_path)
     assert [p.case_id for p in disc.pairs] == ["y"]
     assert disc.unpaired_images == [tmp_path / "images/z.png"]
     assert disc.unpaired_masks == [tmp_path / "masks/w.png", tmp_path / "masks/x.png"]
-    # hidden files, folders, non-image suffixes and JPEG masks (lossy, not a class-index format)
+    # hidden files, folders, non-image suffixes and masks of a kind not read (BMP)
     assert [p.relative_to(tmp_path).as_posix() for p in disc.ignored] == [
         "images/.hidden.png",
         "images/notes.txt",
         "images/sub",
         "masks/.DS_Store",
-        "masks/v.jpg",
+        "masks/v.bmp",
     ]
 
 
@@ -289,15 +289,15 @@ def test_files_of_another_kind_are_named_not_dropped_silently(tmp_path: Path) ->
     assert images.startswith("1 entr(ies) in images/ are not images") and "images/notes.txt" in images
     assert masks.startswith("1 entr(ies) in masks/ are not masks") and "masks/scan.dcm" in masks
     assert ".DS_Store" not in images and "JPEG" not in masks
-    assert "(accepted: .png, .jpg" in images and "(accepted: .png, .tif" in masks  # no JPEG masks
+    assert "(accepted: .png, .jpg" in images and "(accepted: .png, .tif, .tiff, .jpg" in masks
 
 
-def test_jpeg_masks_are_skipped_with_the_reason(tmp_path: Path) -> None:
-    """A photograph dataset may ship its masks as JPEG: lossy, so not read as class indices; the note
-    says why and how to store them (the images without a mask are then unpaired, and named)."""
+def test_jpeg_masks_are_paired_and_said_to_be_read_as_binary(tmp_path: Path) -> None:
+    """A photograph dataset may ship its masks as JPEG (Kvasir-SEG does): they pair, and a note says
+    they are read as binary (lossy: values along every edge) and from which gray value."""
     _touch(tmp_path, "images/a.jpg", "masks/a.jpg", "images/b.png", "masks/b.png")
     found = discover(tmp_path)
-    assert [pair.case_id for pair in found.pairs] == ["b"]
-    [note] = [n for n in found.notes if "skipped" in n]
-    assert "masks/a.jpg" in note and "lossy compression adds values along every edge" in note
-    assert "save masks losslessly (PNG, TIFF)" in note
+    assert [pair.case_id for pair in found.pairs] == ["a", "b"]
+    [note] = [n for n in found.notes if "JPEG" in n]
+    assert note.startswith("1 mask(s) in masks/ are JPEG (masks/a.jpg) and are read as binary masks")
+    assert "gray value is >= 128" in note and not [n for n in found.notes if "skipped" in n]

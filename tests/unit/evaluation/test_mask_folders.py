@@ -92,7 +92,9 @@ def test_clear_errors(tmp_path: Path) -> None:
     _png(tmp_path / "pred" / "b.png", _labels()[:30])
     with pytest.raises(FolderEvaluationError, match=r"'b'.*shape \(30, 48\).*\(40, 48\)"):
         evaluate_folders(tmp_path / "pred", tmp_path / "ref")
-    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "pred" / "b.png")
+    colour = np.zeros((40, 48, 3), np.uint8)
+    colour[..., 1] = 1  # colour-coded (equal channels would be a gray mask saved as RGB, and read)
+    Image.fromarray(colour).save(tmp_path / "pred" / "b.png")
     with pytest.raises(FolderEvaluationError, match="3 channels"):
         evaluate_folders(tmp_path / "pred", tmp_path / "ref")
     with pytest.raises(FolderEvaluationError, match="does not exist"):

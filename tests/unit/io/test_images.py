@@ -18,6 +18,7 @@ from components.io import (
     is_nifti,
     read_image,
     read_mask,
+    read_mask_channels_first,
     read_with_spacing,
     write_mask,
 )
@@ -188,3 +189,43 @@ def test_tiff_and_nifti_headers_claiming_absurd_sizes_are_refused_before_decodin
 def test_a_large_but_plausible_tiff_still_reads(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "ok.tif", np.zeros((3, 2000, 2000), np.uint8))  # planar RGB, 4 Mpx
     assert read_image(tmp_path / "ok.tif").shape == (2000, 2000, 3)
+
+
+def _blob(h: int = 40, w: int = 48) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    mask[8:30, 10:36] = 1
+    return mask
+
+
+def test_a_jpeg_mask_is_read_as_binary_from_half_the_8_bit_range(tmp_path: Path) -> None:
+    """JPEG adds values along every edge (and colour noise in RGB): the mask it stands for is gray
+    >= 128 -> 1, else 0, every other value gone."""
+    ref = _blob()
+    rgb = np.repeat((ref * 255)[..., None], 3, axis=-1)
+    Image.fromarray(rgb).save(tmp_path / "m.jpg", quality=60)
+    stored = np.asarray(Image.open(tmp_path / "m.jpg"))
+    assert len(np.unique(stored)) > 2  # the compression's values along the edges
+    mask = read_mask(tmp_path / "m.jpg")
+    assert mask.shape == ref.shape and set(np.unique(mask).tolist()) == {0, 1}
+    assert (mask != ref).mean() < 0.01
+    channels, _ = read_mask_channels_first(tmp_path / "m.jpg")
+    assert channels.shape == (1, *ref.shape)
+
+
+def test_a_gray_mask_stored_as_rgb_is_the_gray_mask_and_a_colour_one_stays_as_stored(tmp_path: Path) -> None:
+    ref = _blob() * 2
+    Image.fromarray(np.repeat(ref[..., None], 3, axis=-1)).save(tmp_path / "rgb.png")
+    rgba = np.concatenate(
+        [np.repeat(ref[..., None], 3, axis=-1), np.full((*ref.shape, 1), 255, np.uint8)], -1
+    )
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb")  # PNG's alpha is dropped on reading
+    assert np.array_equal(read_mask(tmp_path / "rgb.png"), ref)
+    assert np.array_equal(read_mask(tmp_path / "rgba.tif"), ref)
+    colour = np.repeat(ref[..., None], 3, axis=-1)
+    colour[..., 1] = 0  # a colour-coded mask: refused by validation, so returned as stored
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    assert read_mask(tmp_path / "colour.png").shape == (*ref.shape, 3)
+    translucent = rgba.copy()
+    translucent[..., 3] = 128
+    tifffile.imwrite(tmp_path / "translucent.tif", translucent, photometric="rgb")
+    assert read_mask(tmp_path / "translucent.tif").shape == (*ref.shape, 4)

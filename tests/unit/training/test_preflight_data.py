@@ -52,13 +52,13 @@ def test_unpaired_files_are_named(data: Path) -> None:
     assert "1 mask(s) without an image: masks/case_002.png" in masks
 
 
-def test_an_image_whose_mask_is_a_jpeg_is_told_why_it_has_none(data: Path) -> None:
-    """A JPEG mask is skipped (lossy: not class indices); the refusal of its unpaired image says so."""
+def test_an_image_whose_mask_is_of_a_kind_not_read_is_told_why_it_has_none(data: Path) -> None:
+    """A mask of a kind not read (BMP) is skipped; the refusal of its unpaired image names it."""
     mask = data / "masks" / "case_001.png"
-    mask.rename(mask.with_suffix(".jpg"))
+    mask.rename(mask.with_suffix(".bmp"))
     [images] = check_data_dir(_params(data))
     assert "1 image(s) without a mask: images/case_001.png" in images
-    assert "masks/case_001.jpg" in images and "JPEG is not read as a mask" in images
+    assert "masks/case_001.bmp" in images and "not masks of an accepted kind" in images
 
 
 def test_an_unpaired_volume_is_told_of_a_volume_mask(tmp_path: Path) -> None:

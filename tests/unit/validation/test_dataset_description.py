@@ -269,6 +269,27 @@ def test_validate_reads_binary_0_255_masks_as_class_1_for_every_later_reader(
     assert "| 255 (read as 1) | class_1 |" in report and "binary masks written as 0 / 255" in report
 
 
+def test_validate_reads_jpeg_masks_as_binary_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RGB JPEG masks of 0 / 255 (as Kvasir-SEG ships them): paired, read as binary, classes
+    background / class_1, and the note in the output and in dataset.md."""
+    from components.validation.stage import validate_dataset
+
+    monkeypatch.chdir(tmp_path)
+    data = _dataset(tmp_path / "data", values=(0, 255))
+    for png in sorted((data / "masks").glob("*.png")):
+        rgb = np.repeat(np.asarray(Image.open(png))[..., None], 3, axis=-1)
+        Image.fromarray(rgb).save(png.with_suffix(".jpg"), quality=70)
+        png.unlink()
+    validate_dataset(data, "auto", "auto")
+    fp = json.loads(layout.FINGERPRINT.read_text())
+    assert fp["classes"] == {"background": 0, "class_1": 1}
+    assert fp["class_fractions"]["class_1"] == pytest.approx(0.25, abs=0.03)
+    assert "3 mask(s) in masks/ are JPEG" in capsys.readouterr().out
+    assert "are read as binary masks" in layout.DATASET_REPORT.read_text()
+
+
 def test_validate_stops_on_a_disagreeing_dataset_json_before_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
