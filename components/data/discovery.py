@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.data.case_table import CASES_CSV, CaseTable, DiscoveryError, read_cases_csv
+from components.data.mask_names import mask_suffix
 from components.data.raw_layout import dataset_folders, unlabelled_note
 from components.data.regions import ROIS_DIR
 from components.io import IMAGE_PATHS_SEP, IMAGE_SUFFIXES, MASK_SUFFIXES, file_stem
@@ -273,6 +274,9 @@ def discover(data_dir: Path) -> Discovery:
     folders = dataset_folders(data_dir)  # images/ + masks/, or an MSD / nnU-Net imagesTr/ + labelsTr/
     images, ignored_images = _scan(data_dir / folders.images, IMAGE_SUFFIXES, "image")
     masks, ignored_masks = _scan(data_dir / folders.masks, MASK_SUFFIXES, "mask")
+    suffix = mask_suffix(set(images), sorted(masks))
+    if suffix is not None:  # <image stem><suffix>: pair by the stem before the suffix
+        masks = {stem[: -len(suffix)]: path for stem, path in masks.items()}
     cases = _group_channels(images, masks)
     paired = sorted(cases)
     used = {p for files in cases.values() for p in files}
@@ -282,6 +286,13 @@ def discover(data_dir: Path) -> Discovery:
     known |= {m["case"] for m in map(CHANNEL_STEM.match, images) if m}
     table = CaseTable({})
     notes = [n for n in (unlabelled_note(data_dir),) if n]  # an MSD / nnU-Net imagesTs/: not cases
+    if suffix is not None:
+        example = next(iter(sorted(masks.items())))
+        notes.append(
+            f"{folders.masks}/ names each mask after its image with {suffix!r} added (e.g. "
+            f"{example[1].relative_to(data_dir).as_posix()} for the image {example[0]}): paired by the "
+            f"stem before {suffix!r}"
+        )
     cases_csv = data_dir / CASES_CSV
     if cases_csv.is_file():
         table = read_cases_csv(cases_csv)
