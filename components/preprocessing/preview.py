@@ -77,18 +77,24 @@ def render_preview(
 
 
 def load_samples(data_dir: Path, spec: PreprocessSpec, n: int) -> list[Sample]:
-    """The first ``n`` image/mask pairs of a dataset folder, preprocessed to the network size.
+    """The first ``n`` image/mask pairs of a dataset folder, preprocessed to the network size; binary
+    masks written as ``0 / v`` read with ``v`` as 1, as validate reads them
+    (:func:`components.io.case_masks.binary_foreground`, over these samples' values).
 
     Shape:
         each sample: image (h, w, channels) float32 in [0, 1], mask (h, w) uint8.
     """
     from components.data.discovery import discover
     from components.io import read_image, read_mask
+    from components.io.case_masks import binary_foreground, class_indices
     from components.preprocessing.pipeline import to_unit_image
 
+    pairs = [(read_image(p.image), read_mask(p.mask)) for p in discover(Path(data_dir)).pairs[:n]]
+    values = sorted({int(v) for _, mask in pairs for v in np.unique(mask)})
+    foreground = binary_foreground(values)
     samples = []
-    for pair in discover(Path(data_dir)).pairs[:n]:
-        image, mask, _ = to_unit_image(read_image(pair.image), read_mask(pair.mask), spec)
+    for raw, stored in pairs:
+        image, mask, _ = to_unit_image(raw, class_indices(stored, foreground), spec)
         samples.append((image, np.asarray(mask).astype(np.uint8)))
     if not samples:
         raise ValueError(
