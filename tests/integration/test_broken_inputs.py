@@ -195,7 +195,9 @@ def undeclared_16bit_and_float(data: Path) -> None:
 
 def rgb_mask(data: Path) -> None:
     m = _mask(data, "case_010")
-    _png(data / "masks/case_010.png", np.repeat(m[..., None], 3, axis=2))
+    colour = np.repeat(m[..., None], 3, axis=2)
+    colour[..., 2] = m == 0  # colour-coded (a gray mask saved as RGB, equal channels, is read as gray)
+    _png(data / "masks/case_010.png", colour)
 
 
 def palette_mask(data: Path) -> None:
