@@ -107,3 +107,4 @@ bench-speed: venv  ## segflow vs bare PyTorch (training, inference), the loader,
 	$(BIN)/python bench/infer_throughput.py --quick
 	$(BIN)/python bench/loader_throughput.py --quick
 	$(BIN)/python bench/stage_overhead.py --quick
+	$(BIN)/python bench/precision.py

@@ -133,7 +133,7 @@ def run_case(case: dict[str, Any], steps: int, rounds: int, device: str, compile
                 "loss": [t.model_dump() for t in tc.loss],
                 "optimizer": tc.optimizer.name,
                 "grad_clip": tc.grad_clip,
-                "precision": "bf16 autocast" if s.device.type == "cuda" and tc.bf16 else "fp32",
+                "precision": "bf16 autocast" if tc.bf16 else "fp32",
                 "channels_last": tc.channels_last,
                 "compile": compile_,
             },

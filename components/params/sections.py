@@ -158,10 +158,10 @@ class TrainConfig(_Frozen):
     class_aware_sampling: bool = False
     folds: list[int] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
+    bf16: bool = False  # bf16 autocast in training, on CUDA or the CPU (float32 master weights)
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"  # auto: from cores and device
     val_every: int = Field(default=1, ge=1)  # validate every N epochs (and after the last one)
-    channels_last: bool = False  # channels-last memory format (a speed-up on CUDA tensor cores)
+    channels_last: bool = False  # channels-last memory format (faster convolutions on some devices)
     compile: bool = False  # torch.compile the training forward pass (validation stays eager)
     # where the folds train: one after another, or as task runs on a Dask cluster (its address
     # is environment, SEGFLOW_DASK_ADDRESS; none: a LocalCluster, one worker per fold and core)

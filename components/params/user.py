@@ -49,6 +49,8 @@ PLANNABLE: tuple[str, ...] = (
     "train.patch_size",
     "train.iterations_per_epoch",
     "train.val_every",
+    "train.bf16",
+    "train.channels_last",
     "ensemble.registered_model",
     "evaluate.overlap",
     "ensemble.tta",

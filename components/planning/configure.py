@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from components.planning import encoder, recipe
 from components.planning.context import Context, Trained
 from components.planning.decision import Decision, PlanError
-from components.planning.measure import Candidate, Measurement, measured, transform_entries
+from components.planning.measure import Measurement
 from components.planning.mirroring import plan_mirror_axes
-from components.planning.network import WINDOW_BATCH, Space, choose_network, plan_batch
+from components.planning.network import WINDOW_BATCH, Measurer, Space, choose_network, plan_batch
 from components.planning.schedule import (
     Costs,
     Schedule,
@@ -160,6 +159,8 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
         batch=v.given("train.batch_size"),
         folds=ctx.n_folds,
         folds_yours="train.folds" in v.yours or ctx.folds_fixed,
+        bf16=v.given("train.bf16"),
+        channels_last=v.given("train.channels_last"),
     )
 
     def schedule_for(m: Measurement, batch: int, patch: list[int], tta: int | None = None) -> Schedule:
@@ -182,6 +183,8 @@ def plan_patch(ctx: Context, patch_ndim: int) -> Trained:
 
     network = choose_network(space, schedule_for, ctx.cache, ctx.measure_fn)
     v.set("train.model", network.model)
+    v.set("train.bf16", network.numerics.bf16)
+    v.set("train.channels_last", network.numerics.channels_last)
     patch = [int(p) for p in v.set("train.patch_size", network.patch)]
     batch = int(v.set("train.batch_size", network.batch))
     m = network.measurement
@@ -230,20 +233,13 @@ def plan_resized(ctx: Context, image_size: tuple[int, int]) -> Trained:
         transforms,
         ctx.budget.device,
         ctx.budget.memory_gb * 2**30,
+        bf16=v.given("train.bf16"),
+        channels_last=v.given("train.channels_last"),
     )
     batch = int(v.set("train.batch_size", plan_batch(space, image_size, lambda _: True)))
-    c = Candidate(
-        str(model["name"]),
-        json.dumps(model.get("kwargs", {}), sort_keys=True),
-        tuple(image_size),
-        None,
-        batch,
-        ctx.channels,
-        ctx.num_classes,
-        WINDOW_BATCH,
-        transform_entries(transforms),
-    )
-    m = measured(c, ctx.budget.device, ctx.cache, ctx.measure_fn)[0]
+    m, numerics = Measurer(space, ctx.cache, ctx.measure_fn)(model, tuple(image_size), batch)
+    v.set("train.bf16", numerics.bf16)
+    v.set("train.channels_last", numerics.channels_last)
     flip = 1 in mirror.value
     tta = Decision(True, "horizontal flip (resize modes)") if flip else Decision(False, mirror.reason)
     flips = 2 if v.set("ensemble.tta", tta) else 1

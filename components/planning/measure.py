@@ -2,7 +2,11 @@
 peak training memory, and augmentation seconds per sample.
 
 The training step is the real one: the registered model, the compound loss (deep supervision
-included), the optimiser (AdamW), bf16 autocast on CUDA, on random inputs of the planned patch and batch.
+included), the optimiser (AdamW), in the candidate's precision and memory layout (``train.bf16``,
+``train.channels_last``), on random inputs of the planned patch and batch. Inference windows run in
+float32 (bf16 on CUDA), as the evaluate and ensemble stages' predictors do. A candidate with no
+window batch is a probe of precision and layout (:mod:`components.planning.numerics`): only its
+training step is timed.
 Peak memory on CUDA is ``torch.cuda.max_memory_allocated``; on the CPU it is what autograd keeps
 for the backward pass (every saved tensor, counted once per storage) plus weights, gradients and
 the optimiser's buffers.
@@ -51,8 +55,10 @@ class Candidate:
     batch: int
     in_channels: int
     num_classes: int
-    window_batch: int
+    window_batch: int  # 0: a probe, the training step's time only (no memory pass, windows or augmentation)
     transforms: tuple[str, ...]  # JSON of each augmentation entry (for the cache key and the run)
+    bf16: bool = False  # the training step under bf16 autocast
+    channels_last: bool = False  # ... with the network and its input in channels-last layout
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Measurement:
     activation_bytes: float
     aug_s: float  # augmentation of one training sample
     parameters: int
+    probe: bool = False  # the step's time only (memory, windows and augmentation not measured)
 
 
 def _model(c: Candidate) -> Any:
@@ -75,7 +82,7 @@ def _model(c: Candidate) -> Any:
     return build_model(c.model, c.in_channels, c.num_classes, **kwargs)
 
 
-def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any) -> float:
+def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any, precision: Callable[[], Any]) -> float:
     """Bytes autograd keeps for the backward pass of one forward (each storage counted once)."""
     import torch
 
@@ -86,7 +93,7 @@ def _saved_bytes(model: Any, loss_fn: Any, x: Any, y: Any) -> float:
         seen[storage.data_ptr()] = storage.nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), precision():
         loss = loss_fn(model(x), y)
     loss.backward()
     return float(sum(seen.values()))
@@ -145,22 +152,23 @@ def measure(c: Candidate, device: str) -> Measurement:
     import torch
 
     from components.losses import build_loss
-    from components.training.device import autocast
+    from components.training.device import autocast, memory_format
 
     dev = torch.device(device)
     torch.manual_seed(0)
-    model = _model(c).to(dev)
+    layout = memory_format(c.channels_last, len(c.patch))
+    model = _model(c).to(dev).to(memory_format=layout)
     loss_fn = build_loss([{"name": "dice"}, {"name": "ce"}], c.num_classes)
     # AdamW, the costlier of the plan's two optimisers (two moments per weight, SGD keeps one): a
     # 14 M-parameter encoder's update takes 18 ms of a 0.3 s step on a 2-core CPU with AdamW, 8 with SGD
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    x = torch.randn(c.batch, c.in_channels, *c.patch, device=dev)
+    x = torch.randn(c.batch, c.in_channels, *c.patch, device=dev).contiguous(memory_format=layout)
     y = torch.randint(0, c.num_classes, (c.batch, *c.patch), device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast(dev, bf16=True):
+        with autocast(dev, c.bf16):
             loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
@@ -172,21 +180,32 @@ def measure(c: Candidate, device: str) -> Measurement:
         step()
     step_s = _timed(step, TIMED_STEPS, sync)
     params = sum(p.numel() for p in model.parameters())
-    activations = _saved_bytes(model, loss_fn, x, y)
+    if c.window_batch == 0:
+        return Measurement(step_s, 0.0, 0.0, 0.0, 0.0, int(params), probe=True)
+    activations = _saved_bytes(model, loss_fn, x, y, lambda: autocast(dev, c.bf16))
     if dev.type == "cuda":
         memory = float(torch.cuda.max_memory_allocated(dev))
     else:
         memory = activations + params * 4 * 4  # weights, gradients, momentum, a copy in the step
+    window_s = _window_seconds(model.to(memory_format=torch.contiguous_format), c, dev, sync)
+    return Measurement(step_s, window_s, memory, activations, _augmentation_seconds(c), int(params))
+
+
+def _window_seconds(model: Any, c: Candidate, dev: Any, sync: Any) -> float:
+    """One inference forward of ``c.window_batch`` windows, as the predictors run it."""
+    import torch
+
+    from components.training.device import autocast
+
     model.eval()
     windows = torch.randn(c.window_batch, c.in_channels, *c.patch, device=dev)
 
     def forward() -> None:
-        with torch.no_grad(), autocast(dev, bf16=True):
+        with torch.no_grad(), autocast(dev, bf16=dev.type == "cuda"):
             model(windows)
 
     forward()
-    window_s = _timed(forward, TIMED_WINDOWS, sync)
-    return Measurement(step_s, window_s, memory, activations, _augmentation_seconds(c), int(params))
+    return _timed(forward, TIMED_WINDOWS, sync)
 
 
 def measuring_seconds(m: Measurement) -> float:
@@ -194,8 +213,10 @@ def measuring_seconds(m: Measurement) -> float:
     steps, the pass that counts saved bytes, the windows, the augmentation samples): a plan read
     from the cache is estimated exactly as the one that measured."""
 
+    if m.probe:
+        return (WARMUP_STEPS + timed_calls(m.step_s, TIMED_STEPS)) * m.step_s
     steps = (WARMUP_STEPS + 1 + timed_calls(m.step_s, TIMED_STEPS)) * m.step_s
-    windows = (1 + timed_calls(m.window_s, TIMED_WINDOWS)) * m.window_s
+    windows = (1 + timed_calls(m.window_s, TIMED_WINDOWS)) * m.window_s if m.window_s else 0.0
     return steps + windows + (1 + AUG_SAMPLES) * m.aug_s
 
 

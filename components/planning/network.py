@@ -41,6 +41,7 @@ from components.planning.measure import (
     measured,
     transform_entries,
 )
+from components.planning.numerics import Numerics, choose_numerics
 from components.planning.schedule import MIN_FOLD_STEPS, Schedule, TooShort
 from components.planning.topology import MemoryModel, fit_patch, time_patch
 
@@ -87,6 +88,8 @@ class Space:
     batch: int | None = None  # the user's train.batch_size
     folds: int = 1  # folds the schedules are planned for (fewer may train: the planner's fold rule)
     folds_yours: bool = False  # the user's train.folds: never fewer
+    bf16: bool | None = None  # the user's train.bf16
+    channels_last: bool | None = None  # the user's train.channels_last
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Network:
     measurement: Measurement
     schedule: Schedule
     candidates: list[dict[str, Any]]
+    numerics: Numerics
 
 
 def plan_batch(space: Space, patch: Sequence[int], fits: Callable[[int], bool]) -> Decision:
@@ -184,26 +188,59 @@ def _candidate(
     return model, tuple(patch), Decision(list(patch), patch_reason), batch
 
 
-def _measure(
-    space: Space,
-    model: dict[str, Any],
-    patch: tuple[int, ...],
-    batch: int,
-    cache: MeasurementCache | None,
-    measure_fn: MeasureFn | None,
-) -> Measurement:
-    c = Candidate(
-        model=str(model["name"]),
-        model_kwargs=json.dumps(model.get("kwargs", {}), sort_keys=True),
-        patch=patch,
-        spacing=space.spacing if len(space.spacing) == len(patch) else None,
-        batch=batch,
-        in_channels=space.in_channels,
-        num_classes=space.num_classes,
-        window_batch=WINDOW_BATCH,
-        transforms=transform_entries(space.transforms),
-    )
-    return measured(c, space.device, cache, measure_fn)[0]
+class Measurer:
+    """Measures candidates of one configuration, each network family in its precision and layout
+    (:mod:`components.planning.numerics`, decided on the family's first candidate)."""
+
+    def __init__(self, space: Space, cache: MeasurementCache | None, measure_fn: MeasureFn | None) -> None:
+        self.space, self.cache, self.measure_fn = space, cache, measure_fn
+        self.families: dict[str, Numerics] = {}
+
+    def _candidate(
+        self, model: dict[str, Any], patch: tuple[int, ...], batch: int, mode: tuple[bool, bool], probe: bool
+    ) -> Candidate:
+        space = self.space
+        return Candidate(
+            model=str(model["name"]),
+            model_kwargs=json.dumps(model.get("kwargs", {}), sort_keys=True),
+            patch=patch,
+            spacing=space.spacing if len(space.spacing) == len(patch) else None,
+            batch=batch,
+            in_channels=space.in_channels,
+            num_classes=space.num_classes,
+            window_batch=0 if probe else WINDOW_BATCH,  # a probe times the training step only
+            transforms=() if probe else transform_entries(space.transforms),
+            bf16=mode[0],
+            channels_last=mode[1],
+        )
+
+    def numerics(self, model: dict[str, Any], patch: tuple[int, ...], batch: int) -> Numerics:
+        """The family's precision and layout, measured on its first candidate (this one)."""
+        family = str(model["name"])
+        if family not in self.families:
+
+            def step_at(bf16: bool, channels_last: bool) -> float:
+                c = self._candidate(model, patch, batch, (bf16, channels_last), probe=True)
+                return measured(c, self.space.device, self.cache, self.measure_fn)[0].step_s
+
+            what = f"the {_label(model)} step on {' x '.join(map(str, patch))} (batch {batch})"
+            self.families[family] = choose_numerics(
+                self.space.device, step_at, what, self.space.bf16, self.space.channels_last
+            )
+        return self.families[family]
+
+    def __call__(
+        self, model: dict[str, Any], patch: tuple[int, ...], batch: int
+    ) -> tuple[Measurement, Numerics]:
+        """The candidate's measurement in its family's precision and layout."""
+        numerics = self.numerics(model, patch, batch)
+        c = self._candidate(model, patch, batch, numerics.mode, probe=False)
+        return measured(c, self.space.device, self.cache, self.measure_fn)[0], numerics
+
+
+def _label(model: dict[str, Any]) -> str:
+    width = model.get("kwargs", {}).get("base_filters") if model["name"] == "dynunet" else None
+    return f"dynunet {width}" if width else str(model["name"])
 
 
 @dataclass(frozen=True)
@@ -216,6 +253,7 @@ class Option:
     batch: Decision
     measurement: Measurement
     schedule: Schedule
+    numerics: Numerics
     shrunk: bool = False  # its patch was shrunk for time (less than the whole median case)
     coverage: float = 1.0  # the encoder: its patch's share of the whole median image (widths: `shrunk`)
 
@@ -244,15 +282,14 @@ def _width_option(
     width: int,
     is_narrowest: bool,
     schedule_for: Callable[[Measurement, int, list[int]], Schedule],
-    cache: MeasurementCache | None,
-    measure_fn: MeasureFn | None,
+    measure: Measurer,
 ) -> Option | None:
     """The dynamic U-Net of ``width`` (or the user's network) fitted to memory and time; None when
     its schedule does not fit the budget at all and a narrower width may."""
     calibration = 1.0
     for _ in range(MEASURE_ROUNDS):
         model, patch, patch_d, batch_d = _candidate(space, width, calibration)
-        m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
+        m, numerics = measure(model, patch, int(batch_d.value))
         if m.memory_bytes <= space.memory_bytes or space.patch is not None:
             break
         calibration *= m.memory_bytes / space.memory_bytes * 1.05
@@ -265,7 +302,8 @@ def _width_option(
     whole: PlanError | None = None
     option = None
     try:
-        option = Option(width, model, patch_d, batch_d, m, schedule_for(m, int(batch_d.value), list(patch)))
+        sched = schedule_for(m, int(batch_d.value), list(patch))
+        option = Option(width, model, patch_d, batch_d, m, sched, numerics)
     except PlanError as exc:
         if not is_narrowest:
             return None  # this width does not fit the budget at all: a narrower one may
@@ -276,11 +314,11 @@ def _width_option(
     smaller = time_patch(patch, space.spacing, steps, TIME_TARGET_STEPS) if space.patch is None else patch
     if smaller != patch:  # too few steps on the whole case: a smaller patch, measured again
         model, patch, patch_d, batch_d = _candidate(space, width, calibration, smaller)
-        m = _measure(space, model, patch, int(batch_d.value), cache, measure_fn)
+        m, numerics = measure(model, patch, int(batch_d.value))
         try:
             sched = schedule_for(m, int(batch_d.value), list(patch))
             if sched.steps > steps:  # kept only when it trains more (its windows cost time too)
-                option = Option(width, model, patch_d, batch_d, m, sched, shrunk=True)
+                option = Option(width, model, patch_d, batch_d, m, sched, numerics, shrunk=True)
         except TooShort as exc:
             if option is None:  # neither fits: the error of the one that needs less
                 less = exc if not isinstance(whole, TooShort) or exc.minimum_s < whole.minimum_s else whole
@@ -292,8 +330,7 @@ def _width_option(
 def _encoder_option(
     space: Space,
     schedule_for: Callable[[Measurement, int, list[int]], Schedule],
-    cache: MeasurementCache | None,
-    measure_fn: MeasureFn | None,
+    measure: Measurer,
 ) -> Option | None:
     """The ResNet-18-encoder U-Net (:mod:`components.planning.encoder`) on the whole median image,
     shrunk to fit memory, then for time; None when it fits neither."""
@@ -302,7 +339,7 @@ def _encoder_option(
 
     def option_at(patch: tuple[int, ...], extent: str, shrunk: bool) -> tuple[Option | None, Measurement]:
         batch = Decision(space.batch, "yours") if space.batch else plan_batch(space, patch, lambda _: True)
-        m = _measure(space, model, patch, int(batch.value), cache, measure_fn)
+        m, numerics = measure(model, patch, int(batch.value))
         reason = (
             f"{extent}, each axis a multiple of {encoder.DIVISOR} (the encoder halves five times); "
             f"{m.memory_bytes / 2**30:.2f} GB of the {space.memory_bytes / 2**30:.1f} GB budget (measured)"
@@ -312,7 +349,7 @@ def _encoder_option(
         except PlanError:
             return None, m
         coverage = math.prod(patch) / math.prod(whole)
-        return Option(0, model, Decision(list(patch), reason), batch, m, sched, shrunk, coverage), m
+        return Option(0, model, Decision(list(patch), reason), batch, m, sched, numerics, shrunk, coverage), m
 
     patch = whole
     extent = "the median image"
@@ -362,16 +399,17 @@ def choose_network(
         PlanError: Even the smallest patch does not fit the memory budget.
     """
     widths = _widths(space)
+    measure = Measurer(space, cache, measure_fn)
     options: list[Option] = []
     no_time: list[str] = []  # candidates whose schedule does not fit the budget at all
     for width in widths:
         if width == ENCODER_RANK and space.model is None and encoder.applies(space.median_shape):
-            found = _encoder_option(space, schedule_for, cache, measure_fn)
+            found = _encoder_option(space, schedule_for, measure)
             if found is None:
                 no_time.append("the ResNet-18-encoder U-Net")
             else:
                 options.append(found)
-        option = _width_option(space, width, width == widths[-1], schedule_for, cache, measure_fn)
+        option = _width_option(space, width, width == widths[-1], schedule_for, measure)
         if option is None:
             no_time.append(f"{width} base filters")
         else:
@@ -385,11 +423,19 @@ def choose_network(
             "batch": o.batch.value,
             "step_s": round(o.measurement.step_s, 4),
             "steps_per_fold": o.schedule.steps,
+            "bf16": o.numerics.mode[0],
+            "channels_last": o.numerics.mode[1],
         }
         for o in options
     ]
     return Network(
-        Decision(chosen.model, reason), chosen.patch, chosen.batch, chosen.measurement, chosen.schedule, table
+        Decision(chosen.model, reason),
+        chosen.patch,
+        chosen.batch,
+        chosen.measurement,
+        chosen.schedule,
+        table,
+        chosen.numerics,
     )
 
 

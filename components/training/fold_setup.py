@@ -26,6 +26,7 @@ from components.preprocessing.specs import AnySpec, prepared_info, prepared_spec
 from components.training.checkpoint import ModelSpec, model_spec_from_params
 from components.training.dataset import SegmentationDataset
 from components.training.ddp import Rank, current_rank, per_rank_batch, rank_device, shard_sampler, wrap_model
+from components.training.device import memory_format as device_memory_format
 from components.training.device import resolve_device, seed_everything
 from components.training.early_stopping import EarlyStopping
 from components.training.interrupt import StopRequest
@@ -147,7 +148,7 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
 
     model = build_model(mspec.name, mspec.in_channels, mspec.num_classes, **mspec.kwargs).to(device)
     spatial_dims = len(nd.patch_size) if isinstance(spec, NativeSpec) else 2  # the network's input
-    memory_format = _memory_format(tc.channels_last, spatial_dims)
+    memory_format = device_memory_format(tc.channels_last, spatial_dims)
     model = model.to(memory_format=memory_format)
     trained = wrap_model(model, device) if rank is not None else model  # gradients averaged over ranks
     forward = torch.compile(trained) if tc.compile else trained
@@ -183,10 +184,3 @@ def setup_fold(params: Params, fold: int, splits: Splits, prepared_dir: Path) ->
         memory_format=memory_format,
         rank=rank,
     )
-
-
-def _memory_format(channels_last: bool, spatial_dims: int) -> torch.memory_format:
-    """channels-last (2D) / channels-last-3d (volumes) when asked for, else the default layout."""
-    if not channels_last:
-        return torch.contiguous_format
-    return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d

@@ -22,6 +22,7 @@ RULE_ORDER = (
     "topology",
     "network",
     "encoder",
+    "numerics",
     "measure",
     "recipe",
     "mirroring",

@@ -140,3 +140,19 @@ def test_compiled_and_eager_training_give_the_same_losses(
     assert got[0]["val_loss"] == pytest.approx(eager[0]["val_loss"], rel=1e-3)
     state = torch.load(compiled.best_checkpoint, weights_only=True)["state_dict"]
     assert not any(k.startswith("_orig_mod.") for k in state)  # the plain module's weights are saved
+
+
+def test_bf16_on_the_cpu_trains_with_float32_weights_and_near_float32_losses(
+    tmp_path: Path,
+    prepared: tuple[Path, Splits],  # noqa: F811
+) -> None:
+    """train.bf16 now applies on the CPU too (the plan turns it on where it measures it faster)."""
+    prepared_dir, splits = prepared
+    plain = _history(train_fold(make_params(), 0, splits, prepared_dir, tmp_path / "a").history)
+    run = train_fold(make_params(bf16=True), 0, splits, prepared_dir, tmp_path / "b")
+    low = _history(run.history)
+    assert low[0]["train_loss"] != plain[0]["train_loss"]  # autocast did run in bf16
+    for a, b in zip(plain, low, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.05)
+    state = torch.load(run.last_checkpoint, weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
