@@ -92,31 +92,32 @@ def choose_numerics(
     def best(p: bool) -> float:
         return min(times[(p, c)] for c in layouts)
 
-    if bf16_yours is not None:
-        bf16 = Decision(bf16_yours, "yours")
-    else:
-        fast, slow = best(True), best(False)
-        gain = slow / fast if fast > 0 else 1.0
-        on = gain >= BF16_GAIN
-        measured = f"{what} measured {fast:.3f} s with bf16 autocast against {slow:.3f} s in float32"
-        bf16 = Decision(
-            on,
-            f"bf16 autocast: {measured} ({gain:.2f}x >= {BF16_GAIN}x; float32 weights)"
-            if on
-            else f"float32: {measured} ({gain:.2f}x < the {BF16_GAIN}x worth bf16's rounding)",
+    bf16 = (
+        Decision(bf16_yours, "yours")
+        if bf16_yours is not None
+        else _faster(
+            best(True), best(False), BF16_GAIN, what, ("bf16 autocast", "float32"), "; float32 weights"
         )
+    )
     p = bool(bf16.value)
-    if layout_yours is not None:
-        layout = Decision(layout_yours, "yours")
-    else:
-        last, default = times[(p, True)], times[(p, False)]
-        gain = default / last if last > 0 else 1.0
-        on = gain >= LAYOUT_GAIN
-        measured = f"{what} measured {last:.3f} s channels-last against {default:.3f} s in the default layout"
-        layout = Decision(
-            on,
-            f"channels-last: {measured} ({gain:.2f}x >= {LAYOUT_GAIN}x)"
-            if on
-            else f"the default layout: {measured} ({gain:.2f}x < {LAYOUT_GAIN}x)",
+    layout = (
+        Decision(layout_yours, "yours")
+        if layout_yours is not None
+        else _faster(
+            times[(p, True)], times[(p, False)], LAYOUT_GAIN, what, ("channels-last", "the default layout")
         )
+    )
     return Numerics(bf16, layout)
+
+
+def _faster(
+    option_s: float, plain_s: float, gain_needed: float, what: str, names: tuple[str, str], note: str = ""
+) -> Decision:
+    """Whether the option (``names[0]``) is taken over the plain way (``names[1]``): when its measured
+    step is at least ``gain_needed`` times faster."""
+    gain = plain_s / option_s if option_s > 0 else 1.0
+    on = gain >= gain_needed
+    measured = f"{what} measured {option_s:.3f} s with {names[0]} against {plain_s:.3f} s with {names[1]}"
+    if on:
+        return Decision(True, f"{names[0]}: {measured} ({gain:.2f}x >= {gain_needed}x{note})")
+    return Decision(False, f"{names[1]}: {measured} ({gain:.2f}x < the {gain_needed}x it needs)")

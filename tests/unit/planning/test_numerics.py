@@ -41,7 +41,7 @@ def test_a_cpu_with_bf16_units_trains_in_bf16() -> None:
     """AMX: 0.45 s against 1.03 s in float32 (measured on a Xeon): bf16, with the numbers in the reason."""
     n = choose_numerics("cpu", Probe(_steps(1.03, 0.45)), "the step")
     assert n.mode == (True, False)
-    assert "0.450 s with bf16 autocast against 1.030 s in float32" in str(n.bf16.reason)
+    assert "0.450 s with bf16 autocast against 1.030 s with float32" in str(n.bf16.reason)
 
 
 def test_a_cpu_that_emulates_bf16_stays_in_float32() -> None:
