@@ -149,6 +149,8 @@ ALTERNATIVES: dict[str, Any] = {
     "train.epochs": 3,
     "train.batch_size": 4,
     "train.val_every": 2,
+    "train.bf16": True,
+    "train.channels_last": True,
     "ensemble.tta": False,
     "plan.device": "cpu",
     "plan.memory_gb": 4.0,
